@@ -1,0 +1,81 @@
+// Loads and validates personad.toml into a plain Config, and resolves API credentials.
+// Every error names the file, the key and the line, so an operator can fix it at once.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "personad/clock.hpp"
+#include "personad/job.hpp"
+#include "personad/result.hpp"
+
+namespace personad {
+
+struct ApiConfig {
+  std::string base_url = "https://api.creatify.ai";
+  std::string credentials_file;  // optional; empty when not set
+  Millis timeout{30'000};
+  double max_requests_per_second = 5.0;
+  int max_in_flight = 4;
+  StatusPolicy status;  // done_statuses, failed_statuses, require_active
+  std::string list_path = "/api/personas_v2/";
+  // Additions to the contract (documented in the README):
+  Millis retry_initial{1'000};   // first retry after a transient error
+  Millis retry_max{300'000};     // cap of the retry backoff
+  Millis reconcile_after{30'000};  // how long the API gets to list a create before it is resent
+};
+
+struct PollConfig {
+  Millis first_after{5 * 60'000};
+  Millis initial_interval{5 * 60'000};
+  double multiplier = 2.0;
+  Millis max_interval{60 * 60'000};
+  double jitter = 0.2;
+  Millis give_up_after{7LL * 24 * 3600'000};
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace|debug|info|warn|error
+  std::string format = "text";  // text|json|journal
+};
+
+struct Config {
+  std::string source_path;  // the file this came from; relative paths were resolved against it
+  ApiConfig api;
+  std::string store_path = "/var/lib/personad/personad.db";
+  std::string batches_directory = "/etc/personad/batches.d";
+  PollConfig poll;
+  std::string control_socket = "/run/personad/control.sock";
+  LogConfig log;
+  Millis shutdown_grace{10'000};  // [daemon] shutdown_grace
+  std::string hook_on_transition;  // [hooks] on_transition; empty when not set
+  Millis hook_timeout{10'000};     // [hooks] timeout
+};
+
+// Parses "300ms", "30s", "5m", "1h", "7d" (integer plus unit).
+Result<Millis> parse_duration(std::string_view text);
+std::string format_duration(Millis d);
+
+// Parses TOML text; `source` names the file in error messages and anchors relative paths.
+Result<Config> parse_config(std::string_view text, const std::string& source);
+Result<Config> load_config(const std::string& path);
+
+struct Credentials {
+  std::string api_id;
+  std::string api_key;
+  std::string origin;  // where they came from (for logs): "environment", "$CREDENTIALS_DIRECTORY", file path
+};
+
+// Reads an environment variable; injected so tests need not touch the process environment.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+EnvLookup process_env();
+
+// Precedence: env CREATIFY_API_ID + CREATIFY_API_KEY; files creatify_api_id and creatify_api_key
+// in $CREDENTIALS_DIRECTORY; api.credentials_file (TOML: api_id = "…", api_key = "…").
+// Errors never contain the secret values.
+Result<Credentials> load_credentials(const Config& config, const EnvLookup& env);
+
+}  // namespace personad

@@ -1,0 +1,88 @@
+// The control API behind `personactl`: HTTP+JSON routes over a Unix socket (server and client)
+// and the Prometheus /metrics page. Routing is plain code, testable without a socket.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "personad/clock.hpp"
+#include "personad/result.hpp"
+
+namespace spdlog { class logger; }
+
+namespace personad {
+
+class Tracker;
+class Store;
+
+struct ControlRequest {
+  std::string method;  // GET, POST
+  std::string target;  // origin form: /v1/jobs?state=pending
+  std::string body;
+};
+
+struct ControlResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+// Routes:
+//   GET  /v1/jobs[?state=S]          → [job…]
+//   GET  /v1/jobs/KEY                → job           (404 unknown key)
+//   GET  /v1/jobs/KEY/history        → [transition…] (404)
+//   GET  /v1/stats                   → stats
+//   POST /v1/submit   {source, personas: [spec…]} → {results: [{key, result, state}]}
+//                     (400 with {error, errors: [{key, field, message}]}: nothing enqueued)
+//   POST /v1/jobs/KEY/cancel                        → {job, message} (404, 409)
+//   POST /v1/jobs/KEY/retry   {resubmit: bool}      → {job, message} (404, 409)
+//   POST /v1/jobs/KEY/resolve {adopt: ID} | {resubmit: true} → {job, message} (404, 409)
+//   GET  /metrics                    → Prometheus text
+//   GET  /v1/health                  → {status, version, pid}
+class ControlApi {
+ public:
+  ControlApi(Tracker& tracker, Store& store, const Clock& clock);
+  ControlResponse handle(const ControlRequest& request);
+
+ private:
+  ControlResponse submit(const std::string& body);
+  ControlResponse metrics();
+  Tracker& tracker_;
+  Store& store_;
+  const Clock& clock_;
+};
+
+using ControlHandler = std::function<ControlResponse(const ControlRequest&)>;
+
+// Listens on a Unix socket (mode 0660; a stale socket file is replaced). Requests over
+// max_body_bytes are refused with 413; idle connections close after a timeout.
+class ControlServer {
+ public:
+  static Result<std::unique_ptr<ControlServer>> listen(boost::asio::any_io_executor ex,
+                                                       const std::string& socket_path,
+                                                       ControlHandler handler,
+                                                       std::shared_ptr<spdlog::logger> log,
+                                                       std::size_t max_body_bytes = 1 << 20);
+  ~ControlServer();
+  void stop();  // closes the listener and removes the socket file
+  struct Impl;
+
+ private:
+  explicit ControlServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+struct ControlReply {
+  int status = 0;
+  std::string body;
+};
+
+// One synchronous request to the daemon's control socket. `unreachable` is set when no daemon
+// listens there (no socket file, connection refused), so the CLI can fall back to the database.
+Result<ControlReply> control_call(const std::string& socket_path, const std::string& method,
+                                  const std::string& target, const std::string& body,
+                                  Millis timeout, bool* unreachable);
+
+}  // namespace personad

@@ -1,0 +1,98 @@
+// What personad needs from the Creatify API, as an interface the tracker depends on (and tests
+// fake), plus the pure mapping of HTTP responses to ok / transient / permanent.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "personad/clock.hpp"
+#include "personad/job.hpp"
+#include "personad/result.hpp"
+
+namespace personad {
+
+// The fields of a persona object personad uses.
+struct RemotePersona {
+  std::string id;
+  std::string process_status;
+  std::string failed_reason;
+  bool is_active = false;
+  bool has_labels = false;  // the object carried a "labels" field at all
+  std::vector<std::string> labels;
+  std::string creator_name;
+  std::string gender;
+  std::string video_scene;
+  std::string keywords;
+  std::optional<TimePoint> created_at;
+};
+
+enum class Outcome {
+  ok,
+  transient,     // timeout, reset, 5xx, 429, malformed body: try again later
+  permanent,     // a 4xx the request itself caused: do not resend
+  unauthorized,  // 401/403: the credentials are wrong; nothing about this job is at fault
+};
+
+std::string_view to_string(Outcome o);
+
+template <class T>
+struct ApiResult {
+  Outcome outcome = Outcome::transient;
+  T value{};
+  int http_status = 0;                // 0 when no response arrived
+  std::optional<Millis> retry_after;  // from a Retry-After header
+  std::string message;                // for an operator; never holds a secret
+  // False only when the request certainly never reached the API (connect refused, DNS failure,
+  // local file unreadable before sending). A create with sent=true and outcome != ok has an
+  // unknown result and must be reconciled before anything is resent.
+  bool sent = true;
+};
+
+class CreatifyApi {
+ public:
+  virtual ~CreatifyApi() = default;
+  // POST /api/personas_v2/ with the spec and labels_as_sent(spec, client_ref).
+  virtual boost::asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec,
+                                                                  std::string client_ref) = 0;
+  // GET /api/personas/{id}/
+  virtual boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) = 0;
+  // GET {list_path}, following `next` through every page.
+  virtual boost::asio::awaitable<ApiResult<std::vector<RemotePersona>>> list() = 0;
+};
+
+// ---- Pure helpers (no I/O), shared by the client and its tests ----
+
+// Outcome for an HTTP status code: 2xx ok; 408, 425, 429, 5xx transient; 401, 403 unauthorized;
+// other 4xx permanent; anything else transient.
+Outcome classify_http_status(int status);
+
+// Retry-After as seconds ("120") or an HTTP date relative to `now`.
+std::optional<Millis> parse_retry_after(std::string_view value, TimePoint now);
+
+// Reads a persona object; an error message when required fields (id) are missing or mistyped.
+Result<RemotePersona> parse_persona(const boost::json::value& v);
+
+struct ListPage {
+  std::vector<RemotePersona> items;
+  std::string next;  // absolute or relative URL of the next page; empty on the last page
+};
+// Accepts a plain JSON array or {count, next, previous, results}.
+Result<ListPage> parse_list_page(const boost::json::value& v);
+
+// A readable message from an error body: DRF field errors {"field": ["msg", …]} become
+// "field: msg; …"; {"detail": "…"} / {"message": "…"} / {"error": "…"} their text; else the
+// body cut to a few hundred characters.
+std::string error_message_from_body(std::string_view body);
+
+// The JSON body of a create request with URL videos.
+boost::json::object create_request_json(const PersonaSpec& spec, std::string_view client_ref);
+
+// Maps a complete HTTP response for a request that returns one persona.
+ApiResult<RemotePersona> map_persona_response(int status, std::string_view body,
+                                              std::string_view retry_after_header, TimePoint now);
+
+}  // namespace personad

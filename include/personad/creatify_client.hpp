@@ -1,0 +1,50 @@
+// The Creatify API over HTTP(S) with Beast: TLS with peer verification and SNI, a keep-alive
+// connection pool of max_in_flight, a token-bucket rate limit, timeouts and response size caps.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <memory>
+
+#include "personad/config.hpp"
+#include "personad/creatify_api.hpp"
+
+namespace spdlog { class logger; }
+
+namespace personad {
+
+struct ClientOptions {
+  std::string base_url;          // http://host:port or https://host[:port], no trailing path
+  std::string list_path = "/api/personas_v2/";
+  Millis timeout{30'000};        // per request: connect + write + read
+  double max_requests_per_second = 5.0;
+  int max_in_flight = 4;
+  std::size_t max_response_bytes = 8 * 1024 * 1024;
+  std::string user_agent = "personad";
+};
+
+ClientOptions client_options_from(const ApiConfig& api);
+
+class CreatifyClient final : public CreatifyApi {
+ public:
+  // Fails when base_url is not an http(s) URL or the TLS context cannot be set up.
+  static Result<std::unique_ptr<CreatifyClient>> create_client(
+      boost::asio::any_io_executor ex, ClientOptions options, Credentials credentials,
+      std::shared_ptr<spdlog::logger> log);
+  ~CreatifyClient() override;
+
+  boost::asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec,
+                                                          std::string client_ref) override;
+  boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) override;
+  boost::asio::awaitable<ApiResult<std::vector<RemotePersona>>> list() override;
+
+  // Closes pooled connections (shutdown).
+  void close();
+
+  struct Impl;
+
+ private:
+  explicit CreatifyClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace personad

@@ -1,0 +1,31 @@
+// The JSON shapes of the contract: job objects, history rows and stats, as printed by
+// `personactl --json` and served on the control socket; and specs sent by `personactl submit`.
+#pragma once
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <vector>
+
+#include "personad/job.hpp"
+#include "personad/result.hpp"
+#include "personad/store.hpp"
+
+namespace personad {
+
+// {key, state, remote_id, remote_status, failed_reason, client_ref, created_at, submitted_at,
+//  updated_at, next_poll_at, polls, attempts, spec, …}; times RFC 3339 or null.
+boost::json::object job_to_json(const Job& job);
+// The request fields as submitted (labels as sent, personad's own included).
+boost::json::object spec_as_sent_json(const PersonaSpec& spec, std::string_view client_ref);
+// [{at, from, to, remote_status, reason}], oldest first.
+boost::json::array history_to_json(const std::vector<Transition>& history);
+// {counts: {state: n…}, polls, attempts, next_due_at, next_due_key, total}
+boost::json::object stats_to_json(const StoreStats& stats);
+
+// A spec as the operator wrote it (key included), for the control socket.
+boost::json::object spec_to_json(const PersonaSpec& spec);
+// Reads a spec object; errors name the field.
+Result<PersonaSpec> spec_from_json(const boost::json::value& v);
+
+}  // namespace personad

@@ -1,0 +1,80 @@
+// The SQLite store: the truth about every job and every transition. Opens the database (WAL,
+// busy_timeout, foreign keys), applies embedded migrations, and reads and writes in transactions.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "personad/clock.hpp"
+#include "personad/job.hpp"
+#include "personad/result.hpp"
+
+struct sqlite3;
+
+namespace personad {
+
+enum class OpenMode { read_write, read_only };
+
+struct EnqueueOutcome {
+  std::string key;
+  bool inserted = false;      // false: the key was already known and nothing changed
+  State state = State::queued;
+  bool spec_changed = false;  // known key whose stored spec differs from the one offered
+  std::int64_t job_id = 0;
+};
+
+struct StoreStats {
+  std::map<State, std::int64_t> counts;  // every state present, zero included
+  std::int64_t polls = 0;                // status polls made, all jobs
+  std::int64_t attempts = 0;             // create requests sent, all jobs
+  std::optional<TimePoint> next_due;     // earliest next_poll_at of a non-final job
+  std::optional<std::string> next_due_key;
+};
+
+class Store {
+ public:
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Opens (read_write: creating and migrating) the database at `path`. A file that is not a
+  // SQLite database, or one from a newer personad, is an error: never silently recreated.
+  static Result<std::unique_ptr<Store>> open(const std::string& path, OpenMode mode);
+
+  int schema_version() const;
+
+  // Intake. Inserts each spec whose key is unknown as `queued` with a fresh client_ref (from
+  // `new_ref`) and a first transition (none → queued, reason `reason`), all in one transaction.
+  // Known keys are left untouched and reported with their state.
+  Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
+                                              std::string_view source, std::string_view reason,
+                                              TimePoint now,
+                                              const std::function<std::string()>& new_ref);
+
+  // One committed transaction: the job row as given and the transition row. `durable` forces
+  // synchronous=FULL for this commit (used before a create request leaves).
+  Result<void> apply(const Job& job, const Transition& transition, bool durable = false);
+  // The job row only (poll counters, schedule, remote_status that did not change state).
+  Result<void> update(const Job& job);
+
+  Result<std::optional<Job>> find(std::string_view key) const;
+  Result<std::optional<Job>> get(std::int64_t id) const;
+  Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const;
+  Result<std::vector<Job>> list(std::optional<State> state = std::nullopt) const;
+  Result<std::vector<Job>> load_active() const;  // every job not in a final state
+  Result<std::vector<Transition>> history(std::int64_t job_id) const;
+  Result<StoreStats> stats() const;
+
+ private:
+  Store() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace personad

@@ -1,0 +1,213 @@
+// Routes of the control API (see control.hpp): JSON in, JSON out, errors as {error: …}.
+#include "personad/control.hpp"
+
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <sstream>
+
+#include "personad/batch.hpp"
+#include "personad/job_json.hpp"
+#include "personad/store.hpp"
+#include "personad/tracker.hpp"
+
+namespace personad {
+
+namespace json = boost::json;
+
+namespace {
+
+ControlResponse reply(int status, const json::value& v) {
+  return ControlResponse{status, json::serialize(v), "application/json"};
+}
+
+ControlResponse error_reply(int status, const std::string& message) {
+  return reply(status, json::object{{"error", message}});
+}
+
+int status_for(ActionStatus s) {
+  switch (s) {
+    case ActionStatus::ok: return 200;
+    case ActionStatus::unknown_key: return 404;
+    case ActionStatus::not_allowed: return 409;
+    case ActionStatus::failed: return 500;
+  }
+  return 500;
+}
+
+ControlResponse action_reply(const ActionResult& r) {
+  if (r.status != ActionStatus::ok) return error_reply(status_for(r.status), r.message);
+  json::object o{{"message", r.message}};
+  if (r.job) o["job"] = job_to_json(*r.job);
+  return reply(200, o);
+}
+
+// Parses a request body as a JSON object; an empty body is an empty object.
+Result<json::object> body_object(const std::string& body) {
+  if (body.empty()) return json::object{};
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return make_error("request body: invalid JSON: " + ec.message());
+  if (!v.is_object()) return make_error("request body: expected a JSON object");
+  return v.get_object();
+}
+
+bool flag(const json::object& o, std::string_view name) {
+  auto it = o.find(name);
+  return it != o.end() && it->value().is_bool() && it->value().get_bool();
+}
+
+}  // namespace
+
+ControlApi::ControlApi(Tracker& tracker, Store& store, const Clock& clock)
+    : tracker_(tracker), store_(store), clock_(clock) {}
+
+ControlResponse ControlApi::handle(const ControlRequest& req) {
+  auto parsed = boost::urls::parse_origin_form(req.target);
+  if (!parsed) return error_reply(400, "bad request target");
+  boost::urls::url_view url = *parsed;
+  std::vector<std::string> seg;
+  for (auto s : url.segments()) seg.emplace_back(s);
+  const bool get = req.method == "GET";
+  const bool post = req.method == "POST";
+
+  if (get && seg == std::vector<std::string>{"metrics"}) return metrics();
+  if (seg.empty() || seg[0] != "v1") return error_reply(404, "no such route: " + req.target);
+  seg.erase(seg.begin());
+
+  if (get && seg == std::vector<std::string>{"health"})
+    return reply(200, json::object{{"status", "ok"},
+                                   {"version", PERSONAD_VERSION},
+                                   {"pid", static_cast<std::int64_t>(::getpid())}});
+  if (get && seg == std::vector<std::string>{"stats"}) {
+    auto s = store_.stats();
+    if (!s) return error_reply(500, s.message());
+    return reply(200, stats_to_json(*s));
+  }
+  if (post && seg == std::vector<std::string>{"submit"}) return submit(req.body);
+  if (seg.empty() || seg[0] != "jobs") return error_reply(404, "no such route: " + req.target);
+
+  if (get && seg.size() == 1) {
+    std::optional<State> filter;
+    if (auto it = url.params().find("state"); it != url.params().end()) {
+      filter = parse_state((*it).value);
+      if (!filter) return error_reply(400, "unknown state '" + std::string((*it).value) + "'");
+    }
+    auto jobs = store_.list(filter);
+    if (!jobs) return error_reply(500, jobs.message());
+    json::array a;
+    for (const auto& j : *jobs) a.push_back(job_to_json(j));
+    return reply(200, a);
+  }
+  if (seg.size() < 2) return error_reply(404, "no such route: " + req.target);
+  const std::string& key = seg[1];
+
+  if (get && (seg.size() == 2 || (seg.size() == 3 && seg[2] == "history"))) {
+    auto job = store_.find(key);
+    if (!job) return error_reply(500, job.message());
+    if (!*job) return error_reply(404, "unknown key '" + key + "'");
+    if (seg.size() == 2) return reply(200, job_to_json(**job));
+    auto h = store_.history((*job)->id);
+    if (!h) return error_reply(500, h.message());
+    return reply(200, history_to_json(*h));
+  }
+  if (post && seg.size() == 3) {
+    auto body = body_object(req.body);
+    if (!body) return error_reply(400, body.message());
+    if (seg[2] == "cancel") return action_reply(tracker_.cancel(key));
+    if (seg[2] == "retry") return action_reply(tracker_.retry(key, flag(*body, "resubmit")));
+    if (seg[2] == "resolve") {
+      std::optional<std::string> adopt;
+      if (auto it = body->find("adopt"); it != body->end() && it->value().is_string())
+        adopt = std::string(it->value().get_string());
+      return action_reply(tracker_.resolve(key, adopt, flag(*body, "resubmit")));
+    }
+  }
+  return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
+}
+
+ControlResponse ControlApi::submit(const std::string& body_text) {
+  auto body = body_object(body_text);
+  if (!body) return error_reply(400, body.message());
+  std::string source = "personactl";
+  if (auto it = body->find("source"); it != body->end() && it->value().is_string())
+    source = std::string(it->value().get_string());
+  auto it = body->find("personas");
+  if (it == body->end() || !it->value().is_array())
+    return error_reply(400, "request body: 'personas' must be an array");
+
+  std::vector<PersonaSpec> specs;
+  json::array errors;
+  std::size_t index = 0;
+  for (const auto& v : it->value().get_array()) {
+    auto spec = spec_from_json(v);
+    if (!spec) {
+      errors.push_back(json::object{{"index", index}, {"key", nullptr}, {"message", spec.message()}});
+    } else {
+      for (const auto& fe : validate_spec(*spec))
+        errors.push_back(json::object{
+            {"index", index}, {"key", spec->key}, {"field", fe.field}, {"message", fe.message}});
+      specs.push_back(std::move(*spec));
+    }
+    ++index;
+  }
+  if (!errors.empty()) {
+    json::object o{{"error", "invalid personas; nothing was enqueued"}, {"errors", errors}};
+    return reply(400, o);
+  }
+  auto outcome = tracker_.enqueue(specs, source);
+  if (!outcome) return error_reply(503, outcome.message());
+  json::array results;
+  for (const auto& o : *outcome)
+    results.push_back(json::object{{"key", o.key},
+                                   {"result", o.inserted ? "queued" : "known"},
+                                   {"state", to_string(o.state)},
+                                   {"spec_changed", o.spec_changed}});
+  return reply(200, json::object{{"results", results}});
+}
+
+ControlResponse ControlApi::metrics() {
+  std::ostringstream out;
+  auto counter = [&](const char* name, const char* help, std::int64_t v) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
+        << name << ' ' << v << '\n';
+  };
+  const TrackerMetrics& m = tracker_.metrics();
+  if (auto s = store_.stats(); s) {
+    out << "# HELP personad_jobs Jobs per state.\n# TYPE personad_jobs gauge\n";
+    for (State st : all_states()) {
+      auto it = s->counts.find(st);
+      out << "personad_jobs{state=\"" << to_string(st) << "\"} "
+          << (it == s->counts.end() ? 0 : it->second) << '\n';
+    }
+  }
+  counter("personad_polls_total", "Status polls answered since start.", m.polls);
+  counter("personad_creates_sent_total", "Create requests sent since start.", m.creates_sent);
+  counter("personad_reconciles_total", "Reconcile passes since start.", m.reconciles);
+  counter("personad_adopted_total", "Remote personas adopted since start.", m.adopted);
+  counter("personad_resent_total", "Creates sent again after a reconcile.", m.resent);
+  counter("personad_store_errors_total", "Store operations that failed.", m.store_errors);
+  out << "# HELP personad_api_errors_total API requests that failed, by kind.\n"
+      << "# TYPE personad_api_errors_total counter\n"
+      << "personad_api_errors_total{kind=\"transient\"} " << m.api_transient << '\n'
+      << "personad_api_errors_total{kind=\"permanent\"} " << m.api_permanent << '\n'
+      << "personad_api_errors_total{kind=\"unauthorized\"} " << m.api_unauthorized << '\n';
+  out << "# HELP personad_transitions_total Transitions since start, by target state.\n"
+      << "# TYPE personad_transitions_total counter\n";
+  for (State st : all_states()) {
+    auto it = m.transitions.find(st);
+    out << "personad_transitions_total{to=\"" << to_string(st) << "\"} "
+        << (it == m.transitions.end() ? 0 : it->second) << '\n';
+  }
+  out << "# HELP personad_in_flight Job actions running now.\n# TYPE personad_in_flight gauge\n"
+      << "personad_in_flight " << tracker_.in_flight() << '\n';
+  if (auto due = tracker_.next_due())
+    out << "# HELP personad_next_due_seconds Seconds until the next scheduled action.\n"
+        << "# TYPE personad_next_due_seconds gauge\npersonad_next_due_seconds "
+        << std::max<double>(0, std::chrono::duration<double>(*due - clock_.now()).count()) << '\n';
+  return ControlResponse{200, out.str(), "text/plain; version=0.0.4"};
+}
+
+}  // namespace personad

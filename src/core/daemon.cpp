@@ -1,0 +1,296 @@
+// Start-up, the batches directory, reload, status reporting and graceful stop (see daemon.hpp).
+#include "personad/daemon.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <random>
+#include <spdlog/logger.h>
+
+#include "personad/batch.hpp"
+#include "personad/control.hpp"
+#include "personad/creatify_client.hpp"
+#include "personad/instance_lock.hpp"
+#include "personad/notify.hpp"
+#include "personad/store.hpp"
+#include "personad/tracker.hpp"
+
+namespace personad {
+
+namespace asio = boost::asio;
+using spdlog::level::level_enum;
+
+namespace {
+
+TrackerOptions tracker_options(const Config& c) { return TrackerOptions{c.api, c.poll}; }
+
+class Daemon {
+ public:
+  Daemon(Config config, Credentials credentials, const EventLog& log)
+      : config_(std::move(config)),
+        credentials_(std::move(credentials)),
+        log_(log),
+        signals_(ioc_),
+        status_timer_(ioc_),
+        stop_timer_(ioc_),
+        notifier_(ioc_.get_executor()),
+        rng_(std::random_device{}()) {}
+
+  int run() {
+    if (!start()) return 1;
+    ioc_.run();
+    return exit_code_;
+  }
+
+ private:
+  bool fail(std::string_view what, const std::string& why) {
+    log_.event(level_enum::critical, "startup_failed", {{"what", std::string(what)}, {"reason", why}});
+    return false;
+  }
+
+  bool start() {
+    auto lock = InstanceLock::acquire(config_.store_path + ".lock");
+    if (!lock) return fail("lock", lock.message());
+    lock_ = std::move(*lock);
+
+    auto store = Store::open(config_.store_path, OpenMode::read_write);
+    if (!store) return fail("store", store.message());
+    store_ = std::move(*store);
+
+    auto client = CreatifyClient::create_client(ioc_.get_executor(),
+                                                client_options_from(config_.api), credentials_,
+                                                log_.logger_ptr());
+    if (!client) return fail("api client", client.message());
+    client_ = std::move(*client);
+
+    tracker_ = std::make_unique<Tracker>(
+        ioc_.get_executor(), *store_, *client_, clock_, log_, tracker_options(config_),
+        [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
+    tracker_->set_transition_hook([this](const Job&, const Transition&) { status_dirty(); });
+    if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
+
+    control_api_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
+    auto server = ControlServer::listen(
+        ioc_.get_executor(), config_.control_socket,
+        [this](const ControlRequest& req) { return control_api_->handle(req); },
+        log_.logger_ptr());
+    if (!server) return fail("control socket", server.message());
+    control_ = std::move(*server);
+
+    scan_batches();
+    watch_signals();
+    notifier_.ready();
+    notifier_.start_watchdog();
+    update_status();
+    log_.event(level_enum::info, "started",
+               {{"version", PERSONAD_VERSION},
+                {"api", config_.api.base_url},
+                {"store", config_.store_path},
+                {"batches", config_.batches_directory},
+                {"control", config_.control_socket},
+                {"credentials", credentials_.origin}});
+    return true;
+  }
+
+  // Every *.toml of the batches directory; a file with any error enqueues nothing.
+  void scan_batches() {
+    std::size_t files = 0, queued = 0, invalid = 0;
+    for (const auto& path : list_batch_files(config_.batches_directory)) {
+      ++files;
+      BatchParse parse = load_batch_file(path);
+      if (!parse.ok()) {
+        ++invalid;
+        for (const auto& e : parse.errors)
+          log_.event(level_enum::err, "batch_error",
+                     {{"file", e.file},
+                      {"line", std::to_string(e.line)},
+                      {"field", e.field},
+                      {"reason", e.message}});
+        log_.event(level_enum::err, "batch_rejected",
+                   {{"file", path.string()},
+                    {"errors", std::to_string(parse.errors.size())},
+                    {"reason", "the file has errors; nothing of it was enqueued"}});
+        continue;
+      }
+      std::vector<PersonaSpec> specs;
+      for (auto& e : parse.entries) specs.push_back(std::move(e.spec));
+      auto r = tracker_->enqueue(specs, path.string());
+      if (!r) {
+        log_.event(level_enum::err, "batch_error", {{"file", path.string()}, {"reason", r.message()}});
+        continue;
+      }
+      std::size_t n = 0;
+      for (const auto& o : *r) n += o.inserted ? 1 : 0;
+      queued += n;
+      log_.event(n ? level_enum::info : level_enum::debug, "batch_read",
+                 {{"file", path.string()},
+                  {"entries", std::to_string(specs.size())},
+                  {"queued", std::to_string(n)},
+                  {"known", std::to_string(specs.size() - n)}});
+    }
+    log_.event(level_enum::info, "batches_scanned",
+               {{"directory", config_.batches_directory},
+                {"files", std::to_string(files)},
+                {"queued", std::to_string(queued)},
+                {"invalid", std::to_string(invalid)}});
+  }
+
+  void watch_signals() {
+    signals_.add(SIGHUP);
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    wait_signal();
+  }
+
+  void wait_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig != SIGHUP) return begin_stop(sig);
+      reload();
+      wait_signal();
+    });
+  }
+
+  void reload() {
+    notifier_.reloading();
+    log_.event(level_enum::info, "reloading", {{"config", config_.source_path}});
+    auto fresh = load_config(config_.source_path);
+    if (!fresh) {
+      log_.event(level_enum::err, "reload_failed",
+                 {{"config", config_.source_path},
+                  {"reason", fresh.message() + "; keeping the running configuration"}});
+    } else {
+      apply_reloadable(*fresh);
+    }
+    scan_batches();
+    notifier_.ready();
+    update_status();
+  }
+
+  void apply_reloadable(const Config& fresh) {
+    std::vector<std::string> fixed;
+    const Config& c = config_;
+    if (fresh.api.base_url != c.api.base_url) fixed.push_back("api.base_url");
+    if (fresh.api.credentials_file != c.api.credentials_file) fixed.push_back("api.credentials_file");
+    if (fresh.api.timeout != c.api.timeout) fixed.push_back("api.timeout");
+    if (fresh.api.max_requests_per_second != c.api.max_requests_per_second)
+      fixed.push_back("api.max_requests_per_second");
+    if (fresh.api.max_in_flight != c.api.max_in_flight) fixed.push_back("api.max_in_flight");
+    if (fresh.api.list_path != c.api.list_path) fixed.push_back("api.list_path");
+    if (fresh.store_path != c.store_path) fixed.push_back("store.path");
+    if (fresh.control_socket != c.control_socket) fixed.push_back("control.socket");
+    if (fresh.log.format != c.log.format) fixed.push_back("log.format");
+    for (const auto& key : fixed)
+      log_.event(level_enum::warn, "reload_ignored",
+                 {{"key", key}, {"reason", "cannot change while running; restart personad"}});
+    Config next = config_;
+    next.api.status = fresh.api.status;
+    next.api.retry_initial = fresh.api.retry_initial;
+    next.api.retry_max = fresh.api.retry_max;
+    next.api.reconcile_after = fresh.api.reconcile_after;
+    next.poll = fresh.poll;
+    next.batches_directory = fresh.batches_directory;
+    next.log.level = fresh.log.level;
+    next.shutdown_grace = fresh.shutdown_grace;
+    next.hook_on_transition = fresh.hook_on_transition;
+    next.hook_timeout = fresh.hook_timeout;
+    config_ = std::move(next);
+    log_.logger().set_level(spdlog::level::from_str(config_.log.level));
+    tracker_->update_options(tracker_options(config_));
+  }
+
+  void begin_stop(int sig) {
+    if (stopping_) return;
+    stopping_ = true;
+    notifier_.stopping();
+    log_.event(level_enum::info, "stopping",
+               {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                {"in_flight", std::to_string(tracker_->in_flight())},
+                {"grace", format_duration(config_.shutdown_grace)}});
+    tracker_->stop_taking_work();
+    control_->stop();
+    stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_grace;
+    wait_for_drain();
+  }
+
+  // In-flight requests get shutdown_grace to finish and commit; then the rest is abandoned
+  // (each job's row already says what may have happened, so nothing is lost).
+  void wait_for_drain() {
+    if (tracker_->in_flight() == 0 || std::chrono::steady_clock::now() >= stop_deadline_) {
+      if (tracker_->in_flight() != 0)
+        log_.event(level_enum::warn, "stop_abandoned",
+                   {{"in_flight", std::to_string(tracker_->in_flight())},
+                    {"reason", "grace period over; their jobs are reconciled at the next start"}});
+      finish();
+      return;
+    }
+    stop_timer_.expires_after(std::chrono::milliseconds(20));
+    stop_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) wait_for_drain();
+    });
+  }
+
+  void finish() {
+    client_->close();
+    notifier_.stop_watchdog();
+    signals_.cancel();
+    status_timer_.cancel();
+    log_.event(level_enum::info, "stopped", {});
+    exit_code_ = 0;
+    ioc_.stop();
+  }
+
+  // STATUS= for systemctl status, at most once a second while things change.
+  void status_dirty() {
+    if (status_pending_ || stopping_) return;
+    status_pending_ = true;
+    status_timer_.expires_after(std::chrono::seconds(1));
+    status_timer_.async_wait([this](const boost::system::error_code& ec) {
+      status_pending_ = false;
+      if (!ec) update_status();
+    });
+  }
+
+  void update_status() {
+    auto s = store_->stats();
+    if (!s) return;
+    std::string text;
+    for (State st : all_states()) {
+      auto it = s->counts.find(st);
+      text += std::string(text.empty() ? "" : " ") + std::string(to_string(st)) + "=" +
+              std::to_string(it == s->counts.end() ? 0 : it->second);
+    }
+    if (auto due = tracker_->next_due()) text += "; next poll " + format_rfc3339(*due);
+    notifier_.status(text);
+  }
+
+  Config config_;
+  Credentials credentials_;
+  const EventLog& log_;
+  asio::io_context ioc_{1};
+  SystemClock clock_;
+  asio::signal_set signals_;
+  asio::steady_timer status_timer_;
+  asio::steady_timer stop_timer_;
+  Notifier notifier_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<InstanceLock> lock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<CreatifyClient> client_;
+  std::unique_ptr<Tracker> tracker_;
+  std::unique_ptr<ControlApi> control_api_;
+  std::unique_ptr<ControlServer> control_;
+  std::chrono::steady_clock::time_point stop_deadline_;
+  bool stopping_ = false;
+  bool status_pending_ = false;
+  int exit_code_ = 1;
+};
+
+}  // namespace
+
+int run_daemon(Config config, Credentials credentials, const EventLog& log) {
+  Daemon daemon(std::move(config), std::move(credentials), log);
+  return daemon.run();
+}
+
+}  // namespace personad

@@ -1,0 +1,109 @@
+// State names, the allowed transitions, and the mapping of remote statuses onto states.
+#include "personad/job.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+#include <cctype>
+
+namespace personad {
+
+namespace {
+constexpr std::array<std::string_view, 7> kStateNames = {
+    "queued", "submitting", "pending", "done", "failed", "expired", "cancelled"};
+}
+
+std::string_view to_string(State s) { return kStateNames[static_cast<std::size_t>(s)]; }
+
+std::optional<State> parse_state(std::string_view s) {
+  for (std::size_t i = 0; i < kStateNames.size(); ++i)
+    if (kStateNames[i] == s) return static_cast<State>(i);
+  return std::nullopt;
+}
+
+const std::vector<State>& all_states() {
+  static const std::vector<State> states = {State::queued,  State::submitting, State::pending,
+                                            State::done,    State::failed,     State::expired,
+                                            State::cancelled};
+  return states;
+}
+
+bool is_final(State s) {
+  return s == State::done || s == State::failed || s == State::expired || s == State::cancelled;
+}
+
+bool transition_allowed(State from, State to) {
+  if (to == State::cancelled) return !is_final(from);
+  switch (from) {
+    case State::queued:
+      return to == State::submitting;
+    case State::submitting:
+      // pending: created (or adopted); failed: rejected by the API;
+      // queued: known not to have been created (auth error, operator's --resubmit).
+      return to == State::pending || to == State::failed || to == State::queued;
+    case State::pending:
+      // pending → pending records a change of remote_status.
+      return to == State::pending || to == State::done || to == State::failed ||
+             to == State::expired;
+    case State::expired:
+      return to == State::pending;  // retry: resume polling
+    case State::failed:
+      return to == State::queued;  // retry --resubmit: submit anew
+    case State::done:
+    case State::cancelled:
+      return false;
+  }
+  return false;
+}
+
+std::string new_client_ref() {
+  boost::uuids::random_generator gen;  // seeded from the OS entropy source
+  return boost::uuids::to_string(gen());
+}
+
+bool is_local_media(std::string_view value) {
+  auto starts = [&](std::string_view p) {
+    if (value.size() < p.size()) return false;
+    for (std::size_t i = 0; i < p.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(value[i])) != p[i]) return false;
+    return true;
+  };
+  return !value.empty() && !starts("http://") && !starts("https://");
+}
+
+std::string client_label(std::string_view client_ref) {
+  return "personad:" + std::string(client_ref);
+}
+
+std::vector<std::string> labels_as_sent(const PersonaSpec& spec, std::string_view client_ref) {
+  std::vector<std::string> labels = spec.labels;
+  labels.push_back(client_label(client_ref));
+  return labels;
+}
+
+RemoteVerdict classify_remote(const StatusPolicy& policy, std::string_view status,
+                              bool is_active) {
+  auto in = [&](const std::vector<std::string>& set) {
+    return std::find(set.begin(), set.end(), status) != set.end();
+  };
+  if (in(policy.failed_statuses)) return RemoteVerdict::failed;
+  if (in(policy.done_statuses))
+    return (!policy.require_active || is_active) ? RemoteVerdict::done : RemoteVerdict::pending;
+  return RemoteVerdict::pending;
+}
+
+bool awaiting_approval(const StatusPolicy& policy, std::string_view status, bool is_active) {
+  return policy.require_active && !is_active &&
+         std::find(policy.done_statuses.begin(), policy.done_statuses.end(), status) !=
+             policy.done_statuses.end();
+}
+
+bool is_documented_status(std::string_view s) {
+  static constexpr std::array<std::string_view, 9> kDocumented = {
+      "pending",  "processing", "voice_creating", "video_validating", "crop_and_matte",
+      "reviewing", "done",      "failed",         "rejected"};
+  return std::find(kDocumented.begin(), kDocumented.end(), s) != kDocumented.end();
+}
+
+}  // namespace personad
