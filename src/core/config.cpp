@@ -1,0 +1,631 @@
+// Loads personad.toml into a validated Config and resolves the API credentials.
+// Every error names file, line and key; toml++ exceptions are caught here and never escape.
+#include "personad/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <system_error>
+
+namespace personad {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+
+namespace {
+
+struct DurationUnit {
+  std::string_view suffix;
+  std::int64_t ms;
+};
+// Largest first: format_duration picks the first unit that divides exactly.
+constexpr DurationUnit kUnits[] = {
+    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+
+Error duration_error(std::string_view text) {
+  return make_error("invalid duration \"" + std::string(text) +
+                    "\" (expected an integer and a unit: ms, s, m, h or d, e.g. \"30s\")");
+}
+
+}  // namespace
+
+Result<Millis> parse_duration(std::string_view text) {
+  const auto digits_end =
+      std::find_if(text.begin(), text.end(), [](char c) { return c < '0' || c > '9'; });
+  const auto digits = std::string_view(text.begin(), digits_end);
+  const auto suffix = std::string_view(digits_end, text.end());
+  if (digits.empty()) return duration_error(text);
+
+  const auto unit = std::find_if(std::begin(kUnits), std::end(kUnits),
+                                 [&](const DurationUnit& u) { return u.suffix == suffix; });
+  if (unit == std::end(kUnits)) return duration_error(text);
+
+  std::int64_t count = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+  if (ec != std::errc{} || end != digits.data() + digits.size() ||
+      count > std::numeric_limits<std::int64_t>::max() / unit->ms)
+    return make_error("duration \"" + std::string(text) + "\" is too large");
+  return Millis{count * unit->ms};
+}
+
+std::string format_duration(Millis d) {
+  const std::int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  for (const auto& unit : kUnits)
+    if (ms % unit.ms == 0) return std::to_string(ms / unit.ms) + std::string(unit.suffix);
+  return std::to_string(ms) + "ms";  // unreachable: every count divides by 1 ms
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the config and credentials readers
+
+namespace {
+
+Result<std::string> read_text_file(const fs::path& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec) return make_error(ec.message());
+  if (!fs::is_regular_file(status)) return make_error("not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return make_error("read error");
+  return text.str();
+}
+
+std::string_view type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+int line_of(const toml::source_region& region) { return static_cast<int>(region.begin.line); }
+
+std::string expected(std::string_view what, const toml::node& got) {
+  return "expected " + std::string(what) + ", got " + std::string(type_name(got));
+}
+
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// An absolute, lexically normal path; relative ones are taken from `base`.
+std::string resolve_path(const fs::path& base, std::string_view value) {
+  fs::path p(value);
+  if (p.is_relative()) p = base / p;
+  return p.lexically_normal().string();
+}
+
+// The directory of `file` as an absolute path (relative paths in a file are anchored there).
+fs::path directory_of(const std::string& file) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(fs::path(file), ec);
+  if (ec) abs = fs::path(file);
+  return abs.lexically_normal().parent_path();
+}
+
+// Errors with the line they belong to, reported in line order (toml++ tables iterate by name).
+class ErrorList {
+ public:
+  explicit ErrorList(std::string file) : file_(std::move(file)) {}
+  void add(int line, std::string message) { items_.push_back({line, std::move(message)}); }
+  bool empty() const { return items_.empty(); }
+  Error to_error() {
+    std::stable_sort(items_.begin(), items_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::string text;
+    for (const auto& [line, message] : items_) {
+      if (!text.empty()) text += '\n';
+      text += file_ + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + message;
+    }
+    return make_error(std::move(text));
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::pair<int, std::string>> items_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The schema of personad.toml: one entry per key, each with a check that stores the value.
+
+// Returns an empty string when the value was accepted, else what is wrong with it.
+using Apply = std::function<std::string(const toml::node&, Config&, const fs::path& base_dir)>;
+
+struct KeySpec {
+  std::string_view section;
+  std::string_view key;
+  Apply apply;
+};
+
+template <class Get>
+Apply duration_key(Get get, bool allow_zero) {
+  return [get, allow_zero](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a duration string like \"30s\"", n);
+    auto d = parse_duration(s->get());
+    if (!d) return d.message();
+    if (!allow_zero && d->count() == 0) return "must be greater than 0";
+    get(c) = *d;
+    return {};
+  };
+}
+
+template <class Get, class Valid>
+Apply number_key(Get get, Valid valid, std::string_view rule) {
+  return [get, valid, rule](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    std::optional<double> v;
+    if (const auto* f = n.as_floating_point()) v = f->get();
+    if (const auto* i = n.as_integer()) v = static_cast<double>(i->get());
+    if (!v) return expected("a number", n);
+    if (!std::isfinite(*v) || !valid(*v)) {
+      std::ostringstream got;
+      got << *v;
+      return std::string(rule) + ", got " + got.str();
+    }
+    get(c) = *v;
+    return {};
+  };
+}
+
+template <class Get>
+Apply int_key(Get get, std::int64_t lo, std::int64_t hi) {
+  return [get, lo, hi](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* i = n.as_integer();
+    if (i == nullptr) return expected("an integer", n);
+    if (i->get() < lo || i->get() > hi)
+      return "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+             std::to_string(i->get());
+    get(c) = static_cast<int>(i->get());
+    return {};
+  };
+}
+
+template <class Get>
+Apply bool_key(Get get) {
+  return [get](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* b = n.as_boolean();
+    if (b == nullptr) return expected("true or false", n);
+    get(c) = b->get();
+    return {};
+  };
+}
+
+template <class Get>
+Apply choice_key(Get get, std::vector<std::string_view> choices) {
+  return [get, choices](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a string", n);
+    if (std::find(choices.begin(), choices.end(), s->get()) == choices.end()) {
+      std::string list;
+      for (auto choice : choices) list += (list.empty() ? "" : "|") + std::string(choice);
+      return "must be one of " + list + ", got " + in_quotes(s->get());
+    }
+    get(c) = s->get();
+    return {};
+  };
+}
+
+// Paths are anchored at the config file's directory so the daemon does not depend on its cwd.
+template <class Get>
+Apply path_key(Get get, bool optional) {
+  return [get, optional](const toml::node& n, Config& c, const fs::path& base) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a path string", n);
+    if (s->get().empty()) {
+      if (!optional) return "must not be empty";
+      get(c).clear();
+      return {};
+    }
+    get(c) = resolve_path(base, s->get());
+    return {};
+  };
+}
+
+std::string check_base_url(std::string_view text) {
+  const auto parsed = boost::urls::parse_uri(text);
+  if (!parsed) return "is not a valid URL: " + in_quotes(text);
+  const auto& url = *parsed;
+  if (url.scheme_id() != boost::urls::scheme::http && url.scheme_id() != boost::urls::scheme::https)
+    return "must start with http:// or https://, got " + in_quotes(text);
+  if (!url.has_authority() || url.encoded_host().empty()) return "has no host: " + in_quotes(text);
+  if (url.has_query() || url.has_fragment())
+    return "must not have a query or fragment: " + in_quotes(text);
+  return {};
+}
+
+Apply base_url_key() {
+  return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a URL string", n);
+    if (auto problem = check_base_url(s->get()); !problem.empty()) return problem;
+    // The client appends paths that start with '/', so a trailing slash would double it.
+    std::string url = s->get();
+    while (url.size() > 1 && url.back() == '/') url.pop_back();
+    c.api.base_url = std::move(url);
+    return {};
+  };
+}
+
+Apply list_path_key() {
+  return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a string", n);
+    if (s->get().empty() || s->get().front() != '/')
+      return "must start with '/', got " + in_quotes(s->get());
+    c.api.list_path = s->get();
+    return {};
+  };
+}
+
+template <class Get>
+Apply status_list_key(Get get, bool allow_empty) {
+  return [get, allow_empty](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) return expected("an array of strings", n);
+    std::vector<std::string> values;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const auto* s = (*arr)[i].as_string();
+      if (s == nullptr)
+        return "element " + std::to_string(i + 1) + ": " + expected("a string", (*arr)[i]);
+      if (s->get().empty()) return "element " + std::to_string(i + 1) + ": must not be empty";
+      values.push_back(s->get());
+    }
+    if (values.empty() && !allow_empty) return "must list at least one status";
+    get(c) = std::move(values);
+    return {};
+  };
+}
+
+const std::vector<KeySpec>& schema() {
+  auto positive = [](double v) { return v > 0; };
+  static const std::vector<KeySpec> keys = {
+      {"api", "base_url", base_url_key()},
+      {"api", "credentials_file",
+       path_key([](Config& c) -> std::string& { return c.api.credentials_file; }, true)},
+      {"api", "timeout", duration_key([](Config& c) -> Millis& { return c.api.timeout; }, false)},
+      {"api", "max_requests_per_second",
+       number_key([](Config& c) -> double& { return c.api.max_requests_per_second; }, positive,
+                  "must be greater than 0")},
+      {"api", "max_in_flight",
+       int_key([](Config& c) -> int& { return c.api.max_in_flight; }, 1, 256)},
+      {"api", "done_statuses",
+       status_list_key(
+           [](Config& c) -> std::vector<std::string>& { return c.api.status.done_statuses; },
+           false)},
+      {"api", "failed_statuses",
+       status_list_key(
+           [](Config& c) -> std::vector<std::string>& { return c.api.status.failed_statuses; },
+           true)},
+      {"api", "list_path", list_path_key()},
+      {"api", "require_active",
+       bool_key([](Config& c) -> bool& { return c.api.status.require_active; })},
+      {"api", "retry_initial",
+       duration_key([](Config& c) -> Millis& { return c.api.retry_initial; }, false)},
+      {"api", "retry_max",
+       duration_key([](Config& c) -> Millis& { return c.api.retry_max; }, false)},
+      {"api", "reconcile_after",
+       duration_key([](Config& c) -> Millis& { return c.api.reconcile_after; }, false)},
+      {"store", "path", path_key([](Config& c) -> std::string& { return c.store_path; }, false)},
+      {"batches", "directory",
+       path_key([](Config& c) -> std::string& { return c.batches_directory; }, false)},
+      {"poll", "first_after",
+       duration_key([](Config& c) -> Millis& { return c.poll.first_after; }, true)},
+      {"poll", "initial_interval",
+       duration_key([](Config& c) -> Millis& { return c.poll.initial_interval; }, false)},
+      {"poll", "multiplier",
+       number_key([](Config& c) -> double& { return c.poll.multiplier; },
+                  [](double v) { return v >= 1; }, "must be at least 1")},
+      {"poll", "max_interval",
+       duration_key([](Config& c) -> Millis& { return c.poll.max_interval; }, false)},
+      {"poll", "jitter",
+       number_key([](Config& c) -> double& { return c.poll.jitter; },
+                  [](double v) { return v >= 0 && v < 1; }, "must be in [0, 1)")},
+      {"poll", "give_up_after",
+       duration_key([](Config& c) -> Millis& { return c.poll.give_up_after; }, false)},
+      {"control", "socket",
+       path_key([](Config& c) -> std::string& { return c.control_socket; }, false)},
+      {"log", "level",
+       choice_key([](Config& c) -> std::string& { return c.log.level; },
+                  {"trace", "debug", "info", "warn", "error"})},
+      {"log", "format",
+       choice_key([](Config& c) -> std::string& { return c.log.format; },
+                  {"text", "json", "journal"})},
+      {"daemon", "shutdown_grace",
+       duration_key([](Config& c) -> Millis& { return c.shutdown_grace; }, true)},
+      {"hooks", "on_transition",
+       path_key([](Config& c) -> std::string& { return c.hook_on_transition; }, true)},
+      {"hooks", "timeout",
+       duration_key([](Config& c) -> Millis& { return c.hook_timeout; }, false)},
+  };
+  return keys;
+}
+
+bool is_section(std::string_view name) {
+  const auto& keys = schema();
+  return std::any_of(keys.begin(), keys.end(), [&](const KeySpec& k) { return k.section == name; });
+}
+
+const KeySpec* find_key(std::string_view section, std::string_view key) {
+  for (const auto& spec : schema())
+    if (spec.section == section && spec.key == key) return &spec;
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a parsed document against the schema
+
+class ConfigReader {
+ public:
+  explicit ConfigReader(const std::string& source)
+      : errors_(source), base_dir_(directory_of(source)) {
+    config_.source_path = source;
+  }
+
+  Result<Config> read(const toml::table& root) {
+    for (const auto& [name, node] : root) read_section(name, node);
+    check_relations();
+    if (!errors_.empty()) return errors_.to_error();
+    return std::move(config_);
+  }
+
+ private:
+  void read_section(const toml::key& name, const toml::node& node) {
+    if (!is_section(name.str())) {
+      errors_.add(line_of(name.source()),
+                  node.is_table() ? "unknown section '[" + std::string(name.str()) + "]'"
+                                  : "unknown key '" + std::string(name.str()) + "'");
+      return;
+    }
+    const auto* table = node.as_table();
+    if (table == nullptr) {
+      errors_.add(line_of(name.source()),
+                  std::string(name.str()) + ": " +
+                      expected("a table [" + std::string(name.str()) + "]", node));
+      return;
+    }
+    for (const auto& [key, value] : *table) read_key(name.str(), key, value);
+  }
+
+  void read_key(std::string_view section, const toml::key& key, const toml::node& value) {
+    const std::string dotted = std::string(section) + "." + std::string(key.str());
+    const int line = line_of(key.source());
+    const KeySpec* spec = find_key(section, key.str());
+    if (spec == nullptr) {
+      errors_.add(line, "unknown key '" + dotted + "'");
+      return;
+    }
+    lines_[dotted] = line;
+    if (auto problem = spec->apply(value, config_, base_dir_); !problem.empty())
+      errors_.add(line, dotted + ": " + problem);
+  }
+
+  // Rules between keys; reported at the line of whichever key the operator wrote.
+  void check_relations() {
+    if (config_.poll.max_interval < config_.poll.initial_interval)
+      errors_.add(line_for("poll.max_interval", "poll.initial_interval"),
+                  "poll.max_interval: must be at least poll.initial_interval (" +
+                      format_duration(config_.poll.initial_interval) + "), got " +
+                      format_duration(config_.poll.max_interval));
+    if (config_.api.retry_max < config_.api.retry_initial)
+      errors_.add(line_for("api.retry_max", "api.retry_initial"),
+                  "api.retry_max: must be at least api.retry_initial (" +
+                      format_duration(config_.api.retry_initial) + "), got " +
+                      format_duration(config_.api.retry_max));
+    for (const auto& status : config_.api.status.done_statuses) {
+      const auto& failed = config_.api.status.failed_statuses;
+      if (std::find(failed.begin(), failed.end(), status) != failed.end())
+        errors_.add(
+            line_for("api.failed_statuses", "api.done_statuses"),
+            "api.failed_statuses: " + in_quotes(status) + " is also listed in api.done_statuses");
+    }
+  }
+
+  int line_for(const std::string& key, const std::string& other) const {
+    if (auto it = lines_.find(key); it != lines_.end()) return it->second;
+    if (auto it = lines_.find(other); it != lines_.end()) return it->second;
+    return 0;
+  }
+
+  ErrorList errors_;
+  fs::path base_dir_;
+  Config config_;
+  std::map<std::string, int> lines_;  // dotted key -> line, for errors between keys
+};
+
+std::string parse_error_text(const std::string& source, const toml::parse_error& e) {
+  const auto& begin = e.source().begin;
+  return source + ":" + std::to_string(begin.line) + ":" + std::to_string(begin.column) + ": " +
+         std::string(e.description());
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text, const std::string& source) {
+  try {
+    const toml::table root = toml::parse(text, std::string_view(source));
+    return ConfigReader(source).read(root);
+  } catch (const toml::parse_error& e) {
+    return make_error(parse_error_text(source, e));
+  } catch (const std::exception& e) {
+    return make_error(source + ": " + e.what());
+  }
+}
+
+Result<Config> load_config(const std::string& path) {
+  auto text = read_text_file(path);
+  if (!text) return make_error("cannot read config file '" + path + "': " + text.message());
+  return parse_config(*text, path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials. Each source answers: absent (try the next one), broken (stop with an error), or
+// found. A source that is half set up is an error rather than a silent fallthrough, so the
+// operator never runs with credentials from a place they did not mean.
+
+namespace {
+
+using Source = std::optional<Result<Credentials>>;
+
+constexpr std::string_view kIdEnv = "CREATIFY_API_ID";
+constexpr std::string_view kKeyEnv = "CREATIFY_API_KEY";
+constexpr std::string_view kIdFile = "creatify_api_id";
+constexpr std::string_view kKeyFile = "creatify_api_key";
+
+std::optional<std::string> non_empty(std::optional<std::string> v) {
+  if (v && v->empty()) return std::nullopt;
+  return v;
+}
+
+Source from_environment(const EnvLookup& env) {
+  auto id = non_empty(env(kIdEnv));
+  auto key = non_empty(env(kKeyEnv));
+  if (!id && !key) return std::nullopt;
+  if (!id || !key) {
+    const auto set = id ? kIdEnv : kKeyEnv;
+    const auto missing = id ? kKeyEnv : kIdEnv;
+    return Result<Credentials>(make_error(std::string(set) + " is set but " + std::string(missing) +
+                                          " is not: set both, or neither"));
+  }
+  return Result<Credentials>(Credentials{std::move(*id), std::move(*key), "environment"});
+}
+
+Result<std::string> read_secret_file(const fs::path& path) {
+  auto text = read_text_file(path);
+  if (!text) return make_error("cannot read " + path.string() + ": " + text.message());
+  std::string value = std::move(*text);
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+  if (value.empty()) return make_error(path.string() + " is empty");
+  return value;
+}
+
+Source from_credentials_directory(const EnvLookup& env) {
+  const auto dir = non_empty(env("CREDENTIALS_DIRECTORY"));
+  if (!dir) return std::nullopt;
+  const fs::path id_path = fs::path(*dir) / kIdFile;
+  const fs::path key_path = fs::path(*dir) / kKeyFile;
+  std::error_code ec;
+  const bool has_id = fs::exists(id_path, ec);
+  const bool has_key = fs::exists(key_path, ec);
+  // systemd may pass other credentials in the same directory: no files of ours means absent.
+  if (!has_id && !has_key) return std::nullopt;
+  if (!has_id || !has_key)
+    return Result<Credentials>(make_error("$CREDENTIALS_DIRECTORY (" + *dir + ") has " +
+                                          std::string(has_id ? kIdFile : kKeyFile) + " but not " +
+                                          std::string(has_id ? kKeyFile : kIdFile)));
+  auto id = read_secret_file(id_path);
+  if (!id) return Result<Credentials>(id.error());
+  auto key = read_secret_file(key_path);
+  if (!key) return Result<Credentials>(key.error());
+  return Result<Credentials>(
+      Credentials{std::move(*id), std::move(*key), "$CREDENTIALS_DIRECTORY"});
+}
+
+// The document holds secrets: toml++ error descriptions may quote a character of a value, so
+// only the position is reported.
+Result<Credentials> read_credentials_toml(const std::string& path, const toml::table& root) {
+  ErrorList errors(path);
+  Credentials found{{}, {}, path};
+  std::map<std::string_view, std::string*> wanted = {{"api_id", &found.api_id},
+                                                     {"api_key", &found.api_key}};
+  for (const auto& [key, node] : root) {
+    const int line = line_of(key.source());
+    auto it = wanted.find(key.str());
+    if (it == wanted.end()) {
+      errors.add(line, "unknown key '" + std::string(key.str()) + "'");
+      continue;
+    }
+    const auto* s = node.as_string();
+    if (s == nullptr)
+      errors.add(line, std::string(key.str()) + ": " + expected("a string", node));
+    else if (s->get().empty())
+      errors.add(line, std::string(key.str()) + ": must not be empty");
+    else
+      *it->second = s->get();
+  }
+  for (const auto& [name, target] : wanted)
+    if (target->empty() && !root.contains(name)) errors.add(0, "missing " + std::string(name));
+  if (!errors.empty()) return errors.to_error();
+  return found;
+}
+
+Source from_credentials_file(const Config& config) {
+  const std::string& path = config.api.credentials_file;
+  if (path.empty()) return std::nullopt;
+  auto text = read_text_file(path);
+  if (!text)
+    return Result<Credentials>(
+        make_error("cannot read api.credentials_file '" + path + "': " + text.message()));
+  try {
+    const toml::table root = toml::parse(*text, std::string_view(path));
+    return read_credentials_toml(path, root);
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    return Result<Credentials>(
+        make_error(path + ":" + std::to_string(begin.line) + ":" + std::to_string(begin.column) +
+                   ": not valid TOML (details withheld: the file holds secrets)"));
+  }
+}
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Result<Credentials> load_credentials(const Config& config, const EnvLookup& env) {
+  try {
+    if (auto found = from_environment(env)) return std::move(*found);
+    if (auto found = from_credentials_directory(env)) return std::move(*found);
+    if (auto found = from_credentials_file(config)) return std::move(*found);
+  } catch (const std::exception& e) {
+    return make_error(std::string("cannot load credentials: ") + e.what());
+  }
+  return make_error(
+      "no Creatify API credentials: set CREATIFY_API_ID and CREATIFY_API_KEY in the "
+      "environment, or provide files creatify_api_id and creatify_api_key in "
+      "$CREDENTIALS_DIRECTORY (systemd LoadCredential=), or set api.credentials_file in " +
+      (config.source_path.empty() ? std::string("the config file") : config.source_path));
+}
+
+}  // namespace personad

@@ -1,0 +1,712 @@
+// The SQLite store: opening (identity, integrity, WAL, migrations) and every read and write of
+// jobs and transitions, each write in one transaction with statements prepared once.
+#include "personad/store.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <utility>
+
+#include "personad/migrations_data.hpp"
+#include "personad/sqlite.hpp"
+
+namespace personad {
+
+namespace {
+
+namespace json = boost::json;
+using sqlite::ResetOnExit;
+using sqlite::Statement;
+
+// PRAGMA application_id set by 0001_init.sql ("PSND"): tells our database from another
+// program's SQLite file, which must never be migrated.
+constexpr std::int64_t kApplicationId = 0x50534E44;
+
+constexpr bool migrations_in_order() {
+  int previous = 0;
+  for (const auto& m : migrations::kAll) {
+    if (m.version <= previous) return false;
+    previous = m.version;
+  }
+  return true;
+}
+static_assert(migrations_in_order(), "migrations/NNNN_*.sql: versions must be unique and > 0");
+
+constexpr int kLatestVersion = migrations::kAll.back().version;
+
+Error fail(std::string_view what, const Error& cause) {
+  return make_error("store: " + std::string(what) + ": " + cause.message);
+}
+
+// ---- The spec as JSON ------------------------------------------------------------------------
+
+// The stored form is private to the store (the control socket's JSON lives in job_json): it
+// only has to read back exactly what it wrote. One list of the text fields serves both
+// directions, so a field cannot be written and then forgotten on the way back.
+using TextField = std::pair<std::string_view, std::string PersonaSpec::*>;
+constexpr std::array<TextField, 9> kSpecText = {{
+    {"key", &PersonaSpec::key},
+    {"gender", &PersonaSpec::gender},
+    {"creator_name", &PersonaSpec::creator_name},
+    {"video_scene", &PersonaSpec::video_scene},
+    {"keywords", &PersonaSpec::keywords},
+    {"lipsync_input", &PersonaSpec::lipsync_input},
+    {"consent_video", &PersonaSpec::consent_video},
+    {"webhook_url", &PersonaSpec::webhook_url},
+    {"gdown_url", &PersonaSpec::gdown_url},
+}};
+
+json::object stored_spec_object(const PersonaSpec& spec) {
+  json::object o;
+  for (const auto& [name, member] : kSpecText) o[name] = spec.*member;
+  json::array labels;
+  for (const auto& label : spec.labels) labels.emplace_back(label);
+  o["labels"] = std::move(labels);
+  return o;
+}
+
+std::string stored_spec_text(const PersonaSpec& spec) {
+  return json::serialize(stored_spec_object(spec));
+}
+
+Result<std::vector<std::string>> labels_from_json(const json::value* v) {
+  std::vector<std::string> labels;
+  if (v == nullptr) return labels;  // absent: none
+  const auto* array = v->if_array();
+  if (array == nullptr) return make_error("\"labels\" is not an array");
+  for (const auto& item : *array) {
+    const auto* s = item.if_string();
+    if (s == nullptr) return make_error("\"labels\" holds a value that is not a string");
+    labels.emplace_back(*s);
+  }
+  return labels;
+}
+
+// Absent fields read as empty (the value of an optional field that was not given); a field of
+// the wrong type is an error rather than a silent loss.
+Result<PersonaSpec> parse_stored_spec(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return make_error("spec is not valid JSON: " + ec.message());
+  const auto* o = v.if_object();
+  if (o == nullptr) return make_error("spec is not a JSON object");
+  PersonaSpec spec;
+  for (const auto& [name, member] : kSpecText) {
+    const auto* field = o->if_contains(name);
+    if (field == nullptr) continue;
+    const auto* s = field->if_string();
+    if (s == nullptr) return make_error("spec field \"" + std::string(name) + "\" is not a string");
+    spec.*member = std::string(*s);
+  }
+  auto labels = labels_from_json(o->if_contains("labels"));
+  if (!labels) return make_error("spec field " + labels.message());
+  spec.labels = std::move(*labels);
+  return spec;
+}
+
+// ---- Rows ------------------------------------------------------------------------------------
+
+std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t) {
+  if (!t) return std::nullopt;
+  return to_unix_ms(*t);
+}
+
+std::optional<TimePoint> from_ms(const std::optional<std::int64_t>& ms) {
+  if (!ms) return std::nullopt;
+  return from_unix_ms(*ms);
+}
+
+std::optional<std::string> null_if_empty(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  return s;
+}
+
+// The non-final states, as SQL. job.cpp's is_final is the rule; a unit test holds them equal.
+#define PERSONAD_ACTIVE_STATES "('queued', 'submitting', 'pending')"
+
+// Every SELECT of a job reads these columns in this order (see JobColumn).
+#define PERSONAD_JOB_COLUMNS                                                                  \
+  "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
+  "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
+  "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at"
+
+enum JobColumn {
+  kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
+  kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
+  kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt,
+};
+
+Result<Job> read_job(const Statement& row) {
+  Job job;
+  job.id = row.int64(kId);
+  job.key = row.text(kKey);
+  const auto state_name = row.text(kState);
+  const auto state = parse_state(state_name);
+  if (!state) return make_error("job '" + job.key + "' has unknown state '" + state_name + "'");
+  job.state = *state;
+  job.client_ref = row.text(kClientRef);
+  auto spec = parse_stored_spec(row.text(kSpec));
+  if (!spec) return make_error("job '" + job.key + "': " + spec.message());
+  job.spec = std::move(*spec);
+  job.source = row.text(kSource);
+  job.remote_id = row.optional_text(kRemoteId);
+  job.remote_status = row.optional_text(kRemoteStatus);
+  job.failed_reason = row.optional_text(kFailedReason);
+  job.created_at = from_unix_ms(row.int64(kCreatedAt));
+  job.submitted_at = from_ms(row.optional_int64(kSubmittedAt));
+  job.updated_at = from_unix_ms(row.int64(kUpdatedAt));
+  job.next_poll_at = from_ms(row.optional_int64(kNextPollAt));
+  job.polls = row.int64(kPolls);
+  job.attempts = row.int64(kAttempts);
+  job.errors = row.int64(kErrors);
+  job.submitting_since = from_ms(row.optional_int64(kSubmittingSince));
+  job.needs_operator = row.int64(kNeedsOperator) != 0;
+  job.send_unknown = row.int64(kSendUnknown) != 0;
+  job.last_sent_at = from_ms(row.optional_int64(kLastSentAt));
+  job.expires_at = from_ms(row.optional_int64(kExpiresAt));
+  return job;
+}
+
+Result<std::vector<Job>> read_jobs(Statement& stmt) {
+  std::vector<Job> jobs;
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return row.error();
+    if (!*row) return jobs;
+    auto job = read_job(stmt);
+    if (!job) return job.error();
+    jobs.push_back(std::move(*job));
+  }
+}
+
+Result<std::optional<Job>> read_one_job(Statement& stmt) {
+  auto row = stmt.step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<Job>();
+  auto job = read_job(stmt);
+  if (!job) return job.error();
+  return std::optional<Job>(std::move(*job));
+}
+
+Result<Transition> read_transition(const Statement& row) {
+  Transition t;
+  t.job_id = row.int64(0);
+  t.at = from_unix_ms(row.int64(1));
+  if (auto from = row.optional_text(2)) {
+    t.from = parse_state(*from);
+    if (!t.from) return make_error("transition has unknown state '" + *from + "'");
+  }
+  const auto to_name = row.text(3);
+  const auto to = parse_state(to_name);
+  if (!to) return make_error("transition has unknown state '" + to_name + "'");
+  t.to = *to;
+  t.remote_status = row.text(4);
+  t.reason = row.text(5);
+  return t;
+}
+
+// ---- Opening ---------------------------------------------------------------------------------
+
+Result<void> check_location(const std::string& path, OpenMode mode) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (mode == OpenMode::read_only) {
+    if (fs::exists(path, ec)) return {};
+    return make_error("store: database " + path + " does not exist (personad creates it)");
+  }
+  auto dir = fs::path(path).parent_path();
+  if (dir.empty() || fs::is_directory(dir, ec)) return {};
+  return make_error("store: cannot create database " + path + ": directory " + dir.string() +
+                    " does not exist");
+}
+
+Result<sqlite::Db> connect(const std::string& path, OpenMode mode) {
+  const int flags = mode == OpenMode::read_only ? SQLITE_OPEN_READONLY
+                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  auto db = sqlite::Db::open(path, flags);
+  if (!db) return fail("open " + path, db.error());
+  // Defensive: no writable_schema or similar tricks can corrupt the file through this handle.
+  if (sqlite3_db_config(db->handle(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr) != SQLITE_OK)
+    return fail("configure " + path, make_error(db->errmsg()));
+  // Set first, so that even the checks below wait for a writer rather than fail.
+  if (auto r = db->exec("PRAGMA busy_timeout = 5000"); !r) return fail("open " + path, r.error());
+  return db;
+}
+
+// The first read of the file: a file that is not SQLite fails here, before anything is written
+// to it (no journal mode switch, no migration), so it is left exactly as it was.
+Result<std::int64_t> count_schema_objects(sqlite::Db& db, const std::string& path) {
+  auto n = db.query_int64("SELECT count(*) FROM sqlite_schema");
+  if (n) return n;
+  const int code = db.extended_errcode() & 0xff;
+  if (code == SQLITE_NOTADB)
+    return make_error("store: " + path + " is not a personad database (" + n.message() + ")");
+  if (code == SQLITE_CORRUPT)
+    return make_error("store: database " + path + " is damaged (" + n.message() + ")");
+  return fail("read " + path, n.error());
+}
+
+// quick_check lists every problem it finds, one per line: the first few say enough.
+std::string summarise_check(std::string_view report) {
+  constexpr std::string_view kHeader = "*** in database main ***\n";
+  if (report.starts_with(kHeader)) report.remove_prefix(kHeader.size());
+  std::string out;
+  for (char c : report) out += c == '\n' ? std::string_view("; ") : std::string_view(&c, 1);
+  constexpr std::size_t kMax = 200;
+  if (out.size() > kMax) out = out.substr(0, kMax) + "…";
+  return out;
+}
+
+Result<void> check_integrity(sqlite::Db& db, const std::string& path) {
+  auto verdict = db.query_text("PRAGMA quick_check");
+  if (!verdict) return fail("check " + path, verdict.error());
+  if (*verdict == "ok") return {};
+  return make_error("store: database " + path + " is damaged (quick_check: " +
+                    summarise_check(*verdict) + ")");
+}
+
+// Whether the file is personad's and at which schema version. A fresh file (no objects, no
+// application_id) is version 0, ready to be migrated.
+Result<int> identify(sqlite::Db& db, const std::string& path) {
+  auto objects = count_schema_objects(db, path);
+  if (!objects) return objects.error();
+  if (auto r = check_integrity(db, path); !r) return r.error();
+  auto app = db.query_int64("PRAGMA application_id");
+  if (!app) return fail("read " + path, app.error());
+  auto version = db.query_int64("PRAGMA user_version");
+  if (!version) return fail("read " + path, version.error());
+  const bool fresh = *app == 0 && *version == 0 && *objects == 0;
+  if (!fresh && *app != kApplicationId)
+    return make_error("store: " + path +
+                      " is not a personad database (it is a SQLite database of another program)");
+  if (*version > kLatestVersion)
+    return make_error("store: database " + path + " has schema version " +
+                      std::to_string(*version) + ", this personad knows up to " +
+                      std::to_string(kLatestVersion) + ": upgrade personad");
+  return static_cast<int>(*version);
+}
+
+Result<void> configure_for_writing(sqlite::Db& db, const std::string& path) {
+  auto mode = db.query_text("PRAGMA journal_mode = WAL");
+  if (!mode) return fail("set WAL mode on " + path, mode.error());
+  if (*mode != "wal")
+    return make_error("store: " + path + ": WAL mode refused (journal mode stays '" + *mode +
+                      "'); is it on a network file system?");
+  // FULL: every commit is fsync'd before it returns. A job row stands for purchased capacity,
+  // so a commit the program acted on must survive a power cut.
+  if (auto r = db.exec("PRAGMA synchronous = FULL"); !r)
+    return fail("configure " + path, r.error());
+  return {};
+}
+
+// One transaction per migration: a crash between two leaves a database at a known version.
+Result<void> apply_migration(sqlite::Db& db, const migrations::Migration& m,
+                             const std::string& path) {
+  const std::string what = "migrate " + path + " to " + std::string(m.name);
+  if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return fail(what, r.error());
+  // Another process may have migrated between our read of the version and our lock.
+  auto version = db.query_int64("PRAGMA user_version");
+  Result<void> done = version ? Result<void>() : Result<void>(version.error());
+  if (done && *version < m.version) {
+    done = db.exec(std::string(m.sql));
+    // PRAGMA takes no bound parameters; the number is the migration's own, not outside input.
+    if (done) done = db.exec("PRAGMA user_version = " + std::to_string(m.version));
+  }
+  if (done) done = db.exec("COMMIT");
+  if (done) return {};
+  if (db.in_transaction()) (void)db.exec("ROLLBACK");  // the migration's error is the report
+  return fail(what, done.error());
+}
+
+Result<int> migrate(sqlite::Db& db, int current, const std::string& path) {
+  for (const auto& m : migrations::kAll) {
+    if (m.version <= current) continue;
+    if (auto r = apply_migration(db, m, path); !r) return r.error();
+    current = m.version;
+  }
+  return current;
+}
+
+Result<void> require_current(int version, const std::string& path) {
+  if (version == kLatestVersion) return {};
+  return make_error("store: database " + path + " has schema version " +
+                    std::to_string(version) + ", this personad expects " +
+                    std::to_string(kLatestVersion) + ": run personad once to migrate");
+}
+
+}  // namespace
+
+// ---- Impl ------------------------------------------------------------------------------------
+
+struct Store::Impl {
+  // The connection is declared first so that it is closed after every statement is finalized.
+  sqlite::Db db;
+  std::string path;
+  OpenMode mode = OpenMode::read_write;
+  int version = 0;
+
+  Statement begin_write;  // IMMEDIATE: takes the write lock at once, never fails mid-way on BUSY
+  Statement begin_read;
+  Statement commit;
+  Statement rollback;
+  Statement key_lookup;
+  Statement insert_job;
+  Statement insert_transition;
+  Statement update_job;
+  Statement job_by_key;
+  Statement job_by_id;
+  Statement job_by_remote_id;
+  Statement jobs_by_state;
+  Statement active_jobs;
+  Statement transitions_of_job;
+  Statement counts_by_state;
+  Statement next_due;
+
+  Result<void> prepare_all();
+  Result<void> writable(std::string_view what) const;
+  Result<sqlite::Transaction> begin(Statement& how, std::string_view what);
+
+  Result<EnqueueOutcome> enqueue_one(const PersonaSpec& spec, std::string_view source,
+                                     std::string_view reason, TimePoint now,
+                                     const std::function<std::string()>& new_ref);
+  Result<std::int64_t> insert_new_job(const PersonaSpec& spec, std::string_view source,
+                                      TimePoint now, const std::string& client_ref);
+  Result<void> add_transition(const Transition& t);
+  Result<void> update_row(const Job& job);
+  Result<StoreStats> read_stats();
+};
+
+Result<void> Store::Impl::prepare_all() {
+  const std::pair<Statement*, const char*> all[] = {
+      {&begin_write, "BEGIN IMMEDIATE"},
+      {&begin_read, "BEGIN DEFERRED"},
+      {&commit, "COMMIT"},
+      {&rollback, "ROLLBACK"},
+      {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1"},
+      {&insert_job,
+       "INSERT INTO jobs (key, state, client_ref, spec, source, created_at, updated_at, "
+       "next_poll_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)"},
+      {&insert_transition,
+       "INSERT INTO transitions (job_id, at, from_state, to_state, remote_status, reason) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+      // The key in the WHERE clause: a Job that is not the row it claims to be is refused.
+      {&update_job,
+       "UPDATE jobs SET state = ?3, remote_id = ?4, remote_status = ?5, failed_reason = ?6, "
+       "submitted_at = ?7, updated_at = ?8, next_poll_at = ?9, polls = ?10, attempts = ?11, "
+       "errors = ?12, submitting_since = ?13, needs_operator = ?14, send_unknown = ?15, "
+       "last_sent_at = ?16, expires_at = ?17, client_ref = ?18 "
+       "WHERE id = ?1 AND key = ?2"},
+      {&job_by_key, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = ?1"},
+      {&job_by_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
+      // Served by the unique partial index on remote_id: "= ?1" implies NOT NULL.
+      {&job_by_remote_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE remote_id = ?1"},
+      {&jobs_by_state,
+       "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE ?1 IS NULL OR state = ?1 ORDER BY id"},
+      {&active_jobs, "SELECT " PERSONAD_JOB_COLUMNS
+                     " FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES " ORDER BY id"},
+      {&transitions_of_job,
+       "SELECT job_id, at, from_state, to_state, remote_status, reason FROM transitions "
+       "WHERE job_id = ?1 ORDER BY id"},
+      {&counts_by_state,
+       "SELECT state, count(*), sum(polls), sum(attempts) FROM jobs GROUP BY state"},
+      {&next_due, "SELECT key, next_poll_at FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES
+                  " AND next_poll_at IS NOT NULL ORDER BY next_poll_at, id LIMIT 1"},
+  };
+  for (const auto& [stmt, sql] : all) {
+    auto prepared = db.prepare(sql);
+    if (!prepared) return fail("prepare \"" + std::string(sql) + "\"", prepared.error());
+    *stmt = std::move(*prepared);
+  }
+  return {};
+}
+
+Result<void> Store::Impl::writable(std::string_view what) const {
+  if (mode == OpenMode::read_write) return {};
+  return make_error("store: " + std::string(what) + ": database " + path + " is open read-only");
+}
+
+Result<sqlite::Transaction> Store::Impl::begin(Statement& how, std::string_view what) {
+  auto tx = sqlite::Transaction::begin(db, how, commit, rollback);
+  if (!tx) return fail(std::string(what) + " (begin)", tx.error());
+  return tx;
+}
+
+Result<std::int64_t> Store::Impl::insert_new_job(const PersonaSpec& spec,
+                                                 std::string_view source, TimePoint now,
+                                                 const std::string& client_ref) {
+  // Never store what cannot be read back: text that is not valid UTF-8 would serialise but
+  // not parse, and one unreadable row would stop every start-up load.
+  auto text = stored_spec_text(spec);
+  auto back = parse_stored_spec(text);
+  if (!back || *back != spec) return make_error("spec does not survive a JSON round trip (is "
+                                                "every field valid UTF-8?)");
+  ResetOnExit reset(insert_job);
+  insert_job.bind(1, std::string_view(spec.key))
+      .bind(2, to_string(State::queued))
+      .bind(3, std::string_view(client_ref))
+      .bind(4, std::string_view(text))
+      .bind(5, source)
+      .bind(6, to_unix_ms(now));  // created, updated and due at once: submit as soon as possible
+  if (auto r = insert_job.run(); !r) return r.error();
+  return db.last_insert_rowid();
+}
+
+Result<void> Store::Impl::add_transition(const Transition& t) {
+  ResetOnExit reset(insert_transition);
+  insert_transition.bind(1, t.job_id).bind(2, to_unix_ms(t.at));
+  if (t.from)
+    insert_transition.bind(3, to_string(*t.from));
+  else
+    insert_transition.bind_null(3);
+  insert_transition.bind(4, to_string(t.to))
+      .bind(5, null_if_empty(t.remote_status))
+      .bind(6, null_if_empty(t.reason));
+  return insert_transition.run();
+}
+
+Result<EnqueueOutcome> Store::Impl::enqueue_one(const PersonaSpec& spec, std::string_view source,
+                                                std::string_view reason, TimePoint now,
+                                                const std::function<std::string()>& new_ref) {
+  const std::string what = "enqueue '" + spec.key + "'";
+  EnqueueOutcome out{.key = spec.key};
+  {
+    ResetOnExit reset(key_lookup);
+    auto row = key_lookup.bind(1, std::string_view(spec.key)).step();
+    if (!row) return fail(what, row.error());
+    if (*row) {
+      out.job_id = key_lookup.int64(0);
+      const auto state = parse_state(key_lookup.text(1));
+      if (!state) return fail(what, make_error("unknown state '" + key_lookup.text(1) + "'"));
+      out.state = *state;
+      auto stored = parse_stored_spec(key_lookup.text(2));
+      if (!stored) return fail(what, stored.error());
+      out.spec_changed = *stored != spec;
+      return out;
+    }
+  }
+  auto id = insert_new_job(spec, source, now, new_ref());
+  if (!id) return fail(what, id.error());
+  Transition first{.job_id = *id, .at = now, .from = std::nullopt, .to = State::queued,
+                   .remote_status = {}, .reason = std::string(reason)};
+  if (auto r = add_transition(first); !r) return fail(what, r.error());
+  out.inserted = true;
+  out.job_id = *id;
+  return out;
+}
+
+Result<void> Store::Impl::update_row(const Job& job) {
+  ResetOnExit reset(update_job);
+  update_job.bind(1, job.id)
+      .bind(2, std::string_view(job.key))
+      .bind(3, to_string(job.state))
+      .bind(4, job.remote_id)
+      .bind(5, job.remote_status)
+      .bind(6, job.failed_reason)
+      .bind(7, to_ms(job.submitted_at))
+      .bind(8, to_unix_ms(job.updated_at))
+      .bind(9, to_ms(job.next_poll_at))
+      .bind(10, job.polls)
+      .bind(11, job.attempts)
+      .bind(12, job.errors)
+      .bind(13, to_ms(job.submitting_since))
+      .bind(14, std::int64_t{job.needs_operator})
+      .bind(15, std::int64_t{job.send_unknown})
+      .bind(16, to_ms(job.last_sent_at))
+      .bind(17, to_ms(job.expires_at))
+      // A resubmission of a failed job takes a fresh client_ref (the old persona keeps the old
+      // label); the key, spec, source and creation time never change.
+      .bind(18, std::string_view(job.client_ref));
+  if (auto r = update_job.run(); !r) return r.error();
+  if (db.changes() != 1)
+    return make_error("no job with id " + std::to_string(job.id) + " and this key");
+  return {};
+}
+
+Result<StoreStats> Store::Impl::read_stats() {
+  StoreStats stats;
+  for (State s : all_states()) stats.counts[s] = 0;
+  {
+    ResetOnExit reset(counts_by_state);
+    for (;;) {
+      auto row = counts_by_state.step();
+      if (!row) return row.error();
+      if (!*row) break;
+      const auto state = parse_state(counts_by_state.text(0));
+      if (!state) return make_error("unknown state '" + counts_by_state.text(0) + "'");
+      stats.counts[*state] = counts_by_state.int64(1);
+      stats.polls += counts_by_state.int64(2);
+      stats.attempts += counts_by_state.int64(3);
+    }
+  }
+  ResetOnExit reset(next_due);
+  auto row = next_due.step();
+  if (!row) return row.error();
+  if (*row) {
+    stats.next_due_key = next_due.text(0);
+    stats.next_due = from_unix_ms(next_due.int64(1));
+  }
+  return stats;
+}
+
+// ---- Store -----------------------------------------------------------------------------------
+
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
+  if (auto r = check_location(path, mode); !r) return r.error();
+  auto db = connect(path, mode);
+  if (!db) return db.error();
+  auto version = identify(*db, path);
+  if (!version) return version.error();
+  if (mode == OpenMode::read_write) {
+    if (auto r = configure_for_writing(*db, path); !r) return r.error();
+    version = migrate(*db, *version, path);
+    if (!version) return version.error();
+  } else if (auto r = require_current(*version, path); !r) {
+    return r.error();
+  }
+  // After migrating: the constraint only becomes meaningful once the tables exist, and a
+  // migration may need to rebuild a table with it off.
+  if (auto r = db->exec("PRAGMA foreign_keys = ON"); !r)
+    return fail("configure " + path, r.error());
+
+  std::unique_ptr<Store> store(new Store());
+  store->impl_ = std::make_unique<Impl>();
+  auto& impl = *store->impl_;
+  impl.db = std::move(*db);
+  impl.path = path;
+  impl.mode = mode;
+  impl.version = *version;
+  if (auto r = impl.prepare_all(); !r) return r.error();
+  return store;
+}
+
+int Store::schema_version() const { return impl_->version; }
+
+Result<std::vector<EnqueueOutcome>> Store::enqueue(const std::vector<PersonaSpec>& specs,
+                                                   std::string_view source,
+                                                   std::string_view reason, TimePoint now,
+                                                   const std::function<std::string()>& new_ref) {
+  if (auto r = impl_->writable("enqueue"); !r) return r.error();
+  // One transaction for the whole list: a batch is enqueued whole or not at all, and 10,000
+  // rows cost one fsync instead of 10,000.
+  auto tx = impl_->begin(impl_->begin_write, "enqueue");
+  if (!tx) return tx.error();
+  std::vector<EnqueueOutcome> outcomes;
+  outcomes.reserve(specs.size());
+  for (const auto& spec : specs) {
+    auto outcome = impl_->enqueue_one(spec, source, reason, now, new_ref);
+    if (!outcome) return outcome.error();  // the transaction rolls back as it goes out of scope
+    outcomes.push_back(std::move(*outcome));
+  }
+  if (auto r = tx->commit(); !r) return fail("enqueue (commit)", r.error());
+  return outcomes;
+}
+
+Result<void> Store::apply(const Job& job, const Transition& transition, bool durable) {
+  // `durable` marks the commits the caller must see on disk before it acts (the move to
+  // submitting before a create request leaves). synchronous=FULL is set for the whole
+  // connection at open, so every commit already is: there is nothing to switch per call, and a
+  // relaxed mode for the others would have to be a measured decision, not a default.
+  (void)durable;
+  const std::string what = "apply to job '" + job.key + "'";
+  if (auto r = impl_->writable(what); !r) return r.error();
+  Transition t = transition;
+  if (t.job_id == 0) t.job_id = job.id;
+  if (t.job_id != job.id)
+    return make_error("store: " + what + ": the transition is for job id " +
+                      std::to_string(t.job_id) + ", the job is id " + std::to_string(job.id));
+  // The history must tell the same story as the row.
+  if (t.to != job.state)
+    return make_error("store: " + what + ": the transition goes to " +
+                      std::string(to_string(t.to)) + " but the job is " +
+                      std::string(to_string(job.state)));
+  auto tx = impl_->begin(impl_->begin_write, what);
+  if (!tx) return tx.error();
+  if (auto r = impl_->update_row(job); !r) return fail(what, r.error());
+  if (auto r = impl_->add_transition(t); !r) return fail(what, r.error());
+  if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
+  return {};
+}
+
+Result<void> Store::update(const Job& job) {
+  const std::string what = "update job '" + job.key + "'";
+  if (auto r = impl_->writable(what); !r) return r.error();
+  // A single statement is its own transaction.
+  if (auto r = impl_->update_row(job); !r) return fail(what, r.error());
+  return {};
+}
+
+Result<std::optional<Job>> Store::find(std::string_view key) const {
+  auto& stmt = impl_->job_by_key;
+  ResetOnExit reset(stmt);
+  auto job = read_one_job(stmt.bind(1, key));
+  if (!job) return fail("find job '" + std::string(key) + "'", job.error());
+  return job;
+}
+
+Result<std::optional<Job>> Store::get(std::int64_t id) const {
+  auto& stmt = impl_->job_by_id;
+  ResetOnExit reset(stmt);
+  auto job = read_one_job(stmt.bind(1, id));
+  if (!job) return fail("get job id " + std::to_string(id), job.error());
+  return job;
+}
+
+Result<std::optional<Job>> Store::find_by_remote_id(std::string_view remote_id) const {
+  auto& stmt = impl_->job_by_remote_id;
+  ResetOnExit reset(stmt);
+  auto job = read_one_job(stmt.bind(1, remote_id));
+  if (!job) return fail("find job of remote id '" + std::string(remote_id) + "'", job.error());
+  return job;
+}
+
+Result<std::vector<Job>> Store::list(std::optional<State> state) const {
+  auto& stmt = impl_->jobs_by_state;
+  ResetOnExit reset(stmt);
+  if (state)
+    stmt.bind(1, to_string(*state));
+  else
+    stmt.bind_null(1);
+  auto jobs = read_jobs(stmt);
+  if (!jobs) return fail("list jobs", jobs.error());
+  return jobs;
+}
+
+Result<std::vector<Job>> Store::load_active() const {
+  auto& stmt = impl_->active_jobs;
+  ResetOnExit reset(stmt);
+  auto jobs = read_jobs(stmt);
+  if (!jobs) return fail("load active jobs", jobs.error());
+  return jobs;
+}
+
+Result<std::vector<Transition>> Store::history(std::int64_t job_id) const {
+  const std::string what = "history of job id " + std::to_string(job_id);
+  auto& stmt = impl_->transitions_of_job;
+  ResetOnExit reset(stmt);
+  stmt.bind(1, job_id);
+  std::vector<Transition> out;
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return fail(what, row.error());
+    if (!*row) return out;
+    auto t = read_transition(stmt);
+    if (!t) return fail(what, t.error());
+    out.push_back(std::move(*t));
+  }
+}
+
+Result<StoreStats> Store::stats() const {
+  // One read transaction: the counts and the next due job come from the same snapshot.
+  auto tx = impl_->begin(impl_->begin_read, "stats");
+  if (!tx) return tx.error();
+  auto stats = impl_->read_stats();
+  if (!stats) return fail("stats", stats.error());
+  if (auto r = tx->commit(); !r) return fail("stats (commit)", r.error());
+  return stats;
+}
+
+}  // namespace personad

@@ -1,0 +1,486 @@
+// Tests of the batch module: [[persona]] parsing, field validation with file/line/field errors,
+// local media resolution, and discovery of batch files in a directory.
+#include "personad/batch.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+namespace personad {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("personad-batch-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path write(const std::string& name, const std::string& text = "video bytes") const {
+    const fs::path p = path_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+// A complete, valid entry; tests replace or drop single lines.
+std::string entry(const std::string& key = "acme-jane-01") {
+  return "[[persona]]\n"
+         "key = \"" +
+         key +
+         "\"\n"
+         "gender = \"f\"\n"
+         "creator_name = \"Jane Doe\"\n"
+         "video_scene = \"office\"\n"
+         "keywords = \"friendly, professional\"\n"
+         "lipsync_input = \"https://cdn.example.com/jane/lipsync.mp4\"\n"
+         "consent_video = \"https://cdn.example.com/jane/consent.mp4\"\n"
+         "labels = [\"acme\"]\n";
+}
+
+// `entry(key)` with the line starting with `field =` removed or replaced by `replacement`.
+std::string entry_with(const std::string& field, const std::string& replacement,
+                       const std::string& key = "acme-jane-01") {
+  std::string text = entry(key);
+  const auto start = text.find("\n" + field + " = ") + 1;
+  const auto end = text.find('\n', start) + 1;
+  return text.replace(start, end - start, replacement.empty() ? "" : replacement + "\n");
+}
+
+BatchParse parse(const std::string& text, const std::string& file = "/batches/b.toml") {
+  return parse_batch(text, file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Valid files
+
+TEST(Batch, ParsesAValidFile) {
+  const auto p = parse(entry() +
+                       "webhook_url = \"https://hooks.example.com/x\"\n"
+                       "gdown_url = \"https://drive.google.com/file/d/abc\"\n\n" +
+                       entry("acme-omar-01"));
+  ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
+  ASSERT_EQ(p.entries.size(), 2u);
+  const PersonaSpec& s = p.entries[0].spec;
+  EXPECT_EQ(s.key, "acme-jane-01");
+  EXPECT_EQ(s.gender, "f");
+  EXPECT_EQ(s.creator_name, "Jane Doe");
+  EXPECT_EQ(s.video_scene, "office");
+  EXPECT_EQ(s.keywords, "friendly, professional");
+  EXPECT_EQ(s.lipsync_input, "https://cdn.example.com/jane/lipsync.mp4");
+  EXPECT_EQ(s.consent_video, "https://cdn.example.com/jane/consent.mp4");
+  EXPECT_EQ(s.labels, std::vector<std::string>{"acme"});
+  EXPECT_EQ(s.webhook_url, "https://hooks.example.com/x");
+  EXPECT_EQ(s.gdown_url, "https://drive.google.com/file/d/abc");
+  EXPECT_EQ(p.entries[0].line, 1);
+  EXPECT_EQ(p.entries[1].spec.key, "acme-omar-01");
+  EXPECT_EQ(p.entries[1].line, 13);
+  EXPECT_EQ(p.file, "/batches/b.toml");
+}
+
+TEST(Batch, OptionalFieldsMayBeLeftOut) {
+  const auto p = parse(entry_with("keywords", ""));
+  ASSERT_TRUE(p.ok());
+  const auto q = parse(entry_with("consent_video", ""));
+  ASSERT_TRUE(q.ok()) << q.errors.front().to_string();
+  EXPECT_EQ(q.entries[0].spec.consent_video, "");
+  const auto r = parse(entry_with("labels", ""));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.entries[0].spec.labels.empty());
+}
+
+TEST(Batch, EmptyFileHasNoEntriesAndNoErrors) {
+  for (const char* text : {"", "# nothing yet\n", "persona = []\n"}) {
+    const auto p = parse(text);
+    EXPECT_TRUE(p.ok()) << text;
+    EXPECT_TRUE(p.entries.empty()) << text;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: file, line, field
+
+class BatchRequiredField : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BatchRequiredField, MissingIsReportedAtTheTableLine) {
+  const std::string text = "# leading comment\n\n" + entry_with(GetParam(), "");
+  const auto p = parse(text);
+  EXPECT_TRUE(p.entries.empty());
+  ASSERT_EQ(p.errors.size(), 1u) << p.errors.front().to_string();
+  EXPECT_EQ(p.errors[0].line, 3);
+  EXPECT_EQ(p.errors[0].field, GetParam());
+  EXPECT_EQ(p.errors[0].message, "is required");
+  EXPECT_EQ(p.errors[0].to_string(), "/batches/b.toml:3: field '" + GetParam() + "': is required");
+}
+
+INSTANTIATE_TEST_SUITE_P(Batch, BatchRequiredField,
+                         ::testing::Values("key", "gender", "creator_name", "video_scene",
+                                           "lipsync_input"));
+
+TEST(Batch, BadGenderIsNamedAtItsLine) {
+  const auto p = parse(entry_with("gender", "gender = \"x\""));
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(),
+            "/batches/b.toml:3: field 'gender': must be \"m\", \"f\" or \"nb\", got \"x\"");
+  EXPECT_TRUE(p.entries.empty());
+}
+
+TEST(Batch, WrongTypeIsNamed) {
+  const auto p = parse(entry_with("gender", "gender = 1"));
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(),
+            "/batches/b.toml:3: field 'gender': expected a string, got integer");
+
+  const auto q = parse(entry_with("labels", "labels = \"acme\""));
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_EQ(q.errors[0].to_string(),
+            "/batches/b.toml:9: field 'labels': expected an array of strings, got string");
+
+  const auto r = parse(entry_with("labels", "labels = [\"acme\",\n  7]"));
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "/batches/b.toml:10: field 'labels': element 2: expected a string, got integer");
+}
+
+TEST(Batch, UnknownFieldIsAnError) {
+  const auto p = parse(entry() + "creatorname = \"x\"\n");
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].line, 10);
+  EXPECT_EQ(p.errors[0].field, "creatorname");
+  EXPECT_THAT(p.errors[0].message, ::testing::StartsWith("unknown field (known: key, gender,"));
+  EXPECT_TRUE(p.entries.empty());
+}
+
+TEST(Batch, UnknownTopLevelKeyIsAnError) {
+  const auto p = parse("version = 1\n" + entry());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(),
+            "/batches/b.toml:1: unknown top-level key 'version' (a batch file holds only "
+            "[[persona]] tables)");
+  EXPECT_TRUE(p.entries.empty());
+}
+
+TEST(Batch, PersonaMustBeAnArrayOfTables) {
+  const auto p = parse("[persona]\nkey = \"a\"\n");
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_THAT(p.errors[0].message, HasSubstr("write [[persona]]"));
+  EXPECT_EQ(p.errors[0].line, 1);
+}
+
+TEST(Batch, SyntaxErrorHasALine) {
+  const auto p = parse(entry() + "gdown_url = \"https://x\n");
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].line, 10);
+  EXPECT_THAT(p.errors[0].message, HasSubstr("(column "));
+  EXPECT_TRUE(p.entries.empty());
+}
+
+TEST(Batch, TextLimitsCountCharactersNotBytes) {
+  const std::string ok_ascii(255, 'a');
+  std::string ok_utf8;
+  for (int i = 0; i < 255; ++i) ok_utf8 += "\xC3\xA9";  // é: 2 bytes, 1 character
+  EXPECT_TRUE(parse(entry_with("creator_name", "creator_name = \"" + ok_ascii + "\"")).ok());
+  EXPECT_TRUE(parse(entry_with("creator_name", "creator_name = \"" + ok_utf8 + "\"")).ok());
+
+  for (const std::string field : {"creator_name", "video_scene", "keywords"}) {
+    const auto p = parse(entry_with(field, field + " = \"" + std::string(256, 'a') + "\""));
+    ASSERT_EQ(p.errors.size(), 1u) << field;
+    EXPECT_EQ(p.errors[0].field, field);
+    EXPECT_EQ(p.errors[0].message, "is 256 characters long; the API allows at most 255");
+    EXPECT_TRUE(p.entries.empty());
+  }
+}
+
+TEST(Batch, UrlLimitsApplyToWebhookAndConsentUrls) {
+  const std::string long_url = "https://cdn.example.com/" + std::string(177, 'a');  // 201 chars
+  ASSERT_EQ(long_url.size(), 201u);
+  const std::string ok_url = long_url.substr(0, 200);
+
+  EXPECT_TRUE(parse(entry() + "webhook_url = \"" + ok_url + "\"\n").ok());
+  const auto p = parse(entry() + "webhook_url = \"" + long_url + "\"\n");
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "webhook_url");
+  EXPECT_EQ(p.errors[0].message, "is 201 characters long; the API allows at most 200");
+
+  const auto q = parse(entry_with("consent_video", "consent_video = \"" + long_url + "\""));
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_EQ(q.errors[0].field, "consent_video");
+  // lipsync_input has no documented limit.
+  EXPECT_TRUE(parse(entry_with("lipsync_input", "lipsync_input = \"" + long_url + "\"")).ok());
+}
+
+TEST(Batch, BadUrlsAreNamed) {
+  const auto p = parse(entry() + "webhook_url = \"https://\"\n");
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(),
+            "/batches/b.toml:10: field 'webhook_url': URL has no host: \"https://\"");
+
+  const auto q = parse(entry() + "gdown_url = \"https://exa mple.com/x\"\n");
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_EQ(q.errors[0].field, "gdown_url");
+  EXPECT_THAT(q.errors[0].message, HasSubstr("is not a valid URL"));
+
+  const auto r = parse(entry() + "webhook_url = \"ftp://example.com/x\"\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0].message, HasSubstr("must be an http:// or https:// URL"));
+
+  const auto s = parse(entry_with("lipsync_input", "lipsync_input = \"ftp://example.com/a.mp4\""));
+  ASSERT_EQ(s.errors.size(), 1u);
+  EXPECT_EQ(s.errors[0].field, "lipsync_input");
+  EXPECT_THAT(s.errors[0].message, HasSubstr("only http(s) URLs or local file paths"));
+}
+
+TEST(Batch, BadKeysAreRejected) {
+  for (const std::string& key :
+       std::vector<std::string>{"has space", "slash/key", "ümlaut", std::string(129, 'k')}) {
+    const auto p = parse(entry(key));
+    ASSERT_EQ(p.errors.size(), 1u) << key;
+    EXPECT_EQ(p.errors[0].field, "key");
+    EXPECT_EQ(p.errors[0].line, 2);
+  }
+  EXPECT_TRUE(parse(entry(std::string(128, 'k'))).ok());
+  EXPECT_TRUE(parse(entry("A.b_c-9")).ok());
+}
+
+TEST(Batch, ReservedAndEmptyLabelsAreRejected) {
+  const auto p = parse(entry_with("labels", "labels = [\"ok\", \"personad:abc\"]"));
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "labels");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("element 2: the prefix \"personad:\" is reserved"));
+
+  const auto q = parse(entry_with("labels", "labels = [\"\"]"));
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_EQ(q.errors[0].message, "element 1 must not be empty");
+}
+
+TEST(Batch, DuplicateKeyIsReportedAtTheSecondOccurrence) {
+  const auto p = parse(entry() + "\n" + entry());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(),
+            "/batches/b.toml:12: field 'key': duplicate key 'acme-jane-01' (first used at line 2)");
+  EXPECT_TRUE(p.entries.empty());
+}
+
+TEST(Batch, OneBadEntryYieldsNoEntries) {
+  const auto p = parse(entry("good-1") + entry("good-2") + entry_with("gender", "gender = \"q\"") +
+                       entry("good-3"));
+  EXPECT_FALSE(p.ok());
+  EXPECT_TRUE(p.entries.empty());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "gender");
+}
+
+TEST(Batch, ErrorsAreInLineOrderAcrossEntries) {
+  const auto p = parse(entry_with("video_scene", "video_scene = 3") + "zzz = 1\n" +
+                       entry_with("creator_name", "creator_name = \"\"", "acme-jane-02"));
+  ASSERT_EQ(p.errors.size(), 3u);
+  EXPECT_EQ(p.errors[0].field, "video_scene");
+  EXPECT_EQ(p.errors[1].field, "zzz");
+  EXPECT_EQ(p.errors[2].field, "creator_name");
+  EXPECT_LT(p.errors[0].line, p.errors[1].line);
+  EXPECT_LT(p.errors[1].line, p.errors[2].line);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local media
+
+TEST(Batch, LocalFilesResolveAgainstTheBatchDirectory) {
+  TempDir dir;
+  dir.write("batches/videos/jane.mp4");
+  dir.write("media/consent.MOV");
+  const fs::path batch = dir.path() / "batches" / "b.toml";
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"videos/./jane.mp4\"") + "",
+                       batch.string());
+  ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
+  EXPECT_EQ(p.entries[0].spec.lipsync_input, (dir.path() / "batches/videos/jane.mp4").string());
+
+  const auto q = parse(entry_with("consent_video", "consent_video = \"file:../media/consent.MOV\""),
+                       batch.string());
+  ASSERT_TRUE(q.ok()) << q.errors.front().to_string();
+  EXPECT_EQ(q.entries[0].spec.consent_video, (dir.path() / "media/consent.MOV").string());
+
+  const auto abs = (dir.path() / "media/consent.MOV").string();
+  const auto r =
+      parse(entry_with("consent_video", "consent_video = \"file://" + abs + "\""), batch.string());
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.entries[0].spec.consent_video, abs);
+
+  const auto s =
+      parse(entry_with("consent_video", "consent_video = \"" + abs + "\""), batch.string());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s.entries[0].spec.consent_video, abs);
+}
+
+TEST(Batch, RelativeBatchPathStillGivesAbsoluteMediaPaths) {
+  TempDir dir;
+  dir.write("v.mp4");
+  const auto relative_batch = fs::relative(dir.path() / "b.toml", fs::current_path());
+  const auto p =
+      parse(entry_with("lipsync_input", "lipsync_input = \"v.mp4\""), relative_batch.string());
+  ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
+  EXPECT_TRUE(fs::path(p.entries[0].spec.lipsync_input).is_absolute());
+  EXPECT_TRUE(fs::equivalent(p.entries[0].spec.lipsync_input, dir.path() / "v.mp4"));
+}
+
+TEST(Batch, MissingLocalFileIsNamed) {
+  TempDir dir;
+  const fs::path batch = dir.path() / "b.toml";
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"nope.mp4\""), batch.string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(), batch.string() + ":7: field 'lipsync_input': local file '" +
+                                         (dir.path() / "nope.mp4").string() + "' does not exist");
+}
+
+TEST(Batch, DirectoryIsNotAVideo) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "clip.mp4");
+  const auto p = parse(entry_with("consent_video", "consent_video = \"clip.mp4\""),
+                       (dir.path() / "b.toml").string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "consent_video");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("is not a regular file"));
+}
+
+TEST(Batch, UnreadableLocalFileIsNamed) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  TempDir dir;
+  const auto video = dir.write("secret.mp4");
+  fs::permissions(video, fs::perms::none);
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"secret.mp4\""),
+                       (dir.path() / "b.toml").string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "lipsync_input");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("is not readable"));
+}
+
+TEST(Batch, LocalFileMustBeMp4OrMov) {
+  TempDir dir;
+  dir.write("clip.avi");
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"clip.avi\""),
+                       (dir.path() / "b.toml").string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_THAT(p.errors[0].message, HasSubstr("must be a .mp4 or .mov video"));
+}
+
+TEST(Batch, FileUrlWithHostIsRejected) {
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"file://server/a.mp4\""));
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "lipsync_input");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("file:///absolute/path or file:relative/path"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate_spec on its own (specs from the control socket)
+
+PersonaSpec valid_spec() {
+  PersonaSpec s;
+  s.key = "k1";
+  s.gender = "nb";
+  s.creator_name = "Sam";
+  s.video_scene = "studio";
+  s.lipsync_input = "https://cdn.example.com/a.mp4";
+  return s;
+}
+
+TEST(Batch, ValidateSpecAcceptsAValidSpec) { EXPECT_TRUE(validate_spec(valid_spec()).empty()); }
+
+TEST(Batch, ValidateSpecWantsAbsoluteLocalPaths) {
+  PersonaSpec s = valid_spec();
+  s.lipsync_input = "videos/a.mp4";
+  const auto errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "lipsync_input");
+  EXPECT_EQ(errors[0].message, "local path must be absolute, got \"videos/a.mp4\"");
+}
+
+TEST(Batch, ValidateSpecReportsEveryProblem) {
+  PersonaSpec s;
+  s.gender = "x";
+  s.creator_name = "   ";
+  const auto errors = validate_spec(s);
+  std::vector<std::string> fields;
+  for (const auto& e : errors) fields.push_back(e.field);
+  EXPECT_THAT(fields, ::testing::ElementsAre("key", "gender", "creator_name", "video_scene",
+                                             "lipsync_input"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files and directories
+
+TEST(Batch, LoadBatchFileReadsAndNamesTheFile) {
+  TempDir dir;
+  const auto path = dir.write("b.toml", entry_with("gender", "gender = \"q\""));
+  const auto p = load_batch_file(path);
+  EXPECT_EQ(p.file, path.string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].file, path.string());
+
+  const auto missing = load_batch_file(dir.path() / "missing.toml");
+  ASSERT_EQ(missing.errors.size(), 1u);
+  EXPECT_EQ(missing.errors[0].line, 0);
+  EXPECT_THAT(
+      missing.errors[0].to_string(),
+      ::testing::StartsWith((dir.path() / "missing.toml").string() + ": cannot read batch file: "));
+}
+
+TEST(Batch, ErrorFormatWithoutLineOrField) {
+  EXPECT_EQ((BatchError{"f.toml", 0, "", "boom"}).to_string(), "f.toml: boom");
+  EXPECT_EQ((BatchError{"f.toml", 4, "", "boom"}).to_string(), "f.toml:4: boom");
+  EXPECT_EQ((BatchError{"f.toml", 4, "gender", "boom"}).to_string(),
+            "f.toml:4: field 'gender': boom");
+}
+
+TEST(Batch, ListBatchFilesSkipsHiddenTempAndOtherFiles) {
+  TempDir dir;
+  dir.write("b.toml", "");
+  dir.write("a.toml", "");
+  dir.write(".hidden.toml", "");
+  dir.write("c.toml~", "");
+  dir.write("d.txt", "");
+  dir.write("e.toml.swp", "");
+  fs::create_directories(dir.path() / "sub.toml");
+  fs::create_symlink(dir.path() / "a.toml", dir.path() / "link.toml");
+  const auto files = list_batch_files(dir.path());
+  std::vector<std::string> names;
+  for (const auto& f : files) names.push_back(f.filename().string());
+  EXPECT_THAT(names, ::testing::ElementsAre("a.toml", "b.toml", "link.toml"));
+}
+
+TEST(Batch, ListBatchFilesOfAMissingDirectoryIsEmpty) {
+  TempDir dir;
+  EXPECT_TRUE(list_batch_files(dir.path() / "nope").empty());
+}
+
+TEST(Batch, ExampleBatchParses) {
+  const fs::path example =
+      fs::path(PERSONAD_TEST_DATA) / ".." / ".." / "config" / "batches.d" / "example.toml";
+  const auto p = load_batch_file(example);
+  ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
+  ASSERT_EQ(p.entries.size(), 3u);
+  EXPECT_EQ(p.entries[0].spec.key, "acme-jane-01");
+  EXPECT_EQ(p.entries[2].spec.gender, "nb");
+  for (const auto& e : p.entries) EXPECT_FALSE(is_local_media(e.spec.lipsync_input));
+}
+
+}  // namespace
+}  // namespace personad

@@ -1,0 +1,627 @@
+// Tests of the config module: personad.toml parsing and validation, durations, and the
+// precedence and secrecy of API credentials.
+#include "personad/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace personad {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / ("personad-config-test-" + std::to_string(::getpid()) +
+                                         "-" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path write(const std::string& name, const std::string& text) const {
+    const fs::path p = path_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+std::string error_of(std::string_view toml) {
+  auto r = parse_config(toml, "personad.toml");
+  return r.ok() ? std::string("<no error>") : r.message();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+
+TEST(Duration, ParsesEveryUnit) {
+  EXPECT_EQ(parse_duration("300ms").value(), Millis{300});
+  EXPECT_EQ(parse_duration("30s").value(), Millis{30'000});
+  EXPECT_EQ(parse_duration("5m").value(), Millis{300'000});
+  EXPECT_EQ(parse_duration("1h").value(), Millis{3'600'000});
+  EXPECT_EQ(parse_duration("7d").value(), Millis{7LL * 86'400'000});
+  EXPECT_EQ(parse_duration("0s").value(), Millis{0});
+}
+
+TEST(Duration, RejectsMalformedText) {
+  for (const char* bad :
+       {"", "5", "5x", "-5s", "1.5h", " 5s", "5s ", "5 s", "s", "5S", "+5s", "5sec", "0x5s"}) {
+    auto r = parse_duration(bad);
+    ASSERT_FALSE(r.ok()) << "accepted '" << bad << "'";
+    EXPECT_THAT(r.message(), HasSubstr("ms, s, m, h or d")) << bad;
+  }
+}
+
+TEST(Duration, RejectsOverflow) {
+  auto r = parse_duration("99999999999999999d");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("too large"));
+  EXPECT_FALSE(parse_duration("99999999999999999999999ms").ok());
+}
+
+TEST(Duration, FormatsWithTheLargestExactUnit) {
+  EXPECT_EQ(format_duration(Millis{90'000}), "90s");
+  EXPECT_EQ(format_duration(Millis{3'600'000}), "1h");
+  EXPECT_EQ(format_duration(Millis{7LL * 86'400'000}), "7d");
+  EXPECT_EQ(format_duration(Millis{1'500}), "1500ms");
+  EXPECT_EQ(format_duration(Millis{300'000}), "5m");
+  EXPECT_EQ(format_duration(Millis{0}), "0s");
+}
+
+TEST(Duration, FormatRoundTrips) {
+  for (std::int64_t ms : {1LL, 999LL, 1'000LL, 61'000LL, 3'660'000LL, 90'000'000LL}) {
+    const auto text = format_duration(Millis{ms});
+    EXPECT_EQ(parse_duration(text).value(), Millis{ms}) << text;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+TEST(Config, EmptyFileGivesDefaults) {
+  auto r = parse_config("", "/etc/personad/personad.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  const Config& c = *r;
+  EXPECT_EQ(c.source_path, "/etc/personad/personad.toml");
+  EXPECT_EQ(c.api.base_url, "https://api.creatify.ai");
+  EXPECT_EQ(c.api.credentials_file, "");
+  EXPECT_EQ(c.api.timeout, Millis{30'000});
+  EXPECT_DOUBLE_EQ(c.api.max_requests_per_second, 5.0);
+  EXPECT_EQ(c.api.max_in_flight, 4);
+  EXPECT_EQ(c.api.status.done_statuses, std::vector<std::string>{"done"});
+  EXPECT_EQ(c.api.status.failed_statuses, (std::vector<std::string>{"failed", "rejected"}));
+  EXPECT_TRUE(c.api.status.require_active);
+  EXPECT_EQ(c.api.list_path, "/api/personas_v2/");
+  EXPECT_EQ(c.api.retry_initial, Millis{1'000});
+  EXPECT_EQ(c.api.retry_max, Millis{300'000});
+  EXPECT_EQ(c.api.reconcile_after, Millis{30'000});
+  EXPECT_EQ(c.store_path, "/var/lib/personad/personad.db");
+  EXPECT_EQ(c.batches_directory, "/etc/personad/batches.d");
+  EXPECT_EQ(c.poll.first_after, Millis{300'000});
+  EXPECT_EQ(c.poll.initial_interval, Millis{300'000});
+  EXPECT_DOUBLE_EQ(c.poll.multiplier, 2.0);
+  EXPECT_EQ(c.poll.max_interval, Millis{3'600'000});
+  EXPECT_DOUBLE_EQ(c.poll.jitter, 0.2);
+  EXPECT_EQ(c.poll.give_up_after, Millis{7LL * 86'400'000});
+  EXPECT_EQ(c.control_socket, "/run/personad/control.sock");
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, "text");
+  EXPECT_EQ(c.shutdown_grace, Millis{10'000});
+  EXPECT_EQ(c.hook_on_transition, "");
+  EXPECT_EQ(c.hook_timeout, Millis{10'000});
+}
+
+TEST(Config, ParsesEveryKey) {
+  constexpr std::string_view kToml = R"(
+[api]
+base_url = "http://127.0.0.1:8080"
+credentials_file = "/srv/creds.toml"
+timeout = "5s"
+max_requests_per_second = 2.5
+max_in_flight = 16
+done_statuses = ["done", "finished"]
+failed_statuses = ["failed"]
+list_path = "/api/personas/"
+require_active = false
+retry_initial = "500ms"
+retry_max = "2m"
+reconcile_after = "1m"
+
+[store]
+path = "/srv/p.db"
+
+[batches]
+directory = "/srv/batches"
+
+[poll]
+first_after = "0s"
+initial_interval = "1m"
+multiplier = 1.5
+max_interval = "2h"
+jitter = 0.0
+give_up_after = "3d"
+
+[control]
+socket = "/srv/ctl.sock"
+
+[log]
+level = "debug"
+format = "json"
+
+[daemon]
+shutdown_grace = "3s"
+
+[hooks]
+on_transition = "/usr/local/bin/notify"
+timeout = "20s"
+)";
+  auto r = parse_config(kToml, "/etc/personad/personad.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  const Config& c = *r;
+  EXPECT_EQ(c.api.base_url, "http://127.0.0.1:8080");
+  EXPECT_EQ(c.api.credentials_file, "/srv/creds.toml");
+  EXPECT_EQ(c.api.timeout, Millis{5'000});
+  EXPECT_DOUBLE_EQ(c.api.max_requests_per_second, 2.5);
+  EXPECT_EQ(c.api.max_in_flight, 16);
+  EXPECT_EQ(c.api.status.done_statuses, (std::vector<std::string>{"done", "finished"}));
+  EXPECT_EQ(c.api.status.failed_statuses, std::vector<std::string>{"failed"});
+  EXPECT_EQ(c.api.list_path, "/api/personas/");
+  EXPECT_FALSE(c.api.status.require_active);
+  EXPECT_EQ(c.api.retry_initial, Millis{500});
+  EXPECT_EQ(c.api.retry_max, Millis{120'000});
+  EXPECT_EQ(c.api.reconcile_after, Millis{60'000});
+  EXPECT_EQ(c.store_path, "/srv/p.db");
+  EXPECT_EQ(c.batches_directory, "/srv/batches");
+  EXPECT_EQ(c.poll.first_after, Millis{0});
+  EXPECT_EQ(c.poll.initial_interval, Millis{60'000});
+  EXPECT_DOUBLE_EQ(c.poll.multiplier, 1.5);
+  EXPECT_EQ(c.poll.max_interval, Millis{7'200'000});
+  EXPECT_DOUBLE_EQ(c.poll.jitter, 0.0);
+  EXPECT_EQ(c.poll.give_up_after, Millis{3LL * 86'400'000});
+  EXPECT_EQ(c.control_socket, "/srv/ctl.sock");
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.format, "json");
+  EXPECT_EQ(c.shutdown_grace, Millis{3'000});
+  EXPECT_EQ(c.hook_on_transition, "/usr/local/bin/notify");
+  EXPECT_EQ(c.hook_timeout, Millis{20'000});
+}
+
+TEST(Config, IntegersAreAcceptedForFloatKeys) {
+  auto r = parse_config("[api]\nmax_requests_per_second = 3\n[poll]\nmultiplier = 1\n", "p.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_DOUBLE_EQ(r->api.max_requests_per_second, 3.0);
+  EXPECT_DOUBLE_EQ(r->poll.multiplier, 1.0);
+}
+
+TEST(Config, TrailingSlashOfBaseUrlIsDropped) {
+  auto r = parse_config("[api]\nbase_url = \"https://api.creatify.ai/\"\n", "p.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api.base_url, "https://api.creatify.ai");
+}
+
+TEST(Config, DottedKeysAtTopLevelWork) {
+  auto r = parse_config("api.timeout = \"7s\"\n", "p.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api.timeout, Millis{7'000});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors name file, line and key
+
+TEST(Config, UnknownKeyNamesKeyAndLine) {
+  EXPECT_EQ(error_of("[api]\ntimeout = \"5s\"\n\ntiemout = \"5s\"\n"),
+            "personad.toml:4: unknown key 'api.tiemout'");
+}
+
+TEST(Config, UnknownSectionNamesSectionAndLine) {
+  EXPECT_EQ(error_of("\n[apii]\ntimeout = \"5s\"\n"), "personad.toml:2: unknown section '[apii]'");
+}
+
+TEST(Config, UnknownTopLevelKeyIsNamed) {
+  EXPECT_EQ(error_of("verbose = true\n"), "personad.toml:1: unknown key 'verbose'");
+}
+
+TEST(Config, NestedTableInsideSectionIsUnknown) {
+  EXPECT_EQ(error_of("[api]\n[api.extra]\nx = 1\n"), "personad.toml:2: unknown key 'api.extra'");
+}
+
+TEST(Config, SectionThatIsNotATable) {
+  EXPECT_EQ(error_of("log = \"debug\"\n"),
+            "personad.toml:1: log: expected a table [log], got string");
+}
+
+TEST(Config, WrongTypeNamesExpectedAndActual) {
+  EXPECT_EQ(error_of("[api]\n\n\n\n\n\ntimeout = 30\n"),
+            "personad.toml:7: api.timeout: expected a duration string like \"30s\", got integer");
+  EXPECT_EQ(error_of("[api]\nmax_in_flight = \"4\"\n"),
+            "personad.toml:2: api.max_in_flight: expected an integer, got string");
+  EXPECT_EQ(error_of("[api]\nmax_in_flight = 4.0\n"),
+            "personad.toml:2: api.max_in_flight: expected an integer, got float");
+  EXPECT_EQ(error_of("[api]\nrequire_active = \"yes\"\n"),
+            "personad.toml:2: api.require_active: expected true or false, got string");
+  EXPECT_EQ(error_of("[api]\ndone_statuses = \"done\"\n"),
+            "personad.toml:2: api.done_statuses: expected an array of strings, got string");
+  EXPECT_EQ(error_of("[api]\ndone_statuses = [\"done\", 3]\n"),
+            "personad.toml:2: api.done_statuses: element 2: expected a string, got integer");
+  EXPECT_EQ(error_of("[poll]\nmultiplier = \"2\"\n"),
+            "personad.toml:2: poll.multiplier: expected a number, got string");
+  EXPECT_EQ(error_of("[store]\npath = 1\n"),
+            "personad.toml:2: store.path: expected a path string, got integer");
+}
+
+struct BadValue {
+  std::string toml;
+  std::string expected;  // the whole message
+};
+
+class ConfigBadValue : public ::testing::TestWithParam<BadValue> {};
+
+TEST_P(ConfigBadValue, IsReportedWithLineAndKey) {
+  EXPECT_EQ(error_of(GetParam().toml), GetParam().expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Config, ConfigBadValue,
+    ::testing::Values(
+        BadValue{"[api]\ntimeout = \"5x\"\n",
+                 "personad.toml:2: api.timeout: invalid duration \"5x\" (expected an integer and "
+                 "a unit: ms, s, m, h or d, e.g. \"30s\")"},
+        BadValue{"[api]\ntimeout = \"0s\"\n",
+                 "personad.toml:2: api.timeout: must be greater than 0"},
+        BadValue{"[api]\nmax_requests_per_second = 0\n",
+                 "personad.toml:2: api.max_requests_per_second: must be greater than 0, got 0"},
+        BadValue{"[api]\nmax_requests_per_second = nan\n",
+                 "personad.toml:2: api.max_requests_per_second: must be greater than 0, got nan"},
+        BadValue{"[api]\nmax_in_flight = 0\n",
+                 "personad.toml:2: api.max_in_flight: must be between 1 and 256, got 0"},
+        BadValue{"[api]\nmax_in_flight = 257\n",
+                 "personad.toml:2: api.max_in_flight: must be between 1 and 256, got 257"},
+        BadValue{"[api]\nbase_url = \"ftp://x.example\"\n",
+                 "personad.toml:2: api.base_url: must start with http:// or https://, got "
+                 "\"ftp://x.example\""},
+        BadValue{"[api]\nbase_url = \"api.creatify.ai\"\n",
+                 "personad.toml:2: api.base_url: is not a valid URL: \"api.creatify.ai\""},
+        BadValue{"[api]\nbase_url = \"https://a.example/?x=1\"\n",
+                 "personad.toml:2: api.base_url: must not have a query or fragment: "
+                 "\"https://a.example/?x=1\""},
+        BadValue{"[api]\nlist_path = \"api/personas_v2/\"\n",
+                 "personad.toml:2: api.list_path: must start with '/', got \"api/personas_v2/\""},
+        BadValue{"[api]\ndone_statuses = []\n",
+                 "personad.toml:2: api.done_statuses: must list at least one status"},
+        BadValue{"[api]\nfailed_statuses = [\"failed\", \"\"]\n",
+                 "personad.toml:2: api.failed_statuses: element 2: must not be empty"},
+        BadValue{"[api]\ndone_statuses = [\"done\"]\nfailed_statuses = [\"done\"]\n",
+                 "personad.toml:3: api.failed_statuses: \"done\" is also listed in "
+                 "api.done_statuses"},
+        BadValue{"[api]\nretry_initial = \"10m\"\n",
+                 "personad.toml:2: api.retry_max: must be at least api.retry_initial (10m), got "
+                 "5m"},
+        BadValue{"[poll]\nmultiplier = 0.5\n",
+                 "personad.toml:2: poll.multiplier: must be at least 1, got 0.5"},
+        BadValue{"[poll]\njitter = 1.0\n",
+                 "personad.toml:2: poll.jitter: must be in [0, 1), got 1"},
+        BadValue{"[poll]\njitter = -0.1\n",
+                 "personad.toml:2: poll.jitter: must be in [0, 1), got -0.1"},
+        BadValue{"[poll]\ngive_up_after = \"0d\"\n",
+                 "personad.toml:2: poll.give_up_after: must be greater than 0"},
+        BadValue{"[poll]\ninitial_interval = \"0s\"\n",
+                 "personad.toml:2: poll.initial_interval: must be greater than 0"},
+        BadValue{"[poll]\ninitial_interval = \"10m\"\nmax_interval = \"5m\"\n",
+                 "personad.toml:3: poll.max_interval: must be at least poll.initial_interval "
+                 "(10m), got 5m"},
+        BadValue{"[log]\nlevel = \"verbose\"\n",
+                 "personad.toml:2: log.level: must be one of trace|debug|info|warn|error, got "
+                 "\"verbose\""},
+        BadValue{"[log]\nformat = \"xml\"\n",
+                 "personad.toml:2: log.format: must be one of text|json|journal, got \"xml\""},
+        BadValue{"[store]\npath = \"\"\n", "personad.toml:2: store.path: must not be empty"},
+        BadValue{"[hooks]\ntimeout = \"-1s\"\n",
+                 "personad.toml:2: hooks.timeout: invalid duration \"-1s\" (expected an integer "
+                 "and a unit: ms, s, m, h or d, e.g. \"30s\")"}));
+
+TEST(Config, FirstAfterMayBeZeroButOtherIntervalsMayNot) {
+  EXPECT_TRUE(parse_config("[poll]\nfirst_after = \"0s\"\n", "p.toml").ok());
+  EXPECT_TRUE(parse_config("[daemon]\nshutdown_grace = \"0s\"\n", "p.toml").ok());
+  EXPECT_FALSE(parse_config("[poll]\nmax_interval = \"0s\"\n", "p.toml").ok());
+}
+
+TEST(Config, ReportsEveryErrorInLineOrder) {
+  const auto message = error_of("[poll]\njitter = 2.0\n[api]\ntimeout = 1\nbogus = 1\n");
+  EXPECT_EQ(message,
+            "personad.toml:2: poll.jitter: must be in [0, 1), got 2\n"
+            "personad.toml:4: api.timeout: expected a duration string like \"30s\", got integer\n"
+            "personad.toml:5: unknown key 'api.bogus'");
+}
+
+TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
+  const auto message = error_of("[api]\ntimeout = \"5s\n");
+  EXPECT_THAT(message, ::testing::StartsWith("personad.toml:2:"));
+  EXPECT_THAT(message, ::testing::MatchesRegex("personad\\.toml:2:[0-9]+: .+"));
+}
+
+TEST(Config, DuplicateKeyIsASyntaxError) {
+  EXPECT_THAT(error_of("[api]\ntimeout = \"5s\"\ntimeout = \"6s\"\n"),
+              ::testing::StartsWith("personad.toml:3:"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+TEST(Config, RelativePathsResolveAgainstTheConfigDirectory) {
+  constexpr std::string_view kToml = R"(
+[api]
+credentials_file = "secrets/creds.toml"
+[store]
+path = "../var/personad.db"
+[batches]
+directory = "./batches.d"
+[control]
+socket = "/run/personad/control.sock"
+[hooks]
+on_transition = "hooks/notify.sh"
+)";
+  auto r = parse_config(kToml, "/opt/personad/etc/personad.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api.credentials_file, "/opt/personad/etc/secrets/creds.toml");
+  EXPECT_EQ(r->store_path, "/opt/personad/var/personad.db");
+  EXPECT_EQ(r->batches_directory, "/opt/personad/etc/batches.d");
+  EXPECT_EQ(r->control_socket, "/run/personad/control.sock");
+  EXPECT_EQ(r->hook_on_transition, "/opt/personad/etc/hooks/notify.sh");
+}
+
+TEST(Config, RelativeSourcePathIsAnchoredAtTheWorkingDirectory) {
+  auto r = parse_config("[store]\npath = \"p.db\"\n", "conf/personad.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->store_path, (fs::current_path() / "conf/p.db").lexically_normal().string());
+  EXPECT_EQ(r->source_path, "conf/personad.toml");
+}
+
+TEST(Config, LoadConfigReadsTheFile) {
+  TempDir dir;
+  const auto path = dir.write("personad.toml", "[log]\nlevel = \"warn\"\n[store]\npath = \"db\"\n");
+  auto r = load_config(path.string());
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->log.level, "warn");
+  EXPECT_EQ(r->store_path, (dir.path() / "db").string());
+  EXPECT_EQ(r->source_path, path.string());
+}
+
+TEST(Config, LoadConfigErrorsNameTheFile) {
+  TempDir dir;
+  const auto missing = (dir.path() / "nope.toml").string();
+  auto r = load_config(missing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("cannot read config file '" + missing + "'"));
+
+  const auto bad = dir.write("bad.toml", "[api]\ntimeout = 1\n");
+  auto r2 = load_config(bad.string());
+  ASSERT_FALSE(r2.ok());
+  EXPECT_THAT(r2.message(), ::testing::StartsWith(bad.string() + ":2: api.timeout:"));
+
+  auto r3 = load_config(dir.path().string());
+  ASSERT_FALSE(r3.ok());
+  EXPECT_THAT(r3.message(), HasSubstr("not a regular file"));
+}
+
+TEST(Config, ExampleConfigLoads) {
+  const fs::path example = fs::path(PERSONAD_TEST_DATA) / ".." / ".." / "config" / "personad.toml";
+  auto r = load_config(example.string());
+  ASSERT_TRUE(r.ok()) << r.message();
+  const Config defaults;
+  // The example documents the defaults, so it must agree with them.
+  EXPECT_EQ(r->api.base_url, defaults.api.base_url);
+  EXPECT_EQ(r->api.timeout, defaults.api.timeout);
+  EXPECT_EQ(r->api.max_in_flight, defaults.api.max_in_flight);
+  EXPECT_EQ(r->api.status.done_statuses, defaults.api.status.done_statuses);
+  EXPECT_EQ(r->api.status.failed_statuses, defaults.api.status.failed_statuses);
+  EXPECT_EQ(r->api.retry_initial, defaults.api.retry_initial);
+  EXPECT_EQ(r->api.retry_max, defaults.api.retry_max);
+  EXPECT_EQ(r->api.reconcile_after, defaults.api.reconcile_after);
+  EXPECT_EQ(r->store_path, defaults.store_path);
+  EXPECT_EQ(r->batches_directory, defaults.batches_directory);
+  EXPECT_EQ(r->poll.first_after, defaults.poll.first_after);
+  EXPECT_EQ(r->poll.initial_interval, defaults.poll.initial_interval);
+  EXPECT_EQ(r->poll.max_interval, defaults.poll.max_interval);
+  EXPECT_EQ(r->poll.give_up_after, defaults.poll.give_up_after);
+  EXPECT_DOUBLE_EQ(r->poll.jitter, defaults.poll.jitter);
+  EXPECT_EQ(r->control_socket, defaults.control_socket);
+  EXPECT_EQ(r->log.level, defaults.log.level);
+  EXPECT_EQ(r->log.format, defaults.log.format);
+  EXPECT_EQ(r->shutdown_grace, defaults.shutdown_grace);
+  EXPECT_EQ(r->hook_on_transition, defaults.hook_on_transition);
+  EXPECT_EQ(r->hook_timeout, defaults.hook_timeout);
+  EXPECT_EQ(r->api.credentials_file, "/etc/personad/credentials.toml");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+EnvLookup fake_env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    if (auto it = vars.find(std::string(name)); it != vars.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+Config config_with_credentials_file(const std::string& path) {
+  Config c;
+  c.source_path = "/etc/personad/personad.toml";
+  c.api.credentials_file = path;
+  return c;
+}
+
+struct CredentialSources {
+  TempDir dir;
+  std::string cred_dir;
+  std::string file;
+  CredentialSources() {
+    dir.write("creds/creatify_api_id", "dir-id\n");
+    dir.write("creds/creatify_api_key", "dir-key \n\n");
+    cred_dir = (dir.path() / "creds").string();
+    file = dir.write("credentials.toml", "api_id = \"file-id\"\napi_key = \"file-key\"\n").string();
+  }
+};
+
+TEST(Credentials, EnvironmentWinsOverDirectoryAndFile) {
+  CredentialSources s;
+  auto r = load_credentials(config_with_credentials_file(s.file),
+                            fake_env({{"CREATIFY_API_ID", "env-id"},
+                                      {"CREATIFY_API_KEY", "env-key"},
+                                      {"CREDENTIALS_DIRECTORY", s.cred_dir}}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api_id, "env-id");
+  EXPECT_EQ(r->api_key, "env-key");
+  EXPECT_EQ(r->origin, "environment");
+}
+
+TEST(Credentials, DirectoryWinsOverFileAndIsTrimmed) {
+  CredentialSources s;
+  auto r = load_credentials(config_with_credentials_file(s.file),
+                            fake_env({{"CREDENTIALS_DIRECTORY", s.cred_dir}}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api_id, "dir-id");
+  EXPECT_EQ(r->api_key, "dir-key");
+  EXPECT_EQ(r->origin, "$CREDENTIALS_DIRECTORY");
+}
+
+TEST(Credentials, FileIsTheLastResort) {
+  CredentialSources s;
+  auto r = load_credentials(config_with_credentials_file(s.file), fake_env({}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api_id, "file-id");
+  EXPECT_EQ(r->api_key, "file-key");
+  EXPECT_EQ(r->origin, s.file);
+}
+
+TEST(Credentials, DirectoryWithoutOurFilesFallsThrough) {
+  CredentialSources s;
+  fs::create_directories(s.dir.path() / "other");
+  auto r =
+      load_credentials(config_with_credentials_file(s.file),
+                       fake_env({{"CREDENTIALS_DIRECTORY", (s.dir.path() / "other").string()}}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api_id, "file-id");
+}
+
+TEST(Credentials, EmptyEnvironmentValuesCountAsUnset) {
+  CredentialSources s;
+  auto r = load_credentials(config_with_credentials_file(s.file),
+                            fake_env({{"CREATIFY_API_ID", ""}, {"CREATIFY_API_KEY", ""}}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api_id, "file-id");
+}
+
+TEST(Credentials, OnlyOneEnvironmentVariableIsAnError) {
+  CredentialSources s;
+  auto r = load_credentials(config_with_credentials_file(s.file),
+                            fake_env({{"CREATIFY_API_ID", "env-id-secret"}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(),
+            "CREATIFY_API_ID is set but CREATIFY_API_KEY is not: set both, or neither");
+
+  auto r2 = load_credentials(config_with_credentials_file(s.file),
+                             fake_env({{"CREATIFY_API_KEY", "env-key-secret"}}));
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.message(),
+            "CREATIFY_API_KEY is set but CREATIFY_API_ID is not: set both, or neither");
+}
+
+TEST(Credentials, HalfFilledDirectoryIsAnError) {
+  TempDir dir;
+  dir.write("creatify_api_key", "dir-key-secret");
+  auto r = load_credentials(Config{}, fake_env({{"CREDENTIALS_DIRECTORY", dir.path().string()}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("has creatify_api_key but not creatify_api_id"));
+  EXPECT_THAT(r.message(), Not(HasSubstr("dir-key-secret")));
+}
+
+TEST(Credentials, EmptyDirectoryFileIsAnError) {
+  TempDir dir;
+  dir.write("creatify_api_id", "\n");
+  dir.write("creatify_api_key", "k");
+  auto r = load_credentials(Config{}, fake_env({{"CREDENTIALS_DIRECTORY", dir.path().string()}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), (dir.path() / "creatify_api_id").string() + " is empty");
+}
+
+TEST(Credentials, NothingFoundListsTheThreePlaces) {
+  Config c;
+  c.source_path = "/etc/personad/personad.toml";
+  auto r = load_credentials(c, fake_env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("CREATIFY_API_ID and CREATIFY_API_KEY"));
+  EXPECT_THAT(r.message(), HasSubstr("$CREDENTIALS_DIRECTORY"));
+  EXPECT_THAT(r.message(), HasSubstr("api.credentials_file in /etc/personad/personad.toml"));
+}
+
+TEST(Credentials, MissingConfiguredFileIsAnError) {
+  TempDir dir;
+  const auto path = (dir.path() / "missing.toml").string();
+  auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("cannot read api.credentials_file '" + path + "'"));
+}
+
+TEST(Credentials, FileErrorsNameKeyAndLineButNeverSecrets) {
+  TempDir dir;
+  const auto path =
+      dir.write("c.toml", "api_id = \"id-secret-123\"\napi_key = 42\napi_sekret = \"zzz-secret\"\n")
+          .string();
+  auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), path + ":2: api_key: expected a string, got integer\n" + path +
+                             ":3: unknown key 'api_sekret'");
+  EXPECT_THAT(r.message(), Not(HasSubstr("id-secret-123")));
+  EXPECT_THAT(r.message(), Not(HasSubstr("zzz-secret")));
+}
+
+TEST(Credentials, FileMissingAKeyNamesIt) {
+  TempDir dir;
+  const auto path = dir.write("c.toml", "api_id = \"id-secret-123\"\n").string();
+  auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), path + ": missing api_key");
+}
+
+TEST(Credentials, FileSyntaxErrorWithholdsDetails) {
+  TempDir dir;
+  // A character of the secret could appear in a parser message; only the position may.
+  const auto path = dir.write("c.toml", "api_id = \"abc\"\napi_key = Zsecret-value\n").string();
+  auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), ::testing::StartsWith(path + ":2:"));
+  EXPECT_THAT(r.message(), HasSubstr("details withheld"));
+  EXPECT_THAT(r.message(), Not(HasSubstr("secret-value")));
+  EXPECT_THAT(r.message(), Not(HasSubstr("'Z'")));
+}
+
+TEST(Credentials, ProcessEnvReadsTheEnvironment) {
+  const std::string name = "PERSONAD_CONFIG_TEST_VAR_" + std::to_string(::getpid());
+  ::setenv(name.c_str(), "value-1", 1);
+  const auto env = process_env();
+  EXPECT_EQ(env(name), std::optional<std::string>("value-1"));
+  ::unsetenv(name.c_str());
+  EXPECT_EQ(env(name), std::nullopt);
+}
+
+}  // namespace
+}  // namespace personad

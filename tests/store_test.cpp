@@ -1,0 +1,772 @@
+// Tests of the SQLite store: opening and migrating, refusing foreign or newer files, and every
+// read and write of jobs and transitions, each against a fresh database in its own directory.
+#include "personad/store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+
+#include "personad/migrations_data.hpp"
+
+namespace personad {
+namespace {
+
+namespace fs = std::filesystem;
+
+const TimePoint kT0 = from_unix_ms(1'790'000'000'000);  // 2026-09-21, a fixed start
+
+PersonaSpec make_spec(std::string key) {
+  PersonaSpec s;
+  s.key = std::move(key);
+  s.gender = "f";
+  s.creator_name = "Jane Doe";
+  s.video_scene = "office";
+  s.keywords = "friendly, professional";
+  s.lipsync_input = "https://cdn.example.com/jane/lipsync.mp4";
+  s.consent_video = "https://cdn.example.com/jane/consent.mp4";
+  s.labels = {"acme", "batch-7"};
+  return s;
+}
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs SQL through a raw connection of its own, as another program (or an older personad) would.
+void raw_exec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  const std::string message = err != nullptr ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+std::string raw_query(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  std::string out = "<error>";
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    const auto* text = sqlite3_column_text(stmt, 0);
+    out = text != nullptr ? reinterpret_cast<const char*>(text) : "<null>";
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "personad-store-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "personad.db").string();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<Store> open(OpenMode mode = OpenMode::read_write) {
+    auto store = Store::open(path_, mode);
+    EXPECT_TRUE(store.ok()) << store.message();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Client references "ref-1", "ref-2", …: unique and predictable.
+  std::function<std::string()> refs() {
+    return [this] { return "ref-" + std::to_string(++refs_made_); };
+  }
+
+  std::vector<EnqueueOutcome> enqueue(Store& store, const std::vector<PersonaSpec>& specs,
+                                      TimePoint now = kT0) {
+    auto out = store.enqueue(specs, "batches.d/acme.toml", "batch acme.toml", now, refs());
+    EXPECT_TRUE(out.ok()) << out.message();
+    return out.ok() ? *out : std::vector<EnqueueOutcome>{};
+  }
+
+  Job job(Store& store, std::string_view key) {
+    auto found = store.find(key);
+    EXPECT_TRUE(found.ok()) << found.message();
+    EXPECT_TRUE(found.ok() && found->has_value()) << "no job " << key;
+    return found.ok() && found->has_value() ? **found : Job{};
+  }
+
+  // Moves a job to `to`, recording the transition as the tracker would.
+  void move(Store& store, Job& j, State to, TimePoint at, std::string reason = "test") {
+    Transition t{.job_id = j.id, .at = at, .from = j.state, .to = to, .remote_status = {},
+                 .reason = std::move(reason)};
+    j.state = to;
+    j.updated_at = at;
+    auto r = store.apply(j, t, to == State::submitting);
+    ASSERT_TRUE(r.ok()) << r.message();
+  }
+
+  fs::path dir_;
+  std::string path_;
+  int refs_made_ = 0;
+};
+
+void expect_same_job(const Job& a, const Job& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.key, b.key);
+  EXPECT_EQ(a.state, b.state);
+  EXPECT_EQ(a.client_ref, b.client_ref);
+  EXPECT_EQ(a.spec, b.spec);
+  EXPECT_EQ(a.source, b.source);
+  EXPECT_EQ(a.remote_id, b.remote_id);
+  EXPECT_EQ(a.remote_status, b.remote_status);
+  EXPECT_EQ(a.failed_reason, b.failed_reason);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.submitted_at, b.submitted_at);
+  EXPECT_EQ(a.updated_at, b.updated_at);
+  EXPECT_EQ(a.next_poll_at, b.next_poll_at);
+  EXPECT_EQ(a.polls, b.polls);
+  EXPECT_EQ(a.attempts, b.attempts);
+  EXPECT_EQ(a.errors, b.errors);
+  EXPECT_EQ(a.submitting_since, b.submitting_since);
+  EXPECT_EQ(a.needs_operator, b.needs_operator);
+  EXPECT_EQ(a.send_unknown, b.send_unknown);
+  EXPECT_EQ(a.last_sent_at, b.last_sent_at);
+  EXPECT_EQ(a.expires_at, b.expires_at);
+}
+
+// ---- Opening ---------------------------------------------------------------------------------
+
+TEST_F(StoreTest, OpenCreatesAndMigratesToTheLatestVersion) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const int latest = migrations::kAll.back().version;
+  EXPECT_EQ(store->schema_version(), latest);
+  EXPECT_TRUE(fs::exists(path_));
+  EXPECT_EQ(raw_query(path_, "PRAGMA user_version"), std::to_string(latest));
+  EXPECT_EQ(raw_query(path_, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM sqlite_schema WHERE name = 'jobs'"), "1");
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM sqlite_schema WHERE name = 'transitions'"),
+            "1");
+}
+
+TEST_F(StoreTest, OpenFailsNamingAMissingDirectory) {
+  const auto missing = dir_ / "no-such-dir";
+  auto store = Store::open((missing / "personad.db").string(), OpenMode::read_write);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.message().find(missing.string()), std::string::npos) << store.message();
+  EXPECT_NE(store.message().find("does not exist"), std::string::npos) << store.message();
+  EXPECT_FALSE(fs::exists(missing));
+}
+
+TEST_F(StoreTest, ReopenKeepsData) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    enqueue(*store, {make_spec("acme-1"), make_spec("acme-2")});
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto jobs = store->list();
+  ASSERT_TRUE(jobs.ok()) << jobs.message();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].key, "acme-1");
+  EXPECT_EQ((*jobs)[1].key, "acme-2");
+  EXPECT_EQ((*jobs)[1].spec, make_spec("acme-2"));
+}
+
+TEST_F(StoreTest, ReadOnlyOpensWhileNoWriterIsOpen) {
+  {
+    auto writer = open();
+    ASSERT_TRUE(writer);
+    enqueue(*writer, {make_spec("acme-1")});
+  }
+  auto reader = open(OpenMode::read_only);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(job(*reader, "acme-1").spec, make_spec("acme-1"));
+  auto stats = reader->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  EXPECT_EQ(stats->counts.at(State::queued), 1);
+}
+
+TEST_F(StoreTest, NonSqliteFileIsRefusedAndLeftUntouched) {
+  std::string garbage(8192, '\0');
+  std::mt19937 random(42);
+  for (auto& c : garbage) c = static_cast<char>(random());
+  {
+    std::ofstream out(path_, std::ios::binary);
+    out.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  for (auto mode : {OpenMode::read_write, OpenMode::read_only}) {
+    auto store = Store::open(path_, mode);
+    ASSERT_FALSE(store.ok());
+    EXPECT_NE(store.message().find(path_ + " is not a personad database (file is not a database)"),
+              std::string::npos)
+        << store.message();
+  }
+  EXPECT_EQ(read_bytes(path_), garbage);
+  EXPECT_FALSE(fs::exists(path_ + "-wal"));
+  EXPECT_FALSE(fs::exists(path_ + "-shm"));
+}
+
+TEST_F(StoreTest, AnotherProgramsSqliteDatabaseIsRefused) {
+  raw_exec(path_, "CREATE TABLE jobs (x INTEGER); INSERT INTO jobs VALUES (1);");
+  const auto before = read_bytes(path_);
+  auto store = Store::open(path_, OpenMode::read_write);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.message().find("is not a personad database"), std::string::npos)
+      << store.message();
+  EXPECT_EQ(read_bytes(path_), before);
+}
+
+TEST_F(StoreTest, NewerSchemaIsRefused) {
+  open().reset();
+  raw_exec(path_, "PRAGMA user_version = 99");
+  const int latest = migrations::kAll.back().version;
+  for (auto mode : {OpenMode::read_write, OpenMode::read_only}) {
+    auto store = Store::open(path_, mode);
+    ASSERT_FALSE(store.ok());
+    EXPECT_NE(store.message().find("database " + path_ + " has schema version 99, this personad "
+                                   "knows up to " + std::to_string(latest) + ": upgrade personad"),
+              std::string::npos)
+        << store.message();
+  }
+  EXPECT_EQ(raw_query(path_, "PRAGMA user_version"), "99");
+}
+
+TEST_F(StoreTest, DamagedDatabaseIsRefused) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    std::vector<PersonaSpec> specs;
+    for (int i = 0; i < 500; ++i) specs.push_back(make_spec("acme-" + std::to_string(i)));
+    enqueue(*store, specs);
+  }  // the last close checkpoints the WAL into the main file
+  ASSERT_FALSE(fs::exists(path_ + "-wal"));
+  // Overwrite the middle of the file (table and index pages), keeping the header intact.
+  const auto size = fs::file_size(path_);
+  ASSERT_GT(size, 16384u);
+  {
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    const std::string junk(8192, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  const auto damaged = read_bytes(path_);
+  auto store = Store::open(path_, OpenMode::read_write);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.message().find("database " + path_ + " is damaged"), std::string::npos)
+      << store.message();
+  EXPECT_EQ(read_bytes(path_), damaged) << "a damaged database is left for the operator";
+}
+
+TEST_F(StoreTest, ReadOnlyOpenOfAMissingFileFails) {
+  auto store = Store::open(path_, OpenMode::read_only);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.message().find(path_ + " does not exist"), std::string::npos)
+      << store.message();
+  EXPECT_FALSE(fs::exists(path_));
+}
+
+TEST_F(StoreTest, ReadOnlyOpenOfAnUnmigratedFileAsksToRunPersonad) {
+  { std::ofstream touch(path_); }  // an empty file is an empty SQLite database
+  auto store = Store::open(path_, OpenMode::read_only);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.message().find("has schema version 0"), std::string::npos) << store.message();
+  EXPECT_NE(store.message().find("run personad once to migrate"), std::string::npos)
+      << store.message();
+  EXPECT_EQ(fs::file_size(path_), 0u);
+}
+
+TEST_F(StoreTest, ReadOnlySeesWhatTheWriterCommitsAndCannotWrite) {
+  auto writer = open();
+  ASSERT_TRUE(writer);
+  enqueue(*writer, {make_spec("acme-1")});
+  auto reader = open(OpenMode::read_only);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(reader->schema_version(), writer->schema_version());
+  ASSERT_EQ(job(*reader, "acme-1").spec, make_spec("acme-1"));
+
+  // Both open at once (the daemon running, personactl inspecting): later commits are seen.
+  Job j = job(*writer, "acme-1");
+  move(*writer, j, State::submitting, kT0 + Millis(10));
+  EXPECT_EQ(job(*reader, "acme-1").state, State::submitting);
+  auto history = reader->history(j.id);
+  ASSERT_TRUE(history.ok()) << history.message();
+  EXPECT_EQ(history->size(), 2u);
+
+  auto refused = reader->enqueue({make_spec("acme-2")}, "personactl", "r", kT0, refs());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("read-only"), std::string::npos) << refused.message();
+  EXPECT_FALSE(reader->update(j).ok());
+  auto absent = writer->find("acme-2");
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+}
+
+// ---- Enqueue ---------------------------------------------------------------------------------
+
+TEST_F(StoreTest, EnqueueInsertsQueuedJobsWithAFirstTransition) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto out = enqueue(*store, {make_spec("acme-1"), make_spec("acme-2")});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].key, "acme-1");
+  EXPECT_TRUE(out[0].inserted);
+  EXPECT_EQ(out[0].state, State::queued);
+  EXPECT_FALSE(out[0].spec_changed);
+  EXPECT_NE(out[0].job_id, out[1].job_id);
+
+  Job j = job(*store, "acme-1");
+  EXPECT_EQ(j.id, out[0].job_id);
+  EXPECT_EQ(j.state, State::queued);
+  EXPECT_EQ(j.client_ref, "ref-1");
+  EXPECT_EQ(job(*store, "acme-2").client_ref, "ref-2");
+  EXPECT_EQ(j.spec, make_spec("acme-1"));
+  EXPECT_EQ(j.source, "batches.d/acme.toml");
+  EXPECT_EQ(j.created_at, kT0);
+  EXPECT_EQ(j.updated_at, kT0);
+  EXPECT_EQ(j.next_poll_at, kT0);  // due at once
+  EXPECT_FALSE(j.remote_id);
+  EXPECT_FALSE(j.submitted_at);
+  EXPECT_EQ(j.polls, 0);
+  EXPECT_EQ(j.attempts, 0);
+
+  auto history = store->history(j.id);
+  ASSERT_TRUE(history.ok()) << history.message();
+  ASSERT_EQ(history->size(), 1u);
+  const auto& first = history->front();
+  EXPECT_EQ(first.job_id, j.id);
+  EXPECT_EQ(first.at, kT0);
+  EXPECT_FALSE(first.from.has_value());
+  EXPECT_EQ(first.to, State::queued);
+  EXPECT_EQ(first.reason, "batch acme.toml");
+  EXPECT_EQ(first.remote_status, "");
+}
+
+TEST_F(StoreTest, KnownKeyIsNeverInsertedAgain) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  move(*store, j, State::submitting, kT0 + Millis(5));
+
+  auto again = enqueue(*store, {make_spec("acme-1")}, kT0 + Millis(100));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_FALSE(again[0].inserted);
+  EXPECT_EQ(again[0].state, State::submitting);
+  EXPECT_FALSE(again[0].spec_changed);
+  EXPECT_EQ(again[0].job_id, j.id);
+  EXPECT_EQ(refs_made_, 1) << "no client reference is drawn for a known key";
+
+  PersonaSpec edited = make_spec("acme-1");
+  edited.labels = {"batch-7", "acme"};  // the same labels in another order are another spec
+  auto changed = enqueue(*store, {edited}, kT0 + Millis(200));
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_FALSE(changed[0].inserted);
+  EXPECT_TRUE(changed[0].spec_changed);
+
+  Job after = job(*store, "acme-1");
+  EXPECT_EQ(after.spec, make_spec("acme-1")) << "the stored spec is never overwritten";
+  EXPECT_EQ(after.updated_at, kT0 + Millis(5));
+  auto history = store->history(j.id);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 2u);
+  auto all = store->list();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_F(StoreTest, DuplicateKeyWithinOneCallIsReportedAsKnown) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  PersonaSpec other = make_spec("acme-1");
+  other.creator_name = "John Doe";
+  auto out = enqueue(*store, {make_spec("acme-1"), make_spec("acme-1"), other});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(out[0].inserted);
+  EXPECT_FALSE(out[1].inserted);
+  EXPECT_FALSE(out[1].spec_changed);
+  EXPECT_EQ(out[1].job_id, out[0].job_id);
+  EXPECT_FALSE(out[2].inserted);
+  EXPECT_TRUE(out[2].spec_changed);
+  EXPECT_EQ(out[2].state, State::queued);
+  auto all = store->list();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_F(StoreTest, EnqueueIsAllOrNothing) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  // A clashing client reference on the third spec fails the whole call.
+  int calls = 0;
+  auto clashing = [&calls] { return ++calls < 3 ? "ref-" + std::to_string(calls) : "ref-1"; };
+  auto out = store->enqueue({make_spec("a"), make_spec("b"), make_spec("c")}, "personactl", "r",
+                            kT0, clashing);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.message().find("store: enqueue 'c'"), std::string::npos) << out.message();
+  EXPECT_NE(out.message().find("client_ref"), std::string::npos) << out.message();
+  auto all = store->list();
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM transitions"), "0");
+
+  // The store is usable afterwards: the failed transaction did not stay open.
+  EXPECT_EQ(enqueue(*store, {make_spec("a")}).size(), 1u);
+}
+
+TEST_F(StoreTest, SpecThatCannotBeReadBackIsRefused) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  PersonaSpec bad = make_spec("latin1");
+  bad.creator_name = "Jos\xe9";  // ISO-8859-1, not UTF-8
+  auto out = store->enqueue({make_spec("ok"), bad}, "personactl", "r", kT0, refs());
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.message().find("'latin1'"), std::string::npos) << out.message();
+  auto all = store->list();
+  ASSERT_TRUE(all.ok()) << all.message();
+  EXPECT_TRUE(all->empty());
+}
+
+TEST_F(StoreTest, SqlInjectionLookingKeyIsStoredVerbatim) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::string key = "x'); DROP TABLE jobs;--";
+  PersonaSpec spec = make_spec(key);
+  spec.creator_name = "Robert'); DELETE FROM transitions; --";
+  auto out = enqueue(*store, {spec});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].inserted);
+  Job j = job(*store, key);
+  EXPECT_EQ(j.key, key);
+  EXPECT_EQ(j.spec, spec);
+  auto history = store->history(j.id);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 1u);
+  EXPECT_EQ(raw_query(path_, "SELECT key FROM jobs"), key);
+}
+
+TEST_F(StoreTest, SpecRoundTripIsLossless) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  PersonaSpec full = make_spec("full");
+  full.creator_name = "Zoë \"Quote\" O'Brien\n\tline two \\ ✓ 名前";
+  full.keywords = "";
+  full.consent_video = "/var/lib/personad/media/consent.mov";
+  full.labels = {"z", "a", "", "m", "z"};  // order and duplicates kept
+  full.webhook_url = "https://hooks.example.com/cb?x=1&y=2";
+  full.gdown_url = "https://drive.google.com/file/d/abc";
+  PersonaSpec bare;
+  bare.key = "bare";  // every other field empty, no labels
+  enqueue(*store, {full, bare});
+  EXPECT_EQ(job(*store, "full").spec, full);
+  EXPECT_EQ(job(*store, "bare").spec, bare);
+}
+
+// ---- Apply and update ------------------------------------------------------------------------
+
+TEST_F(StoreTest, ApplyWritesTheRowAndTheTransitionTogether) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  j.attempts = 1;
+  j.submitting_since = kT0 + Millis(1'000);
+  move(*store, j, State::submitting, kT0 + Millis(1'000), "submit");
+
+  j.remote_id = "7f1c0b5e-0000-4000-8000-000000000001";
+  j.remote_status = "pending";
+  j.submitted_at = kT0 + Millis(2'000);
+  j.next_poll_at = kT0 + Millis(302'000);
+  Transition created{.job_id = 0, .at = kT0 + Millis(2'000), .from = State::submitting,
+                     .to = State::pending, .remote_status = "pending", .reason = "created"};
+  j.state = State::pending;
+  auto r = store->apply(j, created);  // job_id 0: taken from the job
+  ASSERT_TRUE(r.ok()) << r.message();
+
+  Job stored = job(*store, "acme-1");
+  expect_same_job(stored, j);
+
+  auto history = store->history(j.id);
+  ASSERT_TRUE(history.ok()) << history.message();
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[0].to, State::queued);
+  EXPECT_EQ((*history)[1].from, State::queued);
+  EXPECT_EQ((*history)[1].to, State::submitting);
+  EXPECT_EQ((*history)[1].reason, "submit");
+  EXPECT_EQ((*history)[2].from, State::submitting);
+  EXPECT_EQ((*history)[2].to, State::pending);
+  EXPECT_EQ((*history)[2].remote_status, "pending");
+  EXPECT_EQ((*history)[2].reason, "created");
+  EXPECT_EQ((*history)[2].at, kT0 + Millis(2'000));
+  EXPECT_EQ((*history)[2].job_id, j.id);
+}
+
+TEST_F(StoreTest, ApplyToAnUnknownJobFailsAndWritesNothing) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job ghost = job(*store, "acme-1");
+  ghost.id = 999;
+  ghost.state = State::submitting;
+  Transition t{.job_id = 999, .at = kT0, .from = State::queued, .to = State::submitting,
+               .remote_status = {}, .reason = "submit"};
+  auto r = store->apply(ghost, t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("store: apply to job 'acme-1'"), std::string::npos) << r.message();
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM transitions"), "1");
+
+  // The right id with another job's key is refused too: the Job is not the row it claims.
+  Job renamed = job(*store, "acme-1");
+  renamed.key = "acme-2";
+  renamed.state = State::submitting;
+  t.job_id = renamed.id;
+  EXPECT_FALSE(store->apply(renamed, t).ok());
+  EXPECT_EQ(job(*store, "acme-1").state, State::queued);
+}
+
+TEST_F(StoreTest, ApplyRefusesAHistoryThatContradictsTheRow) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1"), make_spec("acme-2")});
+  Job j = job(*store, "acme-1");
+  j.state = State::submitting;
+  Transition wrong_state{.job_id = j.id, .at = kT0, .from = State::queued, .to = State::pending,
+                         .remote_status = {}, .reason = "x"};
+  EXPECT_FALSE(store->apply(j, wrong_state).ok());
+  Transition wrong_job{.job_id = job(*store, "acme-2").id, .at = kT0, .from = State::queued,
+                       .to = State::submitting, .remote_status = {}, .reason = "x"};
+  EXPECT_FALSE(store->apply(j, wrong_job).ok());
+  EXPECT_EQ(job(*store, "acme-1").state, State::queued);
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM transitions"), "2");
+}
+
+TEST_F(StoreTest, ApplyThatBreaksAConstraintChangesNothing) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1"), make_spec("acme-2")});
+  Job a = job(*store, "acme-1");
+  a.remote_id = "same-remote";
+  ASSERT_TRUE(store->update(a).ok());
+
+  Job b = job(*store, "acme-2");
+  b.remote_id = "same-remote";  // one remote persona cannot belong to two jobs
+  b.state = State::pending;
+  Transition t{.job_id = b.id, .at = kT0, .from = State::queued, .to = State::pending,
+               .remote_status = "pending", .reason = "adopted"};
+  auto r = store->apply(b, t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("UNIQUE"), std::string::npos) << r.message();
+  Job after = job(*store, "acme-2");
+  EXPECT_EQ(after.state, State::queued);
+  EXPECT_FALSE(after.remote_id);
+  auto history = store->history(b.id);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 1u);
+}
+
+TEST_F(StoreTest, UpdateWritesTheRowOnly) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  j.polls = 3;
+  j.errors = 2;
+  j.next_poll_at = kT0 + Millis(3'600'000);
+  j.remote_status = "reviewing";
+  j.updated_at = kT0 + Millis(60'000);
+  auto r = store->update(j);
+  ASSERT_TRUE(r.ok()) << r.message();
+  expect_same_job(job(*store, "acme-1"), j);
+  auto history = store->history(j.id);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 1u);
+
+  Job ghost = j;
+  ghost.id = 12345;
+  auto missing = store->update(ghost);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("store: update job 'acme-1'"), std::string::npos)
+      << missing.message();
+}
+
+TEST_F(StoreTest, EveryJobFieldRoundTrips) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  j.state = State::failed;
+  j.remote_id = "remote-1";
+  j.remote_status = "rejected";
+  j.failed_reason = "consent video does not match";
+  j.submitted_at = kT0 + Millis(1);
+  j.updated_at = kT0 + Millis(2);
+  j.next_poll_at = kT0 + Millis(3);
+  j.polls = 40;
+  j.attempts = 2;
+  j.errors = 5;
+  j.submitting_since = kT0 + Millis(4);
+  j.needs_operator = true;
+  j.send_unknown = true;
+  j.last_sent_at = kT0 + Millis(5);
+  j.expires_at = kT0 + Millis(6);
+  j.client_ref = "ref-after-resubmit";
+  ASSERT_TRUE(store->update(j).ok());
+  expect_same_job(job(*store, "acme-1"), j);
+
+  // Back to empty: set optionals read back as empty, not as "" or the epoch.
+  j.remote_id.reset();
+  j.remote_status.reset();
+  j.failed_reason.reset();
+  j.submitted_at.reset();
+  j.next_poll_at.reset();
+  j.submitting_since.reset();
+  j.last_sent_at.reset();
+  j.expires_at.reset();
+  j.needs_operator = false;
+  j.send_unknown = false;
+  ASSERT_TRUE(store->update(j).ok());
+  expect_same_job(job(*store, "acme-1"), j);
+
+  // An empty string is a value, distinct from absent; times before 1970 survive too.
+  j.remote_status = "";
+  j.submitted_at = from_unix_ms(-1);
+  ASSERT_TRUE(store->update(j).ok());
+  Job back = job(*store, "acme-1");
+  expect_same_job(back, j);
+  auto by_id = store->get(j.id);
+  ASSERT_TRUE(by_id.ok() && by_id->has_value());
+  expect_same_job(**by_id, j);
+}
+
+// ---- Reads -----------------------------------------------------------------------------------
+
+TEST_F(StoreTest, FindGetFindByRemoteIdAndListWithAStateFilter) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("c"), make_spec("a"), make_spec("b")});
+  Job a = job(*store, "a");
+  move(*store, a, State::submitting, kT0 + Millis(1));
+
+  auto missing = store->find("nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  auto no_id = store->get(424242);
+  ASSERT_TRUE(no_id.ok());
+  EXPECT_FALSE(no_id->has_value());
+  auto by_id = store->get(a.id);
+  ASSERT_TRUE(by_id.ok() && by_id->has_value());
+  EXPECT_EQ((*by_id)->key, "a");
+
+  auto all = store->list();
+  ASSERT_TRUE(all.ok()) << all.message();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].key, "c");  // by id: the order they were enqueued
+  EXPECT_EQ((*all)[1].key, "a");
+  EXPECT_EQ((*all)[2].key, "b");
+  auto queued = store->list(State::queued);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->size(), 2u);
+  EXPECT_EQ((*queued)[0].key, "c");
+  EXPECT_EQ((*queued)[1].key, "b");
+  auto submitting = store->list(State::submitting);
+  ASSERT_TRUE(submitting.ok());
+  ASSERT_EQ(submitting->size(), 1u);
+  EXPECT_EQ(submitting->front().key, "a");
+  auto done = store->list(State::done);
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(done->empty());
+  Job b = job(*store, "b");
+  b.remote_id = "7f1c0b5e-0000-4000-8000-00000000000b";
+  ASSERT_TRUE(store->update(b).ok());
+  auto by_remote = store->find_by_remote_id("7f1c0b5e-0000-4000-8000-00000000000b");
+  ASSERT_TRUE(by_remote.ok() && by_remote->has_value()) << by_remote.message();
+  EXPECT_EQ((*by_remote)->key, "b");
+  auto no_remote = store->find_by_remote_id("unknown-remote");
+  ASSERT_TRUE(no_remote.ok());
+  EXPECT_FALSE(no_remote->has_value());
+  auto empty_remote = store->find_by_remote_id("");
+  ASSERT_TRUE(empty_remote.ok());
+  EXPECT_FALSE(empty_remote->has_value());
+
+  auto none = store->history(424242);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, LoadActiveHoldsExactlyTheNonFinalStates) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::vector<PersonaSpec> specs;
+  for (State s : all_states()) specs.push_back(make_spec(std::string(to_string(s))));
+  enqueue(*store, specs);
+  for (State s : all_states()) {
+    Job j = job(*store, to_string(s));
+    if (s != State::queued) move(*store, j, s, kT0 + Millis(1));
+  }
+  auto active = store->load_active();
+  ASSERT_TRUE(active.ok()) << active.message();
+  std::vector<std::string> keys;
+  for (const auto& j : *active) keys.push_back(j.key);
+  std::vector<std::string> expected;
+  for (State s : all_states())
+    if (!is_final(s)) expected.emplace_back(to_string(s));
+  EXPECT_EQ(keys, expected);
+}
+
+TEST_F(StoreTest, StatsCountEveryStateAndFindTheNextDueJob) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto empty = store->stats();
+  ASSERT_TRUE(empty.ok()) << empty.message();
+  EXPECT_EQ(empty->counts.size(), all_states().size());
+  for (State s : all_states()) EXPECT_EQ(empty->counts.at(s), 0) << to_string(s);
+  EXPECT_FALSE(empty->next_due);
+  EXPECT_FALSE(empty->next_due_key);
+
+  enqueue(*store, {make_spec("q"), make_spec("p1"), make_spec("p2"), make_spec("d")});
+  Job q = job(*store, "q");
+  q.next_poll_at = kT0 + Millis(50'000);
+  ASSERT_TRUE(store->update(q).ok());
+  Job p1 = job(*store, "p1");
+  p1.polls = 4;
+  p1.attempts = 1;
+  p1.next_poll_at = kT0 + Millis(20'000);
+  move(*store, p1, State::pending, kT0);
+  Job p2 = job(*store, "p2");
+  p2.polls = 2;
+  p2.attempts = 2;
+  p2.next_poll_at = kT0 + Millis(30'000);
+  move(*store, p2, State::pending, kT0);
+  Job d = job(*store, "d");  // final jobs do not count for next due, even with a stale time
+  d.polls = 10;
+  d.attempts = 1;
+  d.next_poll_at = kT0 + Millis(1);
+  move(*store, d, State::done, kT0);
+
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  EXPECT_EQ(stats->counts.size(), all_states().size());
+  EXPECT_EQ(stats->counts.at(State::queued), 1);
+  EXPECT_EQ(stats->counts.at(State::pending), 2);
+  EXPECT_EQ(stats->counts.at(State::done), 1);
+  EXPECT_EQ(stats->counts.at(State::submitting), 0);
+  EXPECT_EQ(stats->counts.at(State::failed), 0);
+  EXPECT_EQ(stats->counts.at(State::expired), 0);
+  EXPECT_EQ(stats->counts.at(State::cancelled), 0);
+  EXPECT_EQ(stats->polls, 16);
+  EXPECT_EQ(stats->attempts, 4);
+  EXPECT_EQ(stats->next_due, kT0 + Millis(20'000));
+  EXPECT_EQ(stats->next_due_key, "p1");
+}
+
+}  // namespace
+}  // namespace personad
