@@ -14,7 +14,10 @@
 #include "personad/config.hpp"
 #include "personad/job.hpp"
 
-namespace spdlog { class logger; }
+namespace spdlog {
+class logger;
+class formatter;
+}  // namespace spdlog
 
 namespace personad {
 
@@ -27,6 +30,10 @@ LogFormat resolve_log_format(const LogConfig& config);
 // A logger writing to stderr (text or JSON lines) or to journald.
 std::shared_ptr<spdlog::logger> make_logger(const LogConfig& config, LogFormat format,
                                             const std::string& name = "personad");
+
+// The JSON-lines formatter: events pass through with ts and level added; other messages become
+// {"ts","level","msg"}.
+std::unique_ptr<spdlog::formatter> make_json_formatter();
 
 struct LogField {
   std::string_view name;

@@ -106,6 +106,10 @@ bool stderr_is_journal() {
 
 }  // namespace
 
+std::unique_ptr<spdlog::formatter> make_json_formatter() {
+  return std::make_unique<JsonFormatter>();
+}
+
 LogFormat resolve_log_format(const LogConfig& config) {
   if (config.format == "json") return LogFormat::json;
   if (config.format == "journal") return LogFormat::journal;
@@ -122,7 +126,7 @@ std::shared_ptr<spdlog::logger> make_logger(const LogConfig& config, LogFormat f
   }
   auto logger = std::make_shared<spdlog::logger>(name, sink);
   if (format == LogFormat::json) {
-    logger->set_formatter(std::make_unique<JsonFormatter>());
+    logger->set_formatter(make_json_formatter());
   } else if (format == LogFormat::text) {
     logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
         "%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc));

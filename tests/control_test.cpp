@@ -1,0 +1,141 @@
+// Control API: routes, status codes and bodies, submit validation (nothing enqueued from an
+// invalid request), operator actions, metrics; and the Unix socket server and client.
+#include "personad/control.hpp"
+#include "personad/job_json.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <thread>
+
+#include "tracker_fixture.hpp"
+
+namespace personad::testing {
+namespace {
+
+namespace json = boost::json;
+using ::testing::HasSubstr;
+
+class ControlTest : public TrackerFixture {
+ protected:
+  void SetUp() override {
+    TrackerFixture::SetUp();
+    make_tracker();
+    api_ctl_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
+  }
+  ControlResponse call(const std::string& method, const std::string& target,
+                       const std::string& body = "") {
+    return api_ctl_->handle(ControlRequest{method, target, body});
+  }
+  std::string submit_body(const std::vector<PersonaSpec>& specs) {
+    json::array a;
+    for (const auto& s : specs) a.push_back(spec_to_json(s));
+    return json::serialize(json::object{{"source", "test.toml"}, {"personas", a}});
+  }
+  std::unique_ptr<ControlApi> api_ctl_;
+};
+
+TEST_F(ControlTest, SubmitQueuesNewKeysAndReportsKnownOnes) {
+  auto r = call("POST", "/v1/submit", submit_body({make_spec("a"), make_spec("b")}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto results = json::parse(r.body).at("results").as_array();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].at("result"), "queued");
+  ASSERT_TRUE(run_until([&] { return final_state("a") && final_state("b"); }));
+  auto again = call("POST", "/v1/submit", submit_body({make_spec("a")}));
+  auto res = json::parse(again.body).at("results").as_array();
+  EXPECT_EQ(res[0].at("result"), "known");
+  EXPECT_EQ(res[0].at("state"), "done");
+  EXPECT_EQ(api_.creates, 2);
+}
+
+TEST_F(ControlTest, InvalidSubmitEnqueuesNothingAndNamesTheField) {
+  PersonaSpec bad = make_spec("bad");
+  bad.gender = "x";
+  auto r = call("POST", "/v1/submit", submit_body({make_spec("good"), bad}));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("gender"));
+  EXPECT_FALSE(*store_->find("good"));
+  EXPECT_EQ(call("POST", "/v1/submit", "{not json").status, 400);
+  EXPECT_EQ(call("POST", "/v1/submit", R"({"personas": 3})").status, 400);
+}
+
+TEST_F(ControlTest, ListShowHistoryStats) {
+  call("POST", "/v1/submit", submit_body({make_spec("a")}));
+  ASSERT_TRUE(run_until([&] { return final_state("a"); }));
+  auto list = call("GET", "/v1/jobs");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(json::parse(list.body).as_array().size(), 1u);
+  EXPECT_EQ(json::parse(call("GET", "/v1/jobs?state=done").body).as_array().size(), 1u);
+  EXPECT_EQ(json::parse(call("GET", "/v1/jobs?state=queued").body).as_array().size(), 0u);
+  EXPECT_EQ(call("GET", "/v1/jobs?state=bogus").status, 400);
+  auto show = call("GET", "/v1/jobs/a");
+  ASSERT_EQ(show.status, 200);
+  EXPECT_EQ(json::parse(show.body).at("state"), "done");
+  EXPECT_EQ(call("GET", "/v1/jobs/zzz").status, 404);
+  auto hist = json::parse(call("GET", "/v1/jobs/a/history").body).as_array();
+  EXPECT_EQ(hist.front().at("to"), "queued");
+  EXPECT_EQ(hist.back().at("to"), "done");
+  auto stats = json::parse(call("GET", "/v1/stats").body);
+  EXPECT_EQ(stats.at("counts").at("done"), 1);
+  EXPECT_EQ(call("GET", "/v1/nothing").status, 404);
+}
+
+TEST_F(ControlTest, ActionsMapToStatusCodes) {
+  api_.create_faults = {FakeApi::Fault::permanent};
+  call("POST", "/v1/submit", submit_body({make_spec("f")}));
+  ASSERT_TRUE(run_until([&] { return final_state("f"); }));
+  EXPECT_EQ(call("POST", "/v1/jobs/f/retry", "{}").status, 409);
+  EXPECT_EQ(call("POST", "/v1/jobs/f/cancel").status, 409);
+  EXPECT_EQ(call("POST", "/v1/jobs/nope/cancel").status, 404);
+  auto r = call("POST", "/v1/jobs/f/retry", R"({"resubmit": true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("job").at("state"), "queued");
+  EXPECT_EQ(call("POST", "/v1/jobs/f/resolve", R"({"adopt":"x"})").status, 409);
+}
+
+TEST_F(ControlTest, MetricsArePrometheusText) {
+  call("POST", "/v1/submit", submit_body({make_spec("m")}));
+  ASSERT_TRUE(run_until([&] { return final_state("m"); }));
+  auto r = call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.content_type, HasSubstr("text/plain"));
+  EXPECT_THAT(r.body, HasSubstr("personad_jobs{state=\"done\"} 1"));
+  EXPECT_THAT(r.body, HasSubstr("personad_creates_sent_total 1"));
+}
+
+TEST_F(ControlTest, SocketServerAndClientTalk) {
+  std::string path = (dir_ / "ctl.sock").string();
+  auto server = ControlServer::listen(
+      ioc_.get_executor(), path, [&](const ControlRequest& r) { return api_ctl_->handle(r); },
+      nullptr, 4096);
+  ASSERT_TRUE(server) << server.message();
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::group_write);
+  std::atomic<bool> done{false};
+  Result<ControlReply> health = make_error("not run");
+  Result<ControlReply> big = make_error("not run");
+  std::thread client([&] {
+    health = control_call(path, "GET", "/v1/health", "", Millis(5000), nullptr);
+    big = control_call(path, "POST", "/v1/submit", std::string(10000, 'x'), Millis(5000), nullptr);
+    done = true;
+  });
+  run_until([&] { return done.load(); });
+  client.join();
+  ASSERT_TRUE(health) << health.message();
+  EXPECT_EQ(health->status, 200);
+  EXPECT_THAT(health->body, HasSubstr("\"status\":\"ok\""));
+  ASSERT_TRUE(big) << big.message();
+  EXPECT_EQ(big->status, 413);
+  (*server)->stop();
+  EXPECT_FALSE(std::filesystem::exists(path));
+  bool unreachable = false;
+  auto down = control_call(path, "GET", "/v1/health", "", Millis(1000), &unreachable);
+  EXPECT_FALSE(down);
+  EXPECT_TRUE(unreachable);
+}
+
+}  // namespace
+}  // namespace personad::testing

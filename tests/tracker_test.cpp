@@ -1,0 +1,321 @@
+// Tracker: whole job lifecycles against a fake API on a fast clock — submission, polling,
+// reconciliation of unknown creates, restarts, expiry, operator actions and limits.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "tracker_fixture.hpp"
+
+namespace personad::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Fault = FakeApi::Fault;
+
+class TrackerTest : public TrackerFixture {};
+
+TEST_F(TrackerTest, HappyPathGoesQueuedSubmittingPendingDoneWithOneCreate) {
+  make_tracker();
+  enqueue({make_spec("jane")});
+  ASSERT_TRUE(run_until([&] { return final_state("jane"); }));
+  Job j = job("jane");
+  EXPECT_EQ(j.state, State::done);
+  EXPECT_EQ(j.remote_id, "remote-1");
+  EXPECT_EQ(j.remote_status, "done");
+  EXPECT_EQ(j.attempts, 1);
+  EXPECT_EQ(j.polls, 4);
+  EXPECT_TRUE(j.submitted_at.has_value());
+  EXPECT_FALSE(j.send_unknown);
+  EXPECT_EQ(api_.creates, 1);
+  EXPECT_EQ(api_.count_label(client_label(j.client_ref)), 1);
+  EXPECT_EQ(api_.personas["remote-1"].remote.labels,
+            (std::vector<std::string>{"acme", client_label(j.client_ref)}));
+  // pending → pending rows record each change of remote status.
+  EXPECT_THAT(path("jane"), ElementsAre(State::queued, State::submitting, State::pending,
+                                        State::pending, State::pending, State::done));
+  EXPECT_THAT(log(), HasSubstr("transition key=jane remote_id=remote-1 from=pending to=done "
+                               "remote_status=done"));
+}
+
+TEST_F(TrackerTest, EveryTransitionRowHasALogLine) {
+  make_tracker();
+  enqueue({make_spec("a"), make_spec("b")});
+  ASSERT_TRUE(run_until([&] { return final_state("a") && final_state("b"); }));
+  for (const char* key : {"a", "b"}) {
+    auto h = store_->history(job(key).id);
+    std::size_t lines = 0;
+    std::string needle = std::string("transition key=") + key + " ";
+    for (std::size_t pos = 0; (pos = log().find(needle, pos)) != std::string::npos; ++pos) ++lines;
+    EXPECT_EQ(lines, h->size()) << key;
+  }
+}
+
+TEST_F(TrackerTest, RejectedCreateFailsWithTheApiReasonAndIsNeverResent) {
+  api_.create_faults = {Fault::permanent};
+  make_tracker();
+  enqueue({make_spec("bad")});
+  ASSERT_TRUE(run_until([&] { return final_state("bad"); }));
+  Job j = job("bad");
+  EXPECT_EQ(j.state, State::failed);
+  EXPECT_THAT(j.failed_reason.value_or(""), HasSubstr("creator_name: This field is required."));
+  run_until([] { return false; }, std::chrono::milliseconds(100));
+  EXPECT_EQ(api_.creates, 1);
+}
+
+TEST_F(TrackerTest, LostCreateIsAdoptedByLabelNotResent) {
+  api_.create_faults = {Fault::lost_create};
+  make_tracker();
+  enqueue({make_spec("lost")});
+  ASSERT_TRUE(run_until([&] { return final_state("lost"); }));
+  Job j = job("lost");
+  EXPECT_EQ(j.state, State::done);
+  EXPECT_EQ(api_.creates, 1);
+  EXPECT_GE(api_.lists, 1);
+  EXPECT_EQ(j.remote_id, "remote-1");
+  auto h = store_->history(j.id);
+  bool adopted = false;
+  for (const auto& t : *h) adopted = adopted || t.reason.find("adopted remote persona remote-1") != std::string::npos;
+  EXPECT_TRUE(adopted);
+}
+
+TEST_F(TrackerTest, CreateThatCertainlyNeverLeftIsResentWithoutReconcile) {
+  api_.create_faults = {Fault::unsent, Fault::unauthorized};
+  make_tracker();
+  enqueue({make_spec("retry")});
+  ASSERT_TRUE(run_until([&] { return final_state("retry"); }));
+  EXPECT_EQ(state("retry"), State::done);
+  EXPECT_EQ(api_.creates, 3);
+  EXPECT_EQ(api_.lists, 0);
+  EXPECT_EQ(api_.personas.size(), 1u);
+  EXPECT_EQ(job("retry").attempts, 3);
+}
+
+TEST_F(TrackerTest, UnknownOutcomeNotListedIsResentOnlyAfterReconcileWindow) {
+  api_.create_faults = {Fault::unknown_not_created};
+  make_tracker();
+  enqueue({make_spec("unk")});
+  ASSERT_TRUE(run_until([&] { return final_state("unk"); }));
+  Job j = job("unk");
+  EXPECT_EQ(j.state, State::done);
+  EXPECT_EQ(api_.creates, 2);
+  EXPECT_EQ(api_.personas.size(), 1u);
+  EXPECT_EQ(api_.count_label(client_label(j.client_ref)), 1);
+  // The resend waited for the API to have had reconcile_after to list the first attempt.
+  auto h = store_->history(j.id);
+  std::optional<TimePoint> first_submit, resend;
+  for (const auto& t : *h) {
+    if (t.to == State::submitting && !first_submit) first_submit = t.at;
+    else if (t.to == State::submitting) resend = t.at;
+  }
+  ASSERT_TRUE(first_submit && resend);
+  EXPECT_GE(*resend - *first_submit, options_.api.reconcile_after);
+}
+
+TEST_F(TrackerTest, WithoutLabelsAUniqueFieldMatchIsAdopted) {
+  api_.list_has_labels = false;
+  api_.create_faults = {Fault::lost_create};
+  make_tracker();
+  enqueue({make_spec("nolabel", "Unique Name")});
+  ASSERT_TRUE(run_until([&] { return final_state("nolabel"); }));
+  EXPECT_EQ(state("nolabel"), State::done);
+  EXPECT_EQ(api_.creates, 1);
+}
+
+TEST_F(TrackerTest, AmbiguousFieldMatchWaitsForOperatorAndResolveAdopts) {
+  api_.list_has_labels = false;
+  make_tracker();
+  // Two personas with the same fields already exist remotely (created by someone else, now).
+  enqueue({make_spec("first", "Twin")});
+  ASSERT_TRUE(run_until([&] { return final_state("first"); }));
+  // Detach the first one's remote persona from its job so it counts as a foreign twin.
+  auto foreign = api_.personas["remote-1"];
+  foreign.remote.id = "remote-foreign";
+  foreign.remote.created_at.reset();  // no creation time listed: the fields alone decide
+  api_.personas["remote-foreign"] = foreign;
+  api_.order.push_back("remote-foreign");
+  api_.create_faults = {Fault::lost_create};
+  enqueue({make_spec("second", "Twin")});
+  ASSERT_TRUE(run_until([&] { return job("second").needs_operator; }));
+  Job j = job("second");
+  EXPECT_EQ(j.state, State::submitting);
+  run_until([] { return false; }, std::chrono::milliseconds(100));
+  EXPECT_EQ(api_.creates, 2);  // never resent on its own
+  std::string created = api_.order.back();  // the lost create's persona
+  auto r = tracker_->resolve("second", created, false);
+  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(run_until([&] { return final_state("second"); }));
+  EXPECT_EQ(state("second"), State::done);
+  EXPECT_EQ(job("second").remote_id, created);
+  EXPECT_EQ(api_.creates, 2);
+}
+
+TEST_F(TrackerTest, RestartReconcilesSubmittingRowsInsteadOfResending) {
+  // A previous run committed `submitting` (send_unknown) and died during the request, after the
+  // API had created the persona.
+  make_tracker();
+  auto r = store_->enqueue({make_spec("crash")}, "test", "test", clock_.now(),
+                           [] { return new_client_ref(); });
+  ASSERT_TRUE(r);
+  Job j = job("crash");
+  Transition t{j.id, clock_.now(), State::queued, State::submitting, "", "submitting"};
+  j.state = State::submitting;
+  j.send_unknown = true;
+  j.attempts = 1;
+  j.last_sent_at = clock_.now();
+  j.submitting_since = clock_.now();
+  j.next_poll_at = clock_.now();
+  ASSERT_TRUE(store_->apply(j, t));
+  boost::asio::co_spawn(ioc_, api_.create(j.spec, j.client_ref), boost::asio::detached);
+  ioc_.run_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(api_.creates, 1);
+
+  tracker_.reset();  // the "crash"
+  make_tracker();
+  ASSERT_TRUE(run_until([&] { return final_state("crash"); }));
+  EXPECT_EQ(state("crash"), State::done);
+  EXPECT_EQ(api_.creates, 1);
+  EXPECT_EQ(api_.count_label(client_label(j.client_ref)), 1);
+}
+
+TEST_F(TrackerTest, ExpiresAfterGiveUpAndRetryResumesPolling) {
+  api_.statuses = {"pending", "reviewing"};
+  options_.poll.give_up_after = Millis(600'000);  // 10 min: 0.3 s real
+  make_tracker();
+  enqueue({make_spec("slow")});
+  ASSERT_TRUE(run_until([&] { return final_state("slow"); }));
+  Job j = job("slow");
+  EXPECT_EQ(j.state, State::expired);
+  EXPECT_EQ(j.remote_status, "reviewing");
+  int gets_at_expiry = api_.gets;
+  run_until([] { return false; }, std::chrono::milliseconds(100));
+  EXPECT_EQ(api_.gets, gets_at_expiry);  // no polling once final
+
+  api_.statuses = {"done"};
+  for (auto& [id, p] : api_.personas) p.step = 0;
+  auto r = tracker_->retry("slow", false);
+  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(run_until([&] { return final_state("slow"); }));
+  EXPECT_EQ(state("slow"), State::done);
+  EXPECT_EQ(api_.creates, 1);
+}
+
+TEST_F(TrackerTest, DoneAwaitsApprovalWhenRequireActive) {
+  api_.active_when_done = false;
+  api_.statuses = {"done"};
+  options_.poll.give_up_after = Millis(300'000);
+  make_tracker();
+  enqueue({make_spec("unapproved")});
+  ASSERT_TRUE(run_until([&] { return job("unapproved").polls >= 3; }));
+  EXPECT_EQ(state("unapproved"), State::pending);
+  EXPECT_EQ(job("unapproved").remote_status, "done");
+  EXPECT_THAT(log(), HasSubstr("awaiting approval"));
+  api_.active_when_done = true;
+  ASSERT_TRUE(run_until([&] { return final_state("unapproved"); }));
+  EXPECT_EQ(state("unapproved"), State::done);
+}
+
+TEST_F(TrackerTest, RemoteFailureFailsAndResubmitUsesAFreshReference) {
+  api_.statuses = {"processing", "rejected"};
+  make_tracker();
+  enqueue({make_spec("rej")});
+  ASSERT_TRUE(run_until([&] { return final_state("rej"); }));
+  Job failed = job("rej");
+  EXPECT_EQ(failed.state, State::failed);
+  EXPECT_EQ(failed.failed_reason, api_.failed_reason);
+
+  auto refused = tracker_->retry("rej", false);
+  EXPECT_EQ(refused.status, ActionStatus::not_allowed);
+  EXPECT_THAT(refused.message, HasSubstr("--resubmit"));
+
+  api_.statuses = {"done"};
+  auto r = tracker_->retry("rej", true);
+  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(run_until([&] { return final_state("rej"); }));
+  Job again = job("rej");
+  EXPECT_EQ(again.state, State::done);
+  EXPECT_NE(again.client_ref, failed.client_ref);
+  EXPECT_NE(again.remote_id, failed.remote_id);
+  EXPECT_EQ(api_.creates, 2);
+  EXPECT_EQ(api_.count_label(client_label(again.client_ref)), 1);
+}
+
+TEST_F(TrackerTest, CancelledQueuedJobIsNeverSent) {
+  make_tracker();
+  tracker_->stop_taking_work();  // keep it queued while we cancel
+  auto r0 = store_->enqueue({make_spec("c")}, "test", "test", clock_.now(),
+                            [] { return new_client_ref(); });
+  ASSERT_TRUE(r0);
+  tracker_.reset();
+  make_tracker();
+  auto r = tracker_->cancel("c");
+  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  run_until([] { return false; }, std::chrono::milliseconds(100));
+  EXPECT_EQ(state("c"), State::cancelled);
+  EXPECT_EQ(api_.creates, 0);
+  EXPECT_EQ(tracker_->cancel("c").status, ActionStatus::not_allowed);
+  EXPECT_EQ(tracker_->cancel("nope").status, ActionStatus::unknown_key);
+}
+
+TEST_F(TrackerTest, TransientPollErrorsDoNotCountAsPolls) {
+  api_.statuses = {"done"};
+  api_.get_faults = {Fault::transient, Fault::transient};
+  make_tracker();
+  enqueue({make_spec("flaky")});
+  ASSERT_TRUE(run_until([&] { return final_state("flaky"); }));
+  Job j = job("flaky");
+  EXPECT_EQ(j.state, State::done);
+  EXPECT_EQ(j.polls, 1);
+  EXPECT_EQ(api_.gets, 3);
+  EXPECT_EQ(tracker_->metrics().api_transient, 2);
+}
+
+TEST_F(TrackerTest, MaxInFlightIsHonoured) {
+  api_.latency = std::chrono::milliseconds(3);
+  options_.api.max_in_flight = 3;
+  make_tracker();
+  std::vector<PersonaSpec> specs;
+  for (int i = 0; i < 12; ++i) specs.push_back(make_spec("j" + std::to_string(i)));
+  enqueue(specs);
+  ASSERT_TRUE(run_until([&] {
+    for (int i = 0; i < 12; ++i)
+      if (!final_state("j" + std::to_string(i))) return false;
+    return true;
+  }));
+  EXPECT_EQ(api_.max_in_flight_seen, 3);
+  EXPECT_EQ(api_.creates, 12);
+}
+
+TEST_F(TrackerTest, KnownKeyIsNotResubmittedAndChangedSpecWarns) {
+  make_tracker();
+  enqueue({make_spec("k")});
+  ASSERT_TRUE(run_until([&] { return final_state("k"); }));
+  auto changed = make_spec("k", "Someone Else");
+  auto r = tracker_->enqueue({changed}, "again.toml");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_FALSE((*r)[0].inserted);
+  EXPECT_TRUE((*r)[0].spec_changed);
+  EXPECT_EQ((*r)[0].state, State::done);
+  run_until([] { return false; }, std::chrono::milliseconds(50));
+  EXPECT_EQ(api_.creates, 1);
+  EXPECT_THAT(log(), HasSubstr("spec_changed key=k"));
+}
+
+TEST_F(TrackerTest, UnknownRemoteStatusIsKeptVerbatimAndWarnedOnce) {
+  api_.statuses = {"quantum_review", "quantum_review", "quantum_review", "done"};
+  make_tracker();
+  enqueue({make_spec("odd")});
+  ASSERT_TRUE(run_until([&] { return final_state("odd"); }));
+  EXPECT_EQ(state("odd"), State::done);
+  std::string l = log();
+  auto first = l.find("unknown_status");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(l.find("unknown_status", first + 1), std::string::npos);
+  EXPECT_THAT(l, HasSubstr("remote_status=quantum_review"));
+}
+
+}  // namespace
+}  // namespace personad::testing
