@@ -42,11 +42,14 @@ struct Tracker::SharedList {
 
   std::optional<TimePoint> fetched_at;  // when the last successful fetch started
   std::vector<RemotePersona> items;
-  std::optional<TimePoint> failed_at;   // when the last failed fetch started
-  ApiResult<std::vector<RemotePersona>> failure;
   std::optional<TimePoint> in_flight_since;
+  std::uint64_t fetches = 0;  // id of the latest fetch started
+  std::uint64_t failed_fetch = 0;  // id of the latest fetch that failed
+  ApiResult<std::vector<RemotePersona>> failure;
   asio::steady_timer wake;  // waiters sleep on it; cancelled when a fetch ends
 
+  // A list fetched no earlier than `not_before`: the cached one, the one in flight, or a new
+  // one. A failure is shared only with those who waited for that very fetch.
   asio::awaitable<ApiResult<std::vector<RemotePersona>>> fetch(CreatifyApi& api,
                                                                const Clock& clock,
                                                                TimePoint not_before) {
@@ -57,21 +60,24 @@ struct Tracker::SharedList {
         r.value = items;
         co_return r;
       }
-      if (failed_at && *failed_at >= not_before) co_return failure;
       if (in_flight_since) {
+        bool usable = *in_flight_since >= not_before;
+        std::uint64_t awaited = fetches;
         wake.expires_at(asio::steady_timer::time_point::max());
         co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (usable && failed_fetch == awaited) co_return failure;
         continue;
       }
       TimePoint started = clock.now();
       in_flight_since = started;
+      std::uint64_t id = ++fetches;
       auto r = co_await api.list();
       in_flight_since.reset();
       if (r.outcome == Outcome::ok) {
         fetched_at = started;
         items = r.value;
       } else {
-        failed_at = started;
+        failed_fetch = id;
         failure = r;
       }
       wake.cancel();

@@ -1,0 +1,935 @@
+// The Creatify API over HTTP(S) with Beast: TLS with verification and SNI, a keep-alive pool of
+// max_in_flight connections, a token-bucket rate limit, deadlines, response caps, file uploads.
+#include "personad/creatify_client.hpp"
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+#include <deque>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <variant>
+
+#include "personad/rate_limiter.hpp"
+
+namespace personad {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+namespace urls = boost::urls;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kCreatePath = "/api/personas_v2/";
+constexpr std::size_t kUploadChunk = 64 * 1024;
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+constexpr int kMaxListPages = 10'000;
+// Load balancers close idle keep-alive connections after about a minute; one idle longer than
+// this is more likely dead than alive, so it is not worth a failed attempt.
+constexpr auto kIdleLimit = std::chrono::seconds(30);
+
+std::string describe(Millis d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
+  return std::to_string(d.count()) + "ms";
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// ---- Where the API is ----
+
+struct Origin {
+  bool tls = false;
+  std::string host;  // for DNS, SNI and certificate checks (IPv6 without brackets)
+  std::uint16_t port = 0;
+  std::string host_header;  // as written in base_url, with the port when one was given
+  bool ip_literal = false;  // SNI must not carry an IP address
+  std::string display() const {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+           std::to_string(port);
+  }
+};
+
+Result<Origin> parse_base_url(std::string_view text) {
+  auto u = urls::parse_absolute_uri(text);
+  if (!u) return make_error("api.base_url \"" + std::string(text) + "\" is not a URL");
+  Origin o;
+  if (u->scheme_id() == urls::scheme::https)
+    o.tls = true;
+  else if (u->scheme_id() != urls::scheme::http)
+    return make_error("api.base_url must start with http:// or https://");
+  if (u->has_userinfo()) return make_error("api.base_url must not contain user information");
+  if (!(u->encoded_path().empty() || u->encoded_path() == "/") || u->has_query() ||
+      u->has_fragment())
+    return make_error("api.base_url must be scheme://host[:port] without a path or query");
+  switch (u->host_type()) {
+    case urls::host_type::name:
+      break;
+    case urls::host_type::ipv4:
+    case urls::host_type::ipv6:
+      o.ip_literal = true;
+      break;
+    default:
+      return make_error("api.base_url has no usable host");
+  }
+  o.host = u->host_address();
+  if (o.host.empty()) return make_error("api.base_url has no host");
+  o.port = o.tls ? 443 : 80;
+  o.host_header = std::string(u->encoded_host());
+  if (u->has_port()) {
+    if (u->port_number() == 0) return make_error("api.base_url has an invalid port");
+    o.port = u->port_number();
+    o.host_header += ":" + std::to_string(o.port);
+  }
+  return o;
+}
+
+// The target of the next list page: `next` may be absolute or relative to the current page.
+// Only its path and query are used, so credentials never travel to a host other than base_url.
+// Its scheme and port are ignored on purpose: APIs behind a TLS-terminating proxy often
+// advertise http:// links.
+Result<std::string> next_page_target(const Origin& origin, std::string_view current,
+                                     std::string_view next) {
+  auto ref = urls::parse_uri_reference(next);
+  if (!ref) return make_error("next page link is not a URL: " + std::string(next));
+  if (ref->has_authority() && !iequals(ref->host_address(), origin.host))
+    return make_error("next page link points to another host: " + std::string(next));
+  const std::string base_text =
+      "http://origin" + std::string(current);  // the view below points here
+  auto base = urls::parse_uri(base_text);
+  if (!base) return make_error("cannot resolve next page link against " + std::string(current));
+  urls::url resolved(*base);
+  if (!resolved.resolve(*ref))
+    return make_error("cannot resolve next page link: " + std::string(next));
+  std::string target(resolved.encoded_target());
+  return target.empty() ? std::string("/") : target;
+}
+
+// ---- Multipart upload, streamed from disk ----
+
+// A stretch of the multipart body: literal text (part headers, form values, boundaries), or the
+// bytes of a local file, read in chunks while sending.
+struct UploadSegment {
+  std::string text;
+  std::string field;  // file segments: the form field, for error messages
+  std::string path;   // empty for text
+  std::uint64_t size = 0;
+};
+
+// A Beast Body whose writer emits the segments in order, reading files kUploadChunk at a time.
+struct MultipartBody {
+  struct value_type {
+    std::string boundary;
+    std::vector<UploadSegment> segments;
+    // Set by the writer when a file cannot be read while sending (shared: the writer only sees
+    // the body as const).
+    std::shared_ptr<std::string> file_failure = std::make_shared<std::string>();
+  };
+
+  static std::uint64_t size(const value_type& body) {
+    std::uint64_t n = 0;
+    for (const auto& s : body.segments) n += s.path.empty() ? s.text.size() : s.size;
+    return n;
+  }
+
+  class writer {
+   public:
+    using const_buffers_type = asio::const_buffer;
+
+    template <bool isRequest, class Fields>
+    writer(const http::header<isRequest, Fields>&, const value_type& body) : body_(body) {}
+
+    void init(beast::error_code& ec) { ec = {}; }
+
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      while (index_ < body_.segments.size()) {
+        const UploadSegment& seg = body_.segments[index_];
+        if (seg.path.empty()) {
+          ++index_;
+          if (seg.text.empty()) continue;
+          return std::pair{asio::const_buffer(seg.text.data(), seg.text.size()),
+                           index_ < body_.segments.size()};
+        }
+        if (!file_.is_open()) {
+          file_.open(seg.path.c_str(), beast::file_mode::read, ec);
+          if (ec) return fail(seg, "cannot open " + seg.path + ": " + ec.message());
+          remaining_ = seg.size;
+        }
+        if (remaining_ == 0) {
+          beast::error_code ignored;
+          file_.close(ignored);
+          ++index_;
+          continue;
+        }
+        if (chunk_.empty()) chunk_.resize(kUploadChunk);
+        auto n = file_.read(chunk_.data(), std::min<std::uint64_t>(remaining_, chunk_.size()), ec);
+        if (ec) return fail(seg, "cannot read " + seg.path + ": " + ec.message());
+        if (n == 0) {
+          // Content-Length was promised from the size at start; a shorter file breaks it.
+          ec = make_error_code(boost::system::errc::io_error);
+          return fail(seg, seg.path + " got shorter while it was being uploaded");
+        }
+        remaining_ -= n;
+        return std::pair{asio::const_buffer(chunk_.data(), n), true};  // the epilogue follows
+      }
+      return boost::none;
+    }
+
+   private:
+    boost::none_t fail(const UploadSegment& seg, std::string why) {
+      *body_.file_failure = seg.field + ": " + why;
+      return boost::none;
+    }
+
+    const value_type& body_;
+    std::size_t index_ = 0;
+    beast::file file_;
+    std::uint64_t remaining_ = 0;
+    std::vector<char> chunk_;
+  };
+};
+
+std::string random_boundary() {
+  std::random_device rd;
+  std::string b = "personad-";
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) b.push_back(kHex[rd() % 16]);
+  return b;
+}
+
+std::string media_type(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == ".mp4" || ext == ".m4v") return "video/mp4";
+  if (ext == ".mov" || ext == ".qt") return "video/quicktime";
+  return "application/octet-stream";
+}
+
+// A quoted-string in Content-Disposition cannot hold quotes or line breaks (HTML's encoding).
+std::string quoted_filename(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '"')
+      out += "%22";
+    else if (c == '\r')
+      out += "%0D";
+    else if (c == '\n')
+      out += "%0A";
+    else
+      out.push_back(c);
+  }
+  return out;
+}
+
+std::string local_path(std::string_view value) {
+  if (value.starts_with("file://")) return std::string(value.substr(7));
+  if (value.starts_with("file:")) return std::string(value.substr(5));
+  return std::string(value);
+}
+
+// Builds the body of a create with local videos: form fields first, then the files. Sizes come
+// from stat now, so Content-Length is exact; a file that is missing or unreadable stops here,
+// before anything is sent.
+Result<MultipartBody::value_type> build_upload(const PersonaSpec& spec,
+                                               std::string_view client_ref) {
+  std::vector<std::pair<std::string, std::string>> fields = {{"gender", spec.gender},
+                                                             {"creator_name", spec.creator_name},
+                                                             {"video_scene", spec.video_scene}};
+  if (!spec.keywords.empty()) fields.emplace_back("keywords", spec.keywords);
+  std::vector<std::pair<std::string, std::string>> files;
+  const std::array<std::pair<std::string_view, const std::string*>, 2> videos = {
+      {{"lipsync_input", &spec.lipsync_input}, {"consent_video", &spec.consent_video}}};
+  for (const auto& [name, value] : videos) {
+    if (value->empty()) continue;
+    if (is_local_media(*value))
+      files.emplace_back(name, local_path(*value));
+    else
+      fields.emplace_back(name, *value);
+  }
+  for (auto& l : labels_as_sent(spec, client_ref)) fields.emplace_back("labels", l);
+  if (!spec.webhook_url.empty()) fields.emplace_back("webhook_url", spec.webhook_url);
+  if (!spec.gdown_url.empty()) fields.emplace_back("gdown_url", spec.gdown_url);
+
+  MultipartBody::value_type body;
+  auto clashes = [&](const std::string& b) {
+    return std::any_of(fields.begin(), fields.end(),
+                       [&](const auto& f) { return f.second.find(b) != std::string::npos; });
+  };
+  do body.boundary = random_boundary();
+  while (clashes(body.boundary));
+
+  std::string text;
+  for (const auto& [name, value] : fields)
+    text += "--" + body.boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
+            "\"\r\n\r\n" + value + "\r\n";
+  for (const auto& [name, path] : files) {
+    std::error_code ec;
+    std::filesystem::path p(path);
+    if (!std::filesystem::is_regular_file(p, ec))
+      return make_error(name + ": " + path + " is not a readable file" +
+                        (ec ? " (" + ec.message() + ")" : ""));
+    auto size = std::filesystem::file_size(p, ec);
+    beast::error_code open_ec;
+    beast::file probe;
+    if (!ec) probe.open(path.c_str(), beast::file_mode::read, open_ec);
+    if (ec || open_ec)
+      return make_error(name + ": cannot read " + path + ": " +
+                        (ec ? ec.message() : open_ec.message()));
+    text += "--" + body.boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
+            "\"; filename=\"" + quoted_filename(p.filename().string()) +
+            "\"\r\nContent-Type: " + media_type(p) + "\r\n\r\n";
+    body.segments.push_back({std::move(text), "", "", 0});
+    body.segments.push_back({"", name, path, size});
+    text = "\r\n";
+  }
+  text += "--" + body.boundary + "--\r\n";
+  body.segments.push_back({std::move(text), "", "", 0});
+  return body;
+}
+
+// ---- Connections ----
+
+struct Connection {
+  using Plain = beast::tcp_stream;
+  using Tls = beast::ssl_stream<beast::tcp_stream>;
+
+  explicit Connection(const asio::any_io_executor& ex) : stream(std::in_place_type<Plain>, ex) {}
+  Connection(const asio::any_io_executor& ex, ssl::context& ctx)
+      : stream(std::in_place_type<Tls>, ex, ctx) {}
+
+  beast::tcp_stream& tcp() {
+    return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); },
+                      stream);
+  }
+
+  std::variant<Plain, Tls> stream;
+  beast::flat_buffer buffer;
+  steady::time_point idle_since{};
+};
+
+// How far a request got when no response came back. For a create this is the difference
+// between "certainly not created" and "maybe created".
+enum class Delivery { not_sent, incomplete, sent };
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::string retry_after;
+};
+
+struct Exchange {
+  std::optional<Reply> reply;
+  std::string error;  // without a reply: what went wrong, for an operator
+  Delivery delivery = Delivery::not_sent;
+};
+
+// One write + read on a connection.
+struct RoundTrip {
+  std::optional<Reply> reply;
+  bool keep_alive = false;
+  std::string error;
+  Delivery delivery = Delivery::not_sent;
+  bool timed_out = false;
+  bool nothing_received = false;  // failed before any response byte: maybe a stale keep-alive
+};
+
+struct Connected {
+  std::unique_ptr<Connection> connection;
+  std::string error;
+};
+
+// ---- The shared state of a client ----
+
+// Owned jointly by the client and every running request, so a request that resumes after the
+// client object is gone still finds its pool, limiter and options. Not thread-safe: it lives on
+// the daemon's one event-loop thread, like everything else that touches it.
+class Core {
+ public:
+  Core(asio::any_io_executor ex, ClientOptions options, Credentials credentials,
+       std::shared_ptr<spdlog::logger> log, Origin origin, std::unique_ptr<ssl::context> tls)
+      : ex_(std::move(ex)),
+        options_(std::move(options)),
+        credentials_(std::move(credentials)),
+        log_(std::move(log)),
+        origin_(std::move(origin)),
+        tls_(std::move(tls)),
+        limiter_(ex_, options_.max_requests_per_second) {}
+
+  asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec, std::string client_ref);
+  asio::awaitable<ApiResult<RemotePersona>> get(std::string id);
+  asio::awaitable<ApiResult<std::vector<RemotePersona>>> list();
+  void close();
+
+ private:
+  struct Waiter {
+    explicit Waiter(const asio::any_io_executor& ex) : timer(ex, steady::time_point::max()) {}
+    asio::steady_timer timer;
+    bool granted = false;
+  };
+
+  // Returns the slot on every path out of send().
+  class SlotGuard {
+   public:
+    explicit SlotGuard(Core& core) : core_(core) {}
+    ~SlotGuard() { core_.release_slot(); }
+    SlotGuard(const SlotGuard&) = delete;
+    SlotGuard& operator=(const SlotGuard&) = delete;
+
+   private:
+    Core& core_;
+  };
+
+  template <class Body>
+  void add_headers(http::request<Body>& req) const;
+  template <class Body>
+  asio::awaitable<Exchange> send(http::request<Body>& req, bool idempotent);
+  template <class Body>
+  asio::awaitable<RoundTrip> round_trip(Connection& c, http::request<Body>& req);
+  asio::awaitable<Connected> connect(steady::time_point deadline);
+  asio::awaitable<std::tuple<beast::error_code, std::vector<tcp::endpoint>>> resolve(
+      steady::time_point deadline);
+
+  asio::awaitable<bool> acquire_slot();
+  void release_slot();
+  std::unique_ptr<Connection> take_idle();
+  void make_room();
+  void give_back(std::unique_ptr<Connection> c);
+
+  template <class T>
+  ApiResult<T> failure(Outcome outcome, std::string_view method, std::string_view target,
+                       std::string message) const;
+  ApiResult<RemotePersona> persona_result(std::string_view method, const std::string& target,
+                                          const Exchange& ex, bool is_create) const;
+  void log_request(std::string_view method, std::string_view target, steady::time_point start,
+                   const RoundTrip& rt) const;
+  std::string timeout_message() const { return "timeout after " + describe(options_.timeout); }
+
+  asio::any_io_executor ex_;
+  ClientOptions options_;
+  Credentials credentials_;
+  std::shared_ptr<spdlog::logger> log_;
+  Origin origin_;
+  std::unique_ptr<ssl::context> tls_;
+  RateLimiter limiter_;
+  std::deque<std::unique_ptr<Connection>> idle_;  // oldest first
+  int in_use_ = 0;                                // slots held by running requests
+  std::deque<std::shared_ptr<Waiter>> waiters_;   // FIFO of requests waiting for a slot
+  bool closed_ = false;
+};
+
+// -- slots and the idle pool --
+
+asio::awaitable<bool> Core::acquire_slot() {
+  if (closed_) co_return false;
+  if (in_use_ < options_.max_in_flight && waiters_.empty()) {
+    ++in_use_;
+    co_return true;
+  }
+  auto waiter = std::make_shared<Waiter>(ex_);
+  waiters_.push_back(waiter);
+  // release_slot() or close() cancels the wait; `granted` says which one it was.
+  co_await waiter->timer.async_wait(kToken);
+  co_return waiter->granted;
+}
+
+void Core::release_slot() {
+  if (!waiters_.empty()) {
+    // Hand the slot straight to the oldest waiter, so a newcomer cannot overtake it.
+    auto next = std::move(waiters_.front());
+    waiters_.pop_front();
+    next->granted = true;
+    next->timer.cancel();
+    return;
+  }
+  --in_use_;
+}
+
+std::unique_ptr<Connection> Core::take_idle() {
+  auto now = steady::now();
+  while (!idle_.empty()) {
+    auto c = std::move(idle_.back());  // the most recently used is the likeliest alive
+    idle_.pop_back();
+    if (now - c->idle_since < kIdleLimit) return c;
+  }
+  return nullptr;
+}
+
+// A request about to open a connection must not push the total over max_in_flight.
+void Core::make_room() {
+  while (!idle_.empty() && static_cast<int>(idle_.size()) + in_use_ > options_.max_in_flight)
+    idle_.pop_front();
+}
+
+void Core::give_back(std::unique_ptr<Connection> c) {
+  if (closed_) return;
+  c->tcp().expires_never();
+  c->idle_since = steady::now();
+  idle_.push_back(std::move(c));
+}
+
+void Core::close() {
+  closed_ = true;
+  idle_.clear();  // closes the sockets
+  for (auto& w : waiters_) w->timer.cancel();
+  waiters_.clear();
+}
+
+// -- one HTTP exchange --
+
+template <class Body>
+void Core::add_headers(http::request<Body>& req) const {
+  req.set(http::field::host, origin_.host_header);
+  req.set(http::field::user_agent, options_.user_agent);
+  req.set(http::field::accept, "application/json");
+  req.set("X-API-ID", credentials_.api_id);
+  req.set("X-API-KEY", credentials_.api_key);
+}
+
+asio::awaitable<std::tuple<beast::error_code, std::vector<tcp::endpoint>>> Core::resolve(
+    steady::time_point deadline) {
+  std::vector<tcp::endpoint> endpoints;
+  if (origin_.ip_literal) {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(origin_.host, ec);
+    if (!ec) endpoints.emplace_back(address, origin_.port);
+    co_return std::tuple{ec, endpoints};
+  }
+  // getaddrinfo cannot be interrupted, so the lookup runs on its own and this coroutine waits
+  // for it or the deadline, whichever comes first; a late answer lands in the shared state.
+  struct Lookup {
+    explicit Lookup(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
+    tcp::resolver resolver;
+    asio::steady_timer timer;
+    bool done = false;
+    beast::error_code ec;
+    std::vector<tcp::endpoint> endpoints;
+  };
+  auto lookup = std::make_shared<Lookup>(ex_);
+  lookup->timer.expires_at(deadline);
+  lookup->resolver.async_resolve(
+      origin_.host, std::to_string(origin_.port),
+      [lookup](beast::error_code ec, const tcp::resolver::results_type& results) {
+        lookup->done = true;
+        lookup->ec = ec;
+        for (const auto& r : results) lookup->endpoints.push_back(r.endpoint());
+        lookup->timer.cancel();
+      });
+  co_await lookup->timer.async_wait(kToken);
+  if (!lookup->done) {
+    lookup->resolver.cancel();
+    co_return std::tuple{beast::error_code(beast::error::timeout), endpoints};
+  }
+  co_return std::tuple{lookup->ec, lookup->endpoints};
+}
+
+asio::awaitable<Connected> Core::connect(steady::time_point deadline) {
+  Connected out;
+  auto [rec, endpoints] = co_await resolve(deadline);
+  if (rec == beast::error::timeout) {
+    out.error = timeout_message() + " resolving " + origin_.host;
+    co_return out;
+  }
+  if (rec || endpoints.empty()) {
+    out.error = "cannot resolve " + origin_.host + ": " + (rec ? rec.message() : "no addresses");
+    co_return out;
+  }
+  auto c = tls_ ? std::make_unique<Connection>(ex_, *tls_) : std::make_unique<Connection>(ex_);
+  // One deadline for the whole exchange: connect, handshake, write and read all count.
+  c->tcp().expires_at(deadline);
+  auto [cec, ep] = co_await c->tcp().async_connect(endpoints, kToken);
+  if (cec) {
+    if (cec == beast::error::timeout)
+      out.error = timeout_message() + " connecting to " + origin_.display();
+    else if (cec == asio::error::connection_refused)
+      out.error = "connection refused to " + origin_.display();
+    else
+      out.error = "cannot connect to " + origin_.display() + ": " + cec.message();
+    co_return out;
+  }
+  if (auto* tls = std::get_if<Connection::Tls>(&c->stream)) {
+    // SNI lets a shared front end pick the right certificate; it must not carry an IP address.
+    if (!origin_.ip_literal &&
+        !SSL_set_tlsext_host_name(tls->native_handle(), origin_.host.c_str())) {
+      out.error = "cannot set the TLS server name for " + origin_.host;
+      co_return out;
+    }
+    auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, kToken);
+    if (hec) {
+      out.error = hec == beast::error::timeout
+                      ? timeout_message() + " in the TLS handshake with " + origin_.display()
+                      : "TLS handshake with " + origin_.display() + " failed: " + hec.message();
+      co_return out;
+    }
+  }
+  out.connection = std::move(c);
+  co_return out;
+}
+
+template <class Body>
+asio::awaitable<RoundTrip> Core::round_trip(Connection& c, http::request<Body>& req) {
+  RoundTrip rt;
+  auto [wec, written] =
+      co_await std::visit([&](auto& s) { return http::async_write(s, req, kToken); }, c.stream);
+  if (wec) {
+    rt.timed_out = wec == beast::error::timeout;
+    rt.error = rt.timed_out ? timeout_message() : "sending the request failed: " + wec.message();
+    // A request cut short is incomplete, so the server cannot have acted on it.
+    rt.delivery = written == 0 ? Delivery::not_sent : Delivery::incomplete;
+    rt.nothing_received = true;
+    co_return rt;
+  }
+  rt.delivery = Delivery::sent;
+
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(kHeaderLimit);
+  parser.body_limit(options_.max_response_bytes);
+  auto [rec, read] = co_await std::visit(
+      [&](auto& s) { return http::async_read(s, c.buffer, parser, kToken); }, c.stream);
+  if (rec) {
+    rt.timed_out = rec == beast::error::timeout;
+    rt.nothing_received = !parser.got_some() && c.buffer.size() == 0;
+    if (rt.timed_out)
+      rt.error = timeout_message();
+    else if (rec == http::error::body_limit)
+      rt.error = "response larger than " + std::to_string(options_.max_response_bytes) + " bytes";
+    else if (rec == http::error::header_limit)
+      rt.error = "response header larger than " + std::to_string(kHeaderLimit) + " bytes";
+    else if (rt.nothing_received &&
+             (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
+              rec == ssl::error::stream_truncated))
+      rt.error = "connection closed before a response";
+    else
+      rt.error = "reading the response failed: " + rec.message();
+    co_return rt;
+  }
+  auto& res = parser.get();
+  rt.keep_alive = res.keep_alive();
+  rt.reply = Reply{static_cast<int>(res.result_int()), std::move(res.body()),
+                   std::string(res[http::field::retry_after])};
+  co_return rt;
+}
+
+void Core::log_request(std::string_view method, std::string_view target, steady::time_point start,
+                       const RoundTrip& rt) const {
+  if (!log_) return;
+  auto ms = std::chrono::duration_cast<Millis>(steady::now() - start).count();
+  if (rt.reply)
+    log_->debug("http {} {} status={} ms={}", method, target, rt.reply->status, ms);
+  else
+    log_->debug("http {} {} error=\"{}\" ms={}", method, target, rt.error, ms);
+}
+
+// Sends one request: waits for a slot and a token, reuses or opens a connection, and retries a
+// GET once when a pooled connection turns out dead. A POST is never sent twice.
+template <class Body>
+asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) {
+  const std::string method(req.method_string());
+  const std::string target(req.target());
+  if (!co_await acquire_slot()) co_return Exchange{{}, "client closed", Delivery::not_sent};
+  SlotGuard slot(*this);
+  for (int attempt = 1;; ++attempt) {
+    co_await limiter_.acquire();
+    if (closed_) co_return Exchange{{}, "client closed", Delivery::not_sent};
+    const auto start = steady::now();
+    const auto deadline = start + options_.timeout;
+    // Creates always get a fresh connection: on a pooled one the server may have closed it just
+    // as the request went out, and then no one can tell whether the avatar was created. A retry
+    // gets a fresh one too: the other pooled connections may be just as stale.
+    auto conn = idempotent && attempt == 1 ? take_idle() : nullptr;
+    const bool reused = conn != nullptr;
+    if (reused) {
+      conn->tcp().expires_at(deadline);
+    } else {
+      make_room();
+      auto connected = co_await connect(deadline);
+      if (!connected.connection) {
+        log_request(method, target, start, RoundTrip{{}, false, connected.error});
+        co_return Exchange{{}, connected.error, Delivery::not_sent};
+      }
+      conn = std::move(connected.connection);
+    }
+    auto rt = co_await round_trip(*conn, req);
+    log_request(method, target, start, rt);
+    if (rt.reply) {
+      if (rt.keep_alive) give_back(std::move(conn));
+      co_return Exchange{std::move(rt.reply), "", Delivery::sent};
+    }
+    if (reused && idempotent && attempt == 1 && rt.nothing_received && !rt.timed_out) {
+      if (log_)
+        log_->debug("http {} {}: pooled connection was dead, retrying on a new one", method,
+                    target);
+      continue;  // `conn` is dropped; the next attempt connects afresh
+    }
+    co_return Exchange{{}, std::move(rt.error), rt.delivery};
+  }
+}
+
+// -- mapping to ApiResult --
+
+template <class T>
+ApiResult<T> Core::failure(Outcome outcome, std::string_view method, std::string_view target,
+                           std::string message) const {
+  ApiResult<T> r;
+  r.outcome = outcome;
+  r.message = std::string(method) + " " + std::string(target) + ": " + message;
+  return r;
+}
+
+std::string delivery_note(Delivery d) {
+  switch (d) {
+    case Delivery::not_sent:
+      return " (request not sent)";
+    case Delivery::incomplete:
+      return " (request not completely sent, so not acted on)";
+    case Delivery::sent:
+      return " (request sent; outcome unknown)";
+  }
+  return "";
+}
+
+ApiResult<RemotePersona> Core::persona_result(std::string_view method, const std::string& target,
+                                              const Exchange& ex, bool is_create) const {
+  if (!ex.reply) {
+    auto r = failure<RemotePersona>(Outcome::transient, method, target, ex.error);
+    // A request the server never received whole cannot have been acted on.
+    r.sent = ex.delivery == Delivery::sent;
+    if (is_create) r.message += delivery_note(ex.delivery);
+    return r;
+  }
+  const auto now = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
+  auto r = map_persona_response(ex.reply->status, ex.reply->body, ex.reply->retry_after, now);
+  if (r.outcome != Outcome::ok) {
+    r.message = std::string(method) + " " + target + ": " + r.message;
+    if (is_create && r.outcome == Outcome::transient) r.message += delivery_note(Delivery::sent);
+  }
+  return r;
+}
+
+// -- the three operations --
+
+asio::awaitable<ApiResult<RemotePersona>> Core::create(const PersonaSpec& spec,
+                                                       std::string client_ref) {
+  const std::string target(kCreatePath);
+  if (is_local_media(spec.lipsync_input) || is_local_media(spec.consent_video)) {
+    auto upload = build_upload(spec, client_ref);
+    if (!upload) {
+      auto r = failure<RemotePersona>(Outcome::permanent, "POST", target,
+                                      upload.message() + delivery_note(Delivery::not_sent));
+      r.sent = false;
+      co_return r;
+    }
+    http::request<MultipartBody> req{http::verb::post, target, 11};
+    add_headers(req);
+    req.set(http::field::content_type, "multipart/form-data; boundary=" + upload->boundary);
+    req.body() = std::move(upload).value();
+    req.prepare_payload();
+    auto ex = co_await send(req, false);
+    // The file let us down, not the network: retrying the same upload will not help.
+    if (!ex.reply && !req.body().file_failure->empty()) {
+      auto r = failure<RemotePersona>(Outcome::permanent, "POST", target,
+                                      *req.body().file_failure + delivery_note(ex.delivery));
+      r.sent = ex.delivery == Delivery::sent;
+      co_return r;
+    }
+    co_return persona_result("POST", target, ex, true);
+  }
+  http::request<http::string_body> req{http::verb::post, target, 11};
+  add_headers(req);
+  req.set(http::field::content_type, "application/json");
+  req.body() = json::serialize(create_request_json(spec, client_ref));
+  req.prepare_payload();
+  auto ex = co_await send(req, false);
+  co_return persona_result("POST", target, ex, true);
+}
+
+asio::awaitable<ApiResult<RemotePersona>> Core::get(std::string id) {
+  const std::string target = "/api/personas/" + urls::encode(id, urls::unreserved_chars) + "/";
+  if (id.empty())
+    co_return failure<RemotePersona>(Outcome::permanent, "GET", target, "empty persona id");
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  add_headers(req);
+  auto ex = co_await send(req, true);
+  co_return persona_result("GET", target, ex, false);
+}
+
+asio::awaitable<ApiResult<std::vector<RemotePersona>>> Core::list() {
+  using ListResult = ApiResult<std::vector<RemotePersona>>;
+  ListResult out;
+  std::string target = options_.list_path;
+  std::set<std::string> seen;
+  for (int page = 1;; ++page) {
+    if (page > kMaxListPages)
+      co_return failure<std::vector<RemotePersona>>(
+          Outcome::transient, "GET", options_.list_path,
+          "gave up after " + std::to_string(kMaxListPages) + " pages");
+    seen.insert(target);
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    add_headers(req);
+    auto ex = co_await send(req, true);
+    if (!ex.reply)
+      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target, ex.error);
+    if (classify_http_status(ex.reply->status) != Outcome::ok) {
+      // The error mapping does not depend on what a success would have carried.
+      auto err = persona_result("GET", target, ex, false);
+      ListResult r;
+      r.outcome = err.outcome;
+      r.http_status = err.http_status;
+      r.retry_after = err.retry_after;
+      r.message = std::move(err.message);
+      co_return r;
+    }
+    boost::system::error_code ec;
+    auto doc = json::parse(ex.reply->body, ec);
+    if (ec)
+      co_return failure<std::vector<RemotePersona>>(
+          Outcome::transient, "GET", target,
+          "malformed response: body is not JSON (" + ec.message() + ")");
+    auto parsed = parse_list_page(doc);
+    if (!parsed)
+      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
+                                                    "malformed response: " + parsed.message());
+    for (auto& p : parsed->items) out.value.push_back(std::move(p));
+    if (parsed->next.empty()) {
+      out.outcome = Outcome::ok;
+      out.http_status = ex.reply->status;
+      co_return out;
+    }
+    auto next = next_page_target(origin_, target, parsed->next);
+    if (!next)
+      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
+                                                    next.message());
+    if (seen.count(*next))
+      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
+                                                    "next page link loops back to " + *next);
+    target = std::move(next).value();
+  }
+}
+
+Result<std::unique_ptr<ssl::context>> make_tls_context(const Origin& origin) {
+  try {
+    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+    beast::error_code ec;
+    ctx->set_default_verify_paths(ec);
+    if (ec) return make_error("cannot load the system's CA certificates: " + ec.message());
+    ctx->set_verify_mode(ssl::verify_peer, ec);
+    if (!ec) ctx->set_verify_callback(ssl::host_name_verification(origin.host), ec);
+    if (ec) return make_error("cannot set up TLS verification: " + ec.message());
+    return ctx;
+  } catch (const std::exception& e) {
+    return make_error(std::string("cannot create a TLS context: ") + e.what());
+  }
+}
+
+bool has_control_chars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+}  // namespace
+
+struct CreatifyClient::Impl {
+  std::shared_ptr<Core> core;
+};
+
+ClientOptions client_options_from(const ApiConfig& api) {
+  ClientOptions o;
+  o.base_url = api.base_url;
+  o.list_path = api.list_path;
+  o.timeout = api.timeout;
+  o.max_requests_per_second = api.max_requests_per_second;
+  o.max_in_flight = api.max_in_flight;
+  return o;
+}
+
+Result<std::unique_ptr<CreatifyClient>> CreatifyClient::create_client(
+    asio::any_io_executor ex, ClientOptions options, Credentials credentials,
+    std::shared_ptr<spdlog::logger> log) {
+  auto origin = parse_base_url(options.base_url);
+  if (!origin) return origin.error();
+  if (options.list_path.empty() || options.list_path.front() != '/')
+    return make_error("api.list_path must start with '/'");
+  if (options.max_in_flight < 1) return make_error("api.max_in_flight must be at least 1");
+  if (options.timeout <= Millis(0)) return make_error("api.timeout must be positive");
+  // A line break in a header value would let it smuggle extra headers (and never names them).
+  if (has_control_chars(credentials.api_id) || has_control_chars(credentials.api_key))
+    return make_error("the API credentials contain control characters");
+  std::unique_ptr<ssl::context> tls;
+  if (origin->tls) {
+    auto ctx = make_tls_context(*origin);
+    if (!ctx) return ctx.error();
+    tls = std::move(ctx).value();
+  }
+  auto core = std::make_shared<Core>(std::move(ex), std::move(options), std::move(credentials),
+                                     std::move(log), std::move(origin).value(), std::move(tls));
+  return std::unique_ptr<CreatifyClient>(
+      new CreatifyClient(std::make_unique<Impl>(Impl{std::move(core)})));
+}
+
+CreatifyClient::CreatifyClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CreatifyClient::~CreatifyClient() { impl_->core->close(); }
+
+void CreatifyClient::close() { impl_->core->close(); }
+
+// Each operation holds the core for its whole run (the client may be destroyed meanwhile) and
+// turns anything thrown (allocation failure) into a transient error, so nothing escapes.
+asio::awaitable<ApiResult<RemotePersona>> CreatifyClient::create(const PersonaSpec& spec,
+                                                                 std::string client_ref) {
+  auto core = impl_->core;
+  try {
+    co_return co_await core->create(spec, std::move(client_ref));
+  } catch (const std::exception& e) {
+    ApiResult<RemotePersona> r;
+    r.message = std::string("POST ") + std::string(kCreatePath) + ": internal error: " + e.what() +
+                delivery_note(Delivery::sent);
+    co_return r;
+  }
+}
+
+asio::awaitable<ApiResult<RemotePersona>> CreatifyClient::get(std::string id) {
+  auto core = impl_->core;
+  try {
+    co_return co_await core->get(std::move(id));
+  } catch (const std::exception& e) {
+    ApiResult<RemotePersona> r;
+    r.message = std::string("GET persona: internal error: ") + e.what();
+    co_return r;
+  }
+}
+
+asio::awaitable<ApiResult<std::vector<RemotePersona>>> CreatifyClient::list() {
+  auto core = impl_->core;
+  try {
+    co_return co_await core->list();
+  } catch (const std::exception& e) {
+    ApiResult<std::vector<RemotePersona>> r;
+    r.message = std::string("GET list: internal error: ") + e.what();
+    co_return r;
+  }
+}
+
+}  // namespace personad

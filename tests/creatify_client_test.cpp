@@ -1,0 +1,893 @@
+// Tests of the Beast Creatify client against a scripted HTTP server running inside the test on
+// 127.0.0.1:0: request shapes, uploads, outcome mapping, pooling, limits, timeouts and TLS errors.
+#include "personad/creatify_client.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace personad {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using Request = http::request<http::string_body>;
+
+constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
+constexpr const char* kApiId = "id-123";
+constexpr const char* kApiKey = "secret-key-xyz";
+
+// What the scripted server does with one request.
+struct Reply {
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  Reply(int status_ = 200, std::string body_ = "", Headers headers_ = {})
+      : status(status_), body(std::move(body_)), headers(std::move(headers_)) {}
+  static Reply hanging() {
+    Reply r;
+    r.hang = true;
+    return r;
+  }
+  static Reply dropped() {
+    Reply r;
+    r.drop = true;
+    return r;
+  }
+
+  int status = 200;
+  std::string body;
+  Headers headers;
+  std::chrono::milliseconds delay{0};
+  bool hang = false;            // read the request, never answer
+  bool drop = false;            // read the request, close without answering
+  bool close_silently = false;  // answer, then close without a Connection: close header
+};
+
+struct Seen {
+  Request request;
+  int connection = 0;
+};
+
+// A tiny HTTP/1.1 server on the test's io_context. Sessions hold it by shared_ptr, so it lives
+// as long as any of them.
+class TestServer : public std::enable_shared_from_this<TestServer> {
+ public:
+  using Handler = std::function<Reply(const Request&)>;
+
+  static std::shared_ptr<TestServer> start(asio::io_context& io, Handler handler) {
+    auto s = std::shared_ptr<TestServer>(new TestServer(io, std::move(handler)));
+    asio::co_spawn(io, s->accept_loop(), asio::detached);
+    return s;
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  unsigned short port() const { return port_; }
+
+  std::vector<Seen> seen;
+  int accepted = 0;
+  int open = 0;
+  int max_open = 0;
+  int active = 0;
+  int max_active = 0;
+
+ private:
+  TestServer(asio::io_context& io, Handler handler)
+      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        handler_(std::move(handler)) {
+    port_ = acceptor_.local_endpoint().port();
+  }
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kToken);
+      if (ec) co_return;
+      asio::co_spawn(acceptor_.get_executor(), session(self, std::move(socket), ++accepted),
+                     asio::detached);
+    }
+  }
+
+  static asio::awaitable<void> session(std::shared_ptr<TestServer> self, tcp::socket socket,
+                                       int id) {
+    max_up(self->open, self->max_open);
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(64 * 1024 * 1024);
+      auto [rec, n] = co_await http::async_read(socket, buffer, parser, kToken);
+      if (rec) break;
+      Request req = parser.release();
+      self->seen.push_back({req, id});
+      max_up(self->active, self->max_active);
+      Reply reply = self->handler_(req);
+      asio::steady_timer timer(socket.get_executor());
+      if (reply.hang) reply.delay = 60s;
+      if (reply.delay > 0ms) {
+        timer.expires_after(reply.delay);
+        co_await timer.async_wait(kToken);
+      }
+      --self->active;
+      if (reply.drop || reply.hang) break;
+      http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+      res.keep_alive(req.keep_alive());
+      for (auto& [k, v] : reply.headers) res.set(k, v);
+      res.body() = reply.body;
+      res.prepare_payload();
+      auto [wec, w] = co_await http::async_write(socket, res, kToken);
+      if (wec || reply.close_silently || !res.keep_alive()) break;
+    }
+    --self->open;
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
+  static void max_up(int& value, int& max) { max = std::max(max, ++value); }
+
+  tcp::acceptor acceptor_;
+  Handler handler_;
+  unsigned short port_ = 0;
+};
+
+std::string persona_json(std::string_view id, std::string_view status = "pending") {
+  return json::serialize(
+      json::object{{"id", id}, {"process_status", status}, {"is_active", false}});
+}
+
+Reply ok_persona(std::string_view id) { return Reply{201, persona_json(id)}; }
+
+PersonaSpec url_spec() {
+  PersonaSpec s;
+  s.key = "acme-jane-01";
+  s.gender = "f";
+  s.creator_name = "Jane Doe";
+  s.video_scene = "office";
+  s.keywords = "friendly";
+  s.lipsync_input = "https://cdn.example.com/jane/lipsync.mp4";
+  s.consent_video = "https://cdn.example.com/jane/consent.mp4";
+  s.labels = {"acme", "batch-7"};
+  return s;
+}
+
+// Runs one operation on the io_context until it completes (or the limit passes).
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> op, std::chrono::milliseconds limit = 5s) {
+  std::optional<T> out;
+  asio::co_spawn(io, std::move(op), [&](std::exception_ptr e, T value) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(value);
+    io.stop();
+  });
+  io.restart();
+  io.run_for(limit);
+  if (!out) throw std::runtime_error("operation did not finish in time");
+  return std::move(*out);
+}
+
+// Runs several operations concurrently until all complete.
+template <class T>
+std::vector<T> run_all(asio::io_context& io, std::vector<asio::awaitable<T>> ops,
+                       std::chrono::milliseconds limit = 5s) {
+  std::vector<std::optional<T>> out(ops.size());
+  std::size_t done = 0;
+  for (std::size_t i = 0; i < ops.size(); ++i)
+    asio::co_spawn(io, std::move(ops[i]), [&, i](std::exception_ptr e, T value) {
+      if (e) std::rethrow_exception(e);
+      out[i] = std::move(value);
+      if (++done == out.size()) io.stop();
+    });
+  io.restart();
+  io.run_for(limit);
+  if (done != out.size()) throw std::runtime_error("operations did not finish in time");
+  std::vector<T> values;
+  for (auto& o : out) values.push_back(std::move(*o));
+  return values;
+}
+
+class CreatifyClientTest : public ::testing::Test {
+ protected:
+  void serve(TestServer::Handler handler) { server = TestServer::start(io, std::move(handler)); }
+
+  ClientOptions options() const {
+    ClientOptions o;
+    o.base_url = server ? server->url() : "http://127.0.0.1:1";
+    o.timeout = 2s;
+    o.max_requests_per_second = 1000;
+    o.max_in_flight = 4;
+    return o;
+  }
+
+  std::unique_ptr<CreatifyClient> make_client(ClientOptions o,
+                                              std::shared_ptr<spdlog::logger> log = nullptr) {
+    auto c = CreatifyClient::create_client(io.get_executor(), std::move(o),
+                                           Credentials{kApiId, kApiKey, "test"}, std::move(log));
+    if (!c) throw std::runtime_error(c.message());
+    return std::move(c).value();
+  }
+
+  std::unique_ptr<CreatifyClient> make_client() { return make_client(options()); }
+
+  asio::io_context io;
+  std::shared_ptr<TestServer> server;
+};
+
+// ---- create ----
+
+TEST_F(CreatifyClientTest, CreateSendsJsonWithCredentialsAndItsLabel) {
+  serve([](const Request&) { return ok_persona("p-1"); });
+  auto client = make_client();
+  auto r = run(io, client->create(url_spec(), "ref-42"));
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(r.value.id, "p-1");
+  EXPECT_EQ(r.http_status, 201);
+
+  ASSERT_EQ(server->seen.size(), 1u);
+  const Request& req = server->seen[0].request;
+  EXPECT_EQ(req.method(), http::verb::post);
+  EXPECT_EQ(req.target(), "/api/personas_v2/");
+  EXPECT_EQ(req[http::field::content_type], "application/json");
+  EXPECT_EQ(req[http::field::accept], "application/json");
+  EXPECT_EQ(req[http::field::user_agent], "personad");
+  EXPECT_EQ(req[http::field::host], "127.0.0.1:" + std::to_string(server->port()));
+  EXPECT_EQ(req["X-API-ID"], kApiId);
+  EXPECT_EQ(req["X-API-KEY"], kApiKey);
+  auto body = json::parse(req.body());
+  EXPECT_EQ(body.at("creator_name"), "Jane Doe");
+  EXPECT_EQ(body.at("lipsync_input"), "https://cdn.example.com/jane/lipsync.mp4");
+  EXPECT_EQ(body.at("labels"), json::parse(R"(["acme", "batch-7", "personad:ref-42"])"));
+}
+
+struct FormPart {
+  std::string name, filename, content_type, data;
+};
+
+std::vector<FormPart> parse_multipart(const std::string& body, const std::string& boundary) {
+  const std::string delim = "--" + boundary;
+  std::vector<FormPart> parts;
+  if (body.rfind(delim + "\r\n", 0) != 0) throw std::runtime_error("body does not open a part");
+  std::size_t pos = 0;
+  for (;;) {
+    pos += delim.size();
+    if (body.compare(pos, 4, "--\r\n") == 0) {
+      if (pos + 4 != body.size()) throw std::runtime_error("bytes after the final boundary");
+      return parts;
+    }
+    pos += 2;
+    auto head_end = body.find("\r\n\r\n", pos);
+    auto next = body.find("\r\n" + delim, head_end);
+    if (head_end == std::string::npos || next == std::string::npos)
+      throw std::runtime_error("truncated part");
+    std::string head = body.substr(pos, head_end - pos);
+    FormPart part;
+    auto quoted = [&](const std::string& key) {
+      auto at = head.find(key + "=\"");
+      if (at == std::string::npos) return std::string();
+      at += key.size() + 2;
+      return head.substr(at, head.find('"', at) - at);
+    };
+    part.name = quoted("name");
+    part.filename = quoted("filename");
+    if (auto ct = head.find("Content-Type: "); ct != std::string::npos)
+      part.content_type = head.substr(ct + 14, head.find("\r\n", ct) - ct - 14);
+    part.data = body.substr(head_end + 4, next - head_end - 4);
+    parts.push_back(std::move(part));
+    pos = next + 2;
+  }
+}
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen() & 0xff);
+  // Bytes that look like multipart syntax must pass through untouched.
+  s.replace(n / 2, 12, "\r\n--\r\n\r\n--x");
+  return s;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("personad-client-test-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string write(const std::string& name, const std::string& bytes) const {
+    auto p = path_ / name;
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p.string();
+  }
+  std::filesystem::path path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST_F(CreatifyClientTest, CreateUploadsLocalVideosAsStreamedMultipart) {
+  serve([](const Request&) { return ok_persona("p-up"); });
+  TempDir dir;
+  const std::string lipsync = random_bytes(200 * 1024 + 123, 1);  // several 64 KiB chunks
+  const std::string consent = random_bytes(1000, 2);
+  auto spec = url_spec();
+  spec.lipsync_input = dir.write("jane lipsync.mp4", lipsync);
+  spec.consent_video = "file:" + dir.write("consent.MOV", consent);
+  spec.webhook_url = "https://hooks.example.com/x";
+
+  auto client = make_client();
+  auto r = run(io, client->create(spec, "ref-7"));
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(r.value.id, "p-up");
+
+  ASSERT_EQ(server->seen.size(), 1u);
+  const Request& req = server->seen[0].request;
+  EXPECT_EQ(req.target(), "/api/personas_v2/");
+  EXPECT_EQ(req["X-API-KEY"], kApiKey);
+  std::string content_type(req[http::field::content_type]);
+  ASSERT_EQ(content_type.rfind("multipart/form-data; boundary=", 0), 0u) << content_type;
+  std::string boundary = content_type.substr(content_type.find('=') + 1);
+  EXPECT_EQ(req[http::field::content_length], std::to_string(req.body().size()));
+  EXPECT_TRUE(req[http::field::transfer_encoding].empty());
+
+  auto parts = parse_multipart(req.body(), boundary);
+  std::vector<std::string> labels;
+  std::map<std::string, FormPart> by_name;
+  for (auto& p : parts) {
+    if (p.name == "labels")
+      labels.push_back(p.data);
+    else
+      by_name[p.name] = p;
+  }
+  EXPECT_EQ(labels, (std::vector<std::string>{"acme", "batch-7", "personad:ref-7"}));
+  EXPECT_EQ(by_name["gender"].data, "f");
+  EXPECT_EQ(by_name["creator_name"].data, "Jane Doe");
+  EXPECT_EQ(by_name["video_scene"].data, "office");
+  EXPECT_EQ(by_name["keywords"].data, "friendly");
+  EXPECT_EQ(by_name["webhook_url"].data, "https://hooks.example.com/x");
+  EXPECT_FALSE(by_name.count("gdown_url"));
+
+  const FormPart& lip = by_name["lipsync_input"];
+  EXPECT_EQ(lip.filename, "jane lipsync.mp4");
+  EXPECT_EQ(lip.content_type, "video/mp4");
+  EXPECT_TRUE(lip.data == lipsync) << "lipsync bytes differ (" << lip.data.size() << " bytes)";
+  const FormPart& con = by_name["consent_video"];
+  EXPECT_EQ(con.filename, "consent.MOV");
+  EXPECT_EQ(con.content_type, "video/quicktime");
+  EXPECT_TRUE(con.data == consent);
+}
+
+TEST_F(CreatifyClientTest, CreateWithMixedUrlAndLocalVideo) {
+  serve([](const Request&) { return ok_persona("p-mix"); });
+  TempDir dir;
+  auto spec = url_spec();
+  spec.consent_video = dir.write("c.mp4", "tiny");
+  auto client = make_client();
+  auto r = run(io, client->create(spec, "r"));
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  const Request& req = server->seen.at(0).request;
+  std::string ct(req[http::field::content_type]);
+  auto parts = parse_multipart(req.body(), ct.substr(ct.find('=') + 1));
+  auto lip =
+      std::find_if(parts.begin(), parts.end(), [](auto& p) { return p.name == "lipsync_input"; });
+  ASSERT_NE(lip, parts.end());
+  EXPECT_EQ(lip->data, "https://cdn.example.com/jane/lipsync.mp4");
+  EXPECT_EQ(lip->filename, "");
+  auto con =
+      std::find_if(parts.begin(), parts.end(), [](auto& p) { return p.name == "consent_video"; });
+  ASSERT_NE(con, parts.end());
+  EXPECT_EQ(con->data, "tiny");
+}
+
+TEST_F(CreatifyClientTest, CreateWithMissingLocalFileSendsNothing) {
+  serve([](const Request&) { return ok_persona("never"); });
+  TempDir dir;
+  auto spec = url_spec();
+  spec.consent_video = (dir.path() / "gone.mp4").string();
+  auto client = make_client();
+  auto r = run(io, client->create(spec, "r"));
+  EXPECT_EQ(r.outcome, Outcome::permanent);
+  EXPECT_EQ(r.http_status, 0);
+  EXPECT_NE(r.message.find("consent_video"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find(spec.consent_video), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("(request not sent)"), std::string::npos) << r.message;
+  EXPECT_FALSE(r.sent);
+  EXPECT_EQ(server->accepted, 0);
+}
+
+TEST_F(CreatifyClientTest, CreateWhoseFileVanishesBeforeSendingIsPermanent) {
+  // One slot: the create waits behind a GET, and the file disappears meanwhile.
+  TempDir dir;
+  auto spec = url_spec();
+  spec.consent_video = dir.write("consent.mp4", random_bytes(100 * 1024, 3));
+  serve([&](const Request& req) {
+    std::filesystem::remove(spec.consent_video);
+    Reply r{200, persona_json("p")};
+    r.delay = 20ms;
+    return r;
+  });
+  auto o = options();
+  o.max_in_flight = 1;
+  auto client = make_client(o);
+  std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
+  ops.push_back(client->get("p"));
+  ops.push_back(client->create(spec, "r"));
+  auto results = run_all(io, std::move(ops));
+  EXPECT_EQ(results[0].outcome, Outcome::ok);
+  const auto& r = results[1];
+  EXPECT_EQ(r.outcome, Outcome::permanent);
+  EXPECT_NE(r.message.find("consent_video: cannot open " + spec.consent_video), std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find("not completely sent"), std::string::npos) << r.message;
+  EXPECT_FALSE(r.sent);
+  EXPECT_EQ(server->seen.size(), 1u);  // the server never got a whole POST
+}
+
+TEST_F(CreatifyClientTest, CreateRejectedByValidationIsPermanent) {
+  serve([](const Request&) {
+    return Reply{400, R"({"creator_name": ["This field is required."]})"};
+  });
+  auto client = make_client();
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::permanent);
+  EXPECT_EQ(r.http_status, 400);
+  EXPECT_EQ(r.message, "POST /api/personas_v2/: HTTP 400: creator_name: This field is required.");
+}
+
+TEST_F(CreatifyClientTest, CreateWithoutAnswerIsUnknownAndNeverResent) {
+  serve([](const Request&) { return Reply::dropped(); });
+  auto client = make_client();
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.http_status, 0);
+  EXPECT_NE(r.message.find("POST /api/personas_v2/: "), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("(request sent; outcome unknown)"), std::string::npos) << r.message;
+  EXPECT_TRUE(r.sent);
+  EXPECT_EQ(server->seen.size(), 1u);
+}
+
+TEST_F(CreatifyClientTest, CreateWithServerErrorIsTransientAndUnknown) {
+  serve([](const Request&) { return Reply{502, "<html><title>502 Bad Gateway</title></html>"}; });
+  auto client = make_client();
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.http_status, 502);
+  EXPECT_EQ(r.message,
+            "POST /api/personas_v2/: HTTP 502: 502 Bad Gateway (request sent; outcome unknown)");
+}
+
+TEST_F(CreatifyClientTest, CreateWithMalformedSuccessIsTransient) {
+  serve([](const Request&) { return Reply{201, R"({"process_status": "pending"})"}; });
+  auto client = make_client();
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.http_status, 201);
+  EXPECT_NE(r.message.find("malformed response"), std::string::npos) << r.message;
+}
+
+TEST_F(CreatifyClientTest, CreateUsesAFreshConnectionNotAPooledOne) {
+  // The server closes each connection after answering without saying so, as an idle timeout
+  // would: a POST on that pooled connection could not tell "never arrived" from "lost reply".
+  serve([](const Request& req) {
+    Reply r = req.method() == http::verb::get ? Reply{200, persona_json("p")} : ok_persona("p-new");
+    r.close_silently = true;
+    return r;
+  });
+  auto client = make_client();
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  auto r = run(io, client->create(url_spec(), "r"));
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  ASSERT_EQ(server->seen.size(), 2u);
+  EXPECT_EQ(server->seen[1].request.method(), http::verb::post);
+  EXPECT_NE(server->seen[1].connection, server->seen[0].connection);
+}
+
+// ---- get ----
+
+TEST_F(CreatifyClientTest, GetMapsResponses) {
+  std::map<std::string, Reply> script = {
+      {"/api/personas/ok/",
+       Reply{200, R"({"id": "ok", "process_status": "done", "is_active": true})"}},
+      {"/api/personas/missing/", Reply{404, R"({"detail": "Not found."})"}},
+      {"/api/personas/broken/", Reply{500, "upstream unavailable"}},
+      {"/api/personas/busy/", Reply{429, "", {{"Retry-After", "3"}}}},
+      {"/api/personas/garbled/", Reply{200, "{not json"}},
+      {"/api/personas/denied/", Reply{401, R"({"detail": "Invalid API key."})"}},
+  };
+  serve([&](const Request& req) { return script.at(std::string(req.target())); });
+  auto client = make_client();
+
+  auto ok = run(io, client->get("ok"));
+  EXPECT_EQ(ok.outcome, Outcome::ok);
+  EXPECT_EQ(ok.value.process_status, "done");
+  EXPECT_TRUE(ok.value.is_active);
+
+  auto missing = run(io, client->get("missing"));
+  EXPECT_EQ(missing.outcome, Outcome::permanent);
+  EXPECT_EQ(missing.message, "GET /api/personas/missing/: HTTP 404: Not found.");
+
+  auto broken = run(io, client->get("broken"));
+  EXPECT_EQ(broken.outcome, Outcome::transient);
+  EXPECT_EQ(broken.http_status, 500);
+  EXPECT_EQ(broken.message, "GET /api/personas/broken/: HTTP 500: upstream unavailable");
+
+  auto busy = run(io, client->get("busy"));
+  EXPECT_EQ(busy.outcome, Outcome::transient);
+  EXPECT_EQ(busy.retry_after, Millis(3000));
+
+  auto garbled = run(io, client->get("garbled"));
+  EXPECT_EQ(garbled.outcome, Outcome::transient);
+  EXPECT_NE(garbled.message.find("malformed response"), std::string::npos) << garbled.message;
+
+  auto denied = run(io, client->get("denied"));
+  EXPECT_EQ(denied.outcome, Outcome::unauthorized);
+  EXPECT_EQ(denied.message, "GET /api/personas/denied/: HTTP 401: Invalid API key.");
+  EXPECT_EQ(denied.message.find(kApiKey), std::string::npos);
+}
+
+TEST_F(CreatifyClientTest, GetPercentEncodesTheId) {
+  serve([](const Request&) { return Reply{200, persona_json("x")}; });
+  auto client = make_client();
+  auto r = run(io, client->get("a b/c?d"));
+  EXPECT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(server->seen.at(0).request.target(), "/api/personas/a%20b%2Fc%3Fd/");
+}
+
+TEST_F(CreatifyClientTest, GetWithEmptyIdSendsNothing) {
+  serve([](const Request&) { return Reply{200, persona_json("x")}; });
+  auto client = make_client();
+  auto r = run(io, client->get(""));
+  EXPECT_EQ(r.outcome, Outcome::permanent);
+  EXPECT_EQ(server->accepted, 0);
+}
+
+// ---- list ----
+
+std::string page_json(std::vector<std::string> ids, std::optional<std::string> next) {
+  json::array results;
+  for (auto& id : ids)
+    results.push_back(json::object{
+        {"id", id}, {"process_status", "done"}, {"labels", json::array{"personad:" + id}}});
+  json::object o{{"count", 5}, {"results", results}, {"previous", nullptr}};
+  if (next)
+    o["next"] = *next;
+  else
+    o["next"] = nullptr;
+  return json::serialize(o);
+}
+
+TEST_F(CreatifyClientTest, ListFollowsRelativeAndAbsoluteNextLinks) {
+  std::string base;
+  serve([&](const Request& req) {
+    std::string t(req.target());
+    if (t == "/api/personas_v2/")
+      return Reply{200, page_json({"a", "b"}, "/api/personas_v2/?page=2")};
+    if (t == "/api/personas_v2/?page=2")
+      return Reply{200, page_json({"c"}, base + "/api/personas_v2/?page=3")};
+    if (t == "/api/personas_v2/?page=3") return Reply{200, page_json({"d", "e"}, "?page=4")};
+    if (t == "/api/personas_v2/?page=4") return Reply{200, page_json({}, std::nullopt)};
+    return Reply{404, "no such page " + t};
+  });
+  base = server->url();
+  auto client = make_client();
+  auto r = run(io, client->list());
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  std::vector<std::string> ids;
+  for (auto& p : r.value) ids.push_back(p.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_TRUE(r.value[0].has_labels);
+  EXPECT_EQ(server->seen.size(), 4u);
+  for (auto& s : server->seen) EXPECT_EQ(s.request["X-API-KEY"], kApiKey);
+}
+
+TEST_F(CreatifyClientTest, ListAcceptsAPlainArrayAtTheConfiguredPath) {
+  serve([](const Request& req) {
+    if (req.target() != "/api/personas/") return Reply{404, ""};
+    return Reply{200, "[" + persona_json("x") + "," + persona_json("y") + "]"};
+  });
+  auto o = options();
+  o.list_path = "/api/personas/";
+  auto client = make_client(o);
+  auto r = run(io, client->list());
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  ASSERT_EQ(r.value.size(), 2u);
+  EXPECT_EQ(r.value[1].id, "y");
+  EXPECT_FALSE(r.value[0].has_labels);
+}
+
+TEST_F(CreatifyClientTest, ListFailsWhenAnyPageFails) {
+  serve([](const Request& req) {
+    if (req.target() == "/api/personas_v2/")
+      return Reply{200, page_json({"a"}, "/api/personas_v2/?page=2")};
+    return Reply{503, "maintenance", {{"Retry-After", "30"}}};
+  });
+  auto client = make_client();
+  auto r = run(io, client->list());
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.http_status, 503);
+  EXPECT_EQ(r.retry_after, Millis(30'000));
+  EXPECT_EQ(r.message, "GET /api/personas_v2/?page=2: HTTP 503: maintenance");
+  EXPECT_TRUE(r.value.empty());
+}
+
+TEST_F(CreatifyClientTest, ListRefusesForeignHostsAndLoops) {
+  serve([](const Request& req) {
+    if (req.target() == "/api/personas_v2/")
+      return Reply{200, page_json({"a"}, "https://evil.example.com/api/personas_v2/?page=2")};
+    return Reply{200, page_json({"b"}, "/loop/")};
+  });
+  auto client = make_client();
+  auto foreign = run(io, client->list());
+  EXPECT_EQ(foreign.outcome, Outcome::transient);
+  EXPECT_NE(foreign.message.find("points to another host"), std::string::npos) << foreign.message;
+  EXPECT_EQ(server->seen.size(), 1u);
+
+  auto o = options();
+  o.list_path = "/loop/";
+  auto looping = make_client(o);
+  auto loop = run(io, looping->list());
+  EXPECT_EQ(loop.outcome, Outcome::transient);
+  EXPECT_NE(loop.message.find("loops back"), std::string::npos) << loop.message;
+}
+
+TEST_F(CreatifyClientTest, ListWithMalformedPageIsTransient) {
+  serve([](const Request&) { return Reply{200, R"({"count": 1})"}; });
+  auto client = make_client();
+  auto r = run(io, client->list());
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_NE(r.message.find("malformed response"), std::string::npos) << r.message;
+}
+
+// ---- transport ----
+
+TEST_F(CreatifyClientTest, TimeoutWhenTheServerNeverAnswers) {
+  serve([](const Request&) { return Reply::hanging(); });
+  auto o = options();
+  o.timeout = 300ms;
+  auto client = make_client(o);
+  auto start = std::chrono::steady_clock::now();
+  auto r = run(io, client->get("slow"));
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.message, "GET /api/personas/slow/: timeout after 300ms");
+  EXPECT_GE(elapsed, 280ms);
+  EXPECT_LT(elapsed, 1500ms);
+  EXPECT_EQ(server->seen.size(), 1u);  // a timed-out GET is not retried at once
+}
+
+TEST_F(CreatifyClientTest, CreateTimeoutIsUnknownOutcome) {
+  serve([](const Request&) { return Reply::hanging(); });
+  auto o = options();
+  o.timeout = 200ms;
+  auto client = make_client(o);
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.message,
+            "POST /api/personas_v2/: timeout after 200ms (request sent; outcome unknown)");
+}
+
+TEST_F(CreatifyClientTest, ResponseOverTheSizeCapIsRejected) {
+  serve([](const Request&) { return Reply{200, std::string(2000, 'x')}; });
+  auto o = options();
+  o.max_response_bytes = 1024;
+  auto client = make_client(o);
+  auto r = run(io, client->get("big"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.message, "GET /api/personas/big/: response larger than 1024 bytes");
+}
+
+TEST_F(CreatifyClientTest, SequentialRequestsReuseOneConnection) {
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  auto client = make_client();
+  EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_EQ(run(io, client->list()).outcome, Outcome::transient);  // a persona is not a list
+  EXPECT_EQ(server->accepted, 1);
+  EXPECT_EQ(server->seen.size(), 3u);
+}
+
+TEST_F(CreatifyClientTest, GetRetriesOnceWhenThePooledConnectionDied) {
+  serve([](const Request&) {
+    Reply r{200, persona_json("p")};
+    r.close_silently = true;
+    return r;
+  });
+  auto client = make_client();
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  auto second = run(io, client->get("p"));
+  EXPECT_EQ(second.outcome, Outcome::ok) << second.message;
+  EXPECT_EQ(server->accepted, 2);
+  EXPECT_EQ(server->seen.size(), 2u);
+}
+
+TEST_F(CreatifyClientTest, ConnectionCloseResponsesAreNotPooled) {
+  serve([](const Request&) { return Reply{200, persona_json("p"), {{"Connection", "close"}}}; });
+  auto client = make_client();
+  EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_EQ(server->accepted, 2);
+}
+
+TEST_F(CreatifyClientTest, MaxInFlightBoundsConnectionsAndRequests) {
+  serve([](const Request&) {
+    Reply r{200, persona_json("p")};
+    r.delay = 40ms;
+    return r;
+  });
+  auto o = options();
+  o.max_in_flight = 2;
+  auto client = make_client(o);
+  std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
+  for (int i = 0; i < 6; ++i) ops.push_back(client->get("p" + std::to_string(i)));
+  auto results = run_all(io, std::move(ops));
+  for (auto& r : results) EXPECT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(server->max_active, 2);
+  EXPECT_LE(server->max_open, 2);
+  EXPECT_LE(server->accepted, 2);
+  // FIFO: waiting requests get a slot in the order they asked, two at a time.
+  ASSERT_EQ(server->seen.size(), 6u);
+  auto pair_at = [&](std::size_t i) {
+    std::set<std::string> s{std::string(server->seen[i].request.target()),
+                            std::string(server->seen[i + 1].request.target())};
+    return s;
+  };
+  EXPECT_EQ(pair_at(0), (std::set<std::string>{"/api/personas/p0/", "/api/personas/p1/"}));
+  EXPECT_EQ(pair_at(2), (std::set<std::string>{"/api/personas/p2/", "/api/personas/p3/"}));
+  EXPECT_EQ(pair_at(4), (std::set<std::string>{"/api/personas/p4/", "/api/personas/p5/"}));
+}
+
+TEST_F(CreatifyClientTest, RateLimitSpacesRequests) {
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  auto o = options();
+  o.max_requests_per_second = 50;  // burst 50
+  auto client = make_client(o);
+  std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
+  for (int i = 0; i < 70; ++i) ops.push_back(client->get("p"));
+  auto start = std::chrono::steady_clock::now();
+  auto results = run_all(io, std::move(ops));
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  for (auto& r : results) EXPECT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_GE(elapsed, 390ms);  // (70 - 50) / 50 s
+  EXPECT_LT(elapsed, 3s);
+}
+
+TEST_F(CreatifyClientTest, ConnectionRefusedIsTransientAndNotSent) {
+  unsigned short port;
+  {
+    tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port = probe.local_endpoint().port();
+  }
+  auto o = options();
+  o.base_url = "http://127.0.0.1:" + std::to_string(port);
+  auto client = make_client(o);
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.message, "POST /api/personas_v2/: connection refused to 127.0.0.1:" +
+                           std::to_string(port) + " (request not sent)");
+  auto g = run(io, client->get("x"));
+  EXPECT_EQ(g.message,
+            "GET /api/personas/x/: connection refused to 127.0.0.1:" + std::to_string(port));
+}
+
+TEST_F(CreatifyClientTest, HttpsAgainstAPlainServerFailsCleanly) {
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  auto o = options();
+  o.base_url = "https://127.0.0.1:" + std::to_string(server->port());
+  auto client = make_client(o);
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_NE(r.message.find("TLS handshake with 127.0.0.1:"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("(request not sent)"), std::string::npos) << r.message;
+  EXPECT_FALSE(r.sent);
+  EXPECT_TRUE(server->seen.empty());
+}
+
+TEST_F(CreatifyClientTest, CloseMakesLaterRequestsFailFast) {
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  auto client = make_client();
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  client->close();
+  auto r = run(io, client->get("p"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_EQ(r.message, "GET /api/personas/p/: client closed");
+  auto c = run(io, client->create(url_spec(), "r"));
+  EXPECT_NE(c.message.find("(request not sent)"), std::string::npos);
+  EXPECT_EQ(server->seen.size(), 1u);
+}
+
+TEST_F(CreatifyClientTest, CloseWakesRequestsWaitingForASlot) {
+  CreatifyClient* client_ptr = nullptr;
+  serve([&](const Request&) {
+    client_ptr->close();  // while the second request waits for the only slot
+    Reply r{200, persona_json("p")};
+    r.delay = 20ms;
+    return r;
+  });
+  auto o = options();
+  o.max_in_flight = 1;
+  auto client = make_client(o);
+  client_ptr = client.get();
+  std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
+  ops.push_back(client->get("first"));
+  ops.push_back(client->get("second"));
+  auto results = run_all(io, std::move(ops));
+  EXPECT_EQ(results[0].outcome, Outcome::ok);  // in flight: allowed to finish
+  EXPECT_EQ(results[1].outcome, Outcome::transient);
+  EXPECT_EQ(results[1].message, "GET /api/personas/second/: client closed");
+  EXPECT_EQ(server->seen.size(), 1u);
+}
+
+TEST_F(CreatifyClientTest, LogsEachRequestWithoutSecrets) {
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  auto log = std::make_shared<spdlog::logger>("client-test", sink);
+  log->set_level(spdlog::level::debug);
+  auto client = make_client(options(), log);
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  log->flush();
+  std::string text = out.str();
+  EXPECT_NE(text.find("http GET /api/personas/p/ status=200 ms="), std::string::npos) << text;
+  EXPECT_EQ(text.find(kApiKey), std::string::npos);
+  EXPECT_EQ(text.find(kApiId), std::string::npos);
+}
+
+// ---- construction ----
+
+TEST_F(CreatifyClientTest, RejectsUnusableSettings) {
+  auto try_url = [&](std::string url) {
+    ClientOptions o;
+    o.base_url = std::move(url);
+    return CreatifyClient::create_client(io.get_executor(), o, Credentials{kApiId, kApiKey, ""},
+                                         nullptr);
+  };
+  for (auto url : {"", "not a url", "ftp://example.com", "http://", "http://user:pw@example.com",
+                   "https://example.com/api", "http://example.com?x=1", "http://example.com:0"}) {
+    auto c = try_url(url);
+    EXPECT_FALSE(c.ok()) << url;
+  }
+  for (auto url : {"http://127.0.0.1:8080", "https://api.creatify.ai", "https://api.creatify.ai/",
+                   "http://[::1]:9000", "http://localhost:1"})
+    EXPECT_TRUE(try_url(url).ok()) << url << ": " << try_url(url).message();
+
+  ClientOptions o;
+  o.base_url = "http://127.0.0.1:1";
+  auto bad_key = CreatifyClient::create_client(
+      io.get_executor(), o, Credentials{kApiId, "abc\r\nX-Evil: 1", ""}, nullptr);
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_EQ(bad_key.message().find("X-Evil"), std::string::npos);
+  o.max_in_flight = 0;
+  EXPECT_FALSE(CreatifyClient::create_client(io.get_executor(), o, Credentials{}, nullptr).ok());
+  o.max_in_flight = 1;
+  o.list_path = "api/personas_v2/";
+  EXPECT_FALSE(CreatifyClient::create_client(io.get_executor(), o, Credentials{}, nullptr).ok());
+}
+
+TEST(CreatifyClientOptions, FromApiConfig) {
+  ApiConfig api;
+  api.base_url = "http://127.0.0.1:9";
+  api.list_path = "/api/personas/";
+  api.timeout = Millis(1234);
+  api.max_requests_per_second = 2.5;
+  api.max_in_flight = 7;
+  auto o = client_options_from(api);
+  EXPECT_EQ(o.base_url, api.base_url);
+  EXPECT_EQ(o.list_path, api.list_path);
+  EXPECT_EQ(o.timeout, Millis(1234));
+  EXPECT_EQ(o.max_requests_per_second, 2.5);
+  EXPECT_EQ(o.max_in_flight, 7);
+}
+
+}  // namespace
+}  // namespace personad
