@@ -1,0 +1,220 @@
+// End to end: the daemon against the simulator — a 20-job batch to completion, a restart in
+// the middle, personactl submissions while it runs, the CLI's database fallback, and the log.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "harness.hpp"
+
+namespace personad::it {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using std::chrono::seconds;
+
+bool is_final_state(const std::string& s) {
+  return s == "done" || s == "failed" || s == "expired" || s == "cancelled";
+}
+
+// Jobs by key, as `personactl list --json` prints them.
+std::map<std::string, json::object> jobs(Environment& env) {
+  std::map<std::string, json::object> out;
+  auto v = env.ctl_json({"list", "--json"});
+  if (!v.is_array()) return out;
+  for (auto& j : v.get_array()) out[std::string(j.at("key").as_string())] = j.as_object();
+  return out;
+}
+
+bool all_final(Environment& env, std::size_t expected) {
+  auto js = jobs(env);
+  if (js.size() != expected) return false;
+  for (auto& [k, j] : js)
+    if (!is_final_state(std::string(j.at("state").as_string()))) return false;
+  return true;
+}
+
+// The simulator's personas by our label personad:<client_ref>.
+std::map<std::string, std::vector<json::object>> personas_by_label(Environment& env) {
+  std::map<std::string, std::vector<json::object>> out;
+  for (auto& p : env.sim_personas())
+    for (auto& l : p.at("labels").as_array()) {
+      std::string label(l.as_string());
+      if (label.rfind("personad:", 0) == 0) out[label].push_back(p.as_object());
+    }
+  return out;
+}
+
+// Every job is final with the server's status, and the server holds exactly one persona per job.
+void expect_consistent_with_server(Environment& env, std::size_t expected) {
+  auto js = jobs(env);
+  ASSERT_EQ(js.size(), expected);
+  auto by_label = personas_by_label(env);
+  EXPECT_EQ(env.sim_personas().size(), expected);
+  for (auto& [key, j] : js) {
+    std::string label = "personad:" + std::string(j.at("client_ref").as_string());
+    ASSERT_EQ(by_label[label].size(), 1u) << key << " has " << by_label[label].size() << " personas";
+    const json::object& p = by_label[label][0];
+    EXPECT_EQ(j.at("remote_id"), p.at("id")) << key;
+    std::string server(p.at("process_status").as_string());
+    std::string state(j.at("state").as_string());
+    if (server == "done")
+      EXPECT_EQ(state, "done") << key;
+    else
+      EXPECT_EQ(state, "failed") << key << " server says " << server;
+    EXPECT_EQ(j.at("remote_status"), p.at("process_status")) << key;
+    // The operator's labels travel with ours.
+    bool has_it = false;
+    for (auto& l : p.at("labels").as_array()) has_it = has_it || l == "it";
+    EXPECT_TRUE(has_it) << key;
+  }
+}
+
+void expect_history_and_log(Environment& env) {
+  std::string log = read_file(env.log_path());
+  EXPECT_THAT(log, Not(HasSubstr(Environment::kApiKey)));
+  std::size_t rows = 0;
+  for (auto& [key, j] : jobs(env)) {
+    auto h = env.ctl_json({"history", key, "--json"});
+    ASSERT_TRUE(h.is_array()) << key;
+    auto& a = h.get_array();
+    ASSERT_GE(a.size(), 4u) << key;
+    EXPECT_EQ(a.front().at("to"), "queued") << key;
+    EXPECT_EQ(a.front().at("from"), nullptr) << key;
+    EXPECT_EQ(a.back().at("to"), j.at("state")) << key;
+    rows += a.size();
+    EXPECT_THAT(log, HasSubstr("transition key=" + key + " remote_id=" +
+                               std::string(j.at("remote_id").as_string()) + " from=pending to=" +
+                               std::string(j.at("state").as_string())))
+        << key;
+  }
+  std::size_t lines = 0;
+  for (std::size_t pos = 0; (pos = log.find("transition key=", pos)) != std::string::npos; ++pos)
+    ++lines;
+  EXPECT_EQ(lines, rows) << "one log line per transition row";
+}
+
+TEST(Daemon, TwentyJobBatchRunsToCompletion) {
+  Environment env("twenty");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--seed", "11"}));
+  env.write_config();
+  write_file(env.dir() / "batches.d" / "twenty.toml",
+             make_batch("b20", 20, {"", "", "", "[fail]", "", "[reject]", "", ""}));
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 20); }, seconds(90)))
+      << read_file(env.log_path());
+  expect_consistent_with_server(env, 20);
+  auto js = jobs(env);
+  EXPECT_EQ(std::string(js["b20-3"].at("state").as_string()), "failed");
+  EXPECT_EQ(std::string(js["b20-5"].at("state").as_string()), "failed");
+  EXPECT_EQ(std::string(js["b20-0"].at("state").as_string()), "done");
+  EXPECT_FALSE(js["b20-3"].at("failed_reason").is_null());
+  expect_history_and_log(env);
+  env.stop_daemon(SIGTERM);
+  EXPECT_THAT(read_file(env.log_path()), HasSubstr("stopped"));
+}
+
+TEST(Daemon, RestartInTheMiddleLosesAndDuplicatesNothing) {
+  Environment env("restart");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "20000", "--seed", "5"}));
+  env.write_config();
+  write_file(env.dir() / "batches.d" / "restart.toml", make_batch("rs", 12));
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  ASSERT_TRUE(wait_until([&] { return env.sim_personas().size() >= 6; }, seconds(30)));
+  env.stop_daemon(SIGKILL);
+  std::size_t before = env.sim_personas().size();
+  EXPECT_GE(before, 6u);
+  env.start_daemon();
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 12); }, seconds(90)))
+      << read_file(env.log_path());
+  expect_consistent_with_server(env, 12);
+}
+
+TEST(Daemon, PersonactlSubmitWhileRunning) {
+  Environment env("submit");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--seed", "3"}));
+  env.write_config();
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  write_file(env.dir() / "extra.toml", make_batch("ctl", 5));
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = env.ctl({"submit", (env.dir() / "extra.toml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("queued ctl-0\n"));
+  EXPECT_THAT(r.out, HasSubstr("queued ctl-4\n"));
+  // Sent within 2 s: the simulator holds all five.
+  ASSERT_TRUE(wait_until([&] { return env.sim_personas().size() == 5; }, seconds(2)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(3));
+
+  auto again = env.ctl({"submit", (env.dir() / "extra.toml").string()});
+  EXPECT_EQ(again.code, 0);
+  EXPECT_THAT(again.out, HasSubstr("known ctl-0 "));
+
+  // An invalid file: exit 2, nothing of it enqueued, the error names file, line and field.
+  write_file(env.dir() / "bad.toml",
+             make_batch("bad", 2) + "[[persona]]\nkey = \"bad-x\"\ngender = \"q\"\n");
+  auto bad = env.ctl({"submit", (env.dir() / "bad.toml").string()});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("bad.toml:"));
+  EXPECT_THAT(bad.err, HasSubstr("gender"));
+  EXPECT_EQ(env.ctl({"show", "bad-0"}).code, 1);
+
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 5); }, seconds(60)));
+  expect_consistent_with_server(env, 5);
+  auto show = env.ctl_json({"show", "ctl-2", "--json"});
+  for (const char* f : {"key", "state", "remote_id", "remote_status", "failed_reason", "client_ref",
+                        "created_at", "submitted_at", "updated_at", "next_poll_at", "polls",
+                        "attempts", "spec"})
+    EXPECT_TRUE(show.as_object().contains(f)) << f;
+}
+
+TEST(Daemon, CliReadsTheDatabaseWhenTheDaemonIsDown) {
+  Environment env("fallback");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  write_file(env.dir() / "batches.d" / "a.toml", make_batch("fb", 3));
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 3); }, seconds(60)));
+  env.stop_daemon(SIGTERM);
+  EXPECT_FALSE(fs::exists(env.dir() / "control.sock"));
+  auto list = env.ctl_json({"list", "--json"});
+  ASSERT_TRUE(list.is_array());
+  EXPECT_EQ(list.as_array().size(), 3u);
+  EXPECT_EQ(env.ctl({"show", "fb-1"}).code, 0);
+  EXPECT_EQ(env.ctl({"show", "nope"}).code, 1);
+  EXPECT_EQ(env.ctl({"history", "nope"}).code, 1);
+  auto stats = env.ctl_json({"stats", "--json"});
+  EXPECT_EQ(stats.at("total"), 3);
+  auto cancel = env.ctl({"cancel", "fb-1"});
+  EXPECT_EQ(cancel.code, 1);
+  EXPECT_THAT(cancel.err, HasSubstr("not running"));
+}
+
+TEST(Daemon, SecondInstanceOnTheSameDatabaseRefusesToStart) {
+  Environment env("single");
+  ASSERT_TRUE(env.start_sim({}));
+  env.write_config();
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  auto second = run({PERSONAD_BIN, "--config", env.config_path().string()}, env.dir(),
+                    env.credentials_env());
+  EXPECT_EQ(second.code, 1);
+  EXPECT_THAT(second.err, HasSubstr("already running"));
+  EXPECT_TRUE(env.daemon()->running());
+}
+
+TEST(Daemon, CheckConfigNamesTheBadKeyAndLine) {
+  Environment env("checkconfig");
+  write_file(env.config_path(), "[api]\nbase_url = \"http://127.0.0.1:1\"\ntiemout = \"3s\"\n");
+  auto r = run({PERSONAD_BIN, "--config", env.config_path().string(), "--check-config"}, env.dir());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr(":3"));
+  EXPECT_THAT(r.err, HasSubstr("tiemout"));
+}
+
+}  // namespace
+}  // namespace personad::it

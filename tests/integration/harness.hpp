@@ -1,0 +1,274 @@
+// Integration test harness: runs the real binaries (creatify-sim, personad, personactl) as
+// child processes in a scratch directory, and reads the simulator's admin endpoints.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace personad::it {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p);
+  out << text;
+}
+
+// A child process; killed (SIGKILL) when the object dies, so no test leaves one behind.
+class Process {
+ public:
+  Process(std::vector<std::string> args, const std::map<std::string, std::string>& env,
+          const fs::path& out, const fs::path& err) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      int devnull = ::open("/dev/null", O_RDONLY);
+      ::dup2(devnull, 0);
+      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  ~Process() {
+    if (running()) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+  bool running() {
+    if (exited_) return false;
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exited_ = true;
+      status_ = status;
+    }
+    return !exited_;
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  // Exit code (or 128 + signal).
+  int wait() {
+    if (!exited_) {
+      ::waitpid(pid_, &status_, 0);
+      exited_ = true;
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+struct RunResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion and captures its output.
+inline RunResult run(std::vector<std::string> args, const fs::path& scratch,
+                     const std::map<std::string, std::string>& env = {}) {
+  static int counter = 0;
+  fs::path out = scratch / ("run-" + std::to_string(++counter) + ".out");
+  fs::path err = scratch / ("run-" + std::to_string(counter) + ".err");
+  Process p(std::move(args), env, out, err);
+  RunResult r;
+  r.code = p.wait();
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+// One HTTP GET/POST to 127.0.0.1:port; returns the body ("" on failure).
+inline std::string http(int port, const std::string& method, const std::string& target,
+                        const std::string& body = "") {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  try {
+    boost::asio::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(std::chrono::seconds(10));
+    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                  static_cast<unsigned short>(port)));
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream, buf, res);
+    return res.body();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// A scratch directory, a simulator and a personad configuration pointing at it.
+class Environment {
+ public:
+  static constexpr const char* kApiId = "it-api-id";
+  static constexpr const char* kApiKey = "it-secret-key-5f2b9c";
+
+  explicit Environment(const std::string& name) {
+    dir_ = fs::temp_directory_path() /
+           ("personad-it-" + name + "-" + std::to_string(::getpid()) + "-" +
+            std::to_string(std::random_device{}() % 100000));
+    fs::create_directories(dir_ / "batches.d");
+  }
+  ~Environment() {
+    daemon_.reset();
+    sim_.reset();
+    if (!::getenv("PERSONAD_KEEP_TEST_DIRS")) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  const fs::path& dir() const { return dir_; }
+  fs::path config_path() const { return dir_ / "personad.toml"; }
+  fs::path log_path() const { return dir_ / "personad.log"; }
+  int sim_port() const { return port_; }
+
+  // Starts creatify-sim with extra flags; returns false if it did not come up.
+  bool start_sim(const std::vector<std::string>& flags) {
+    std::vector<std::string> args{CREATIFY_SIM_BIN, "--listen", "127.0.0.1:0", "--port-file",
+                                  (dir_ / "sim.port").string(), "--api-id", kApiId,
+                                  "--api-key", kApiKey};
+    args.insert(args.end(), flags.begin(), flags.end());
+    sim_ = std::make_unique<Process>(args, std::map<std::string, std::string>{},
+                                     dir_ / "sim.out", dir_ / "sim.err");
+    if (!wait_until([&] { return fs::exists(dir_ / "sim.port") && !read_file(dir_ / "sim.port").empty(); },
+                    std::chrono::seconds(10)))
+      return false;
+    port_ = std::stoi(read_file(dir_ / "sim.port"));
+    return true;
+  }
+
+  void write_config(const std::string& extra_poll = "", const std::string& extra_api = "") {
+    std::ostringstream c;
+    c << "[api]\nbase_url = \"http://127.0.0.1:" << port_ << "\"\n"
+      << "timeout = \"2s\"\nmax_requests_per_second = 200.0\nmax_in_flight = 4\n"
+      << "retry_initial = \"100ms\"\nretry_max = \"1s\"\nreconcile_after = \"1s\"\n"
+      << extra_api << "\n[store]\npath = \"" << (dir_ / "personad.db").string() << "\"\n"
+      << "[batches]\ndirectory = \"" << (dir_ / "batches.d").string() << "\"\n"
+      << "[poll]\nfirst_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
+      << "max_interval = \"1s\"\njitter = 0.2\ngive_up_after = \"10m\"\n"
+      << extra_poll << "\n[control]\nsocket = \"" << (dir_ / "control.sock").string() << "\"\n"
+      << "[log]\nlevel = \"debug\"\n";
+    write_file(config_path(), c.str());
+  }
+
+  std::map<std::string, std::string> credentials_env() const {
+    return {{"CREATIFY_API_ID", kApiId}, {"CREATIFY_API_KEY", kApiKey}};
+  }
+
+  void start_daemon() {
+    daemon_ = std::make_unique<Process>(
+        std::vector<std::string>{PERSONAD_BIN, "--config", config_path().string()},
+        credentials_env(), dir_ / "personad.out", log_path());
+  }
+  bool wait_for_socket() {
+    return wait_until([&] { return fs::exists(dir_ / "control.sock"); }, std::chrono::seconds(10));
+  }
+  Process* daemon() { return daemon_.get(); }
+  void stop_daemon(int sig = SIGTERM) {
+    if (!daemon_) return;
+    daemon_->signal(sig);
+    daemon_->wait();
+    daemon_.reset();
+  }
+
+  RunResult ctl(std::vector<std::string> args) {
+    std::vector<std::string> full{PERSONACTL_BIN, "--config", config_path().string()};
+    full.insert(full.end(), args.begin(), args.end());
+    return run(full, dir_);
+  }
+
+  json::value ctl_json(std::vector<std::string> args) {
+    auto r = ctl(std::move(args));
+    boost::system::error_code ec;
+    auto v = json::parse(r.out, ec);
+    return ec ? json::value(nullptr) : v;
+  }
+
+  // Every persona the simulator holds.
+  json::array sim_personas() {
+    boost::system::error_code ec;
+    auto v = json::parse(http(port_, "GET", "/_sim/personas"), ec);
+    return !ec && v.is_array() ? v.get_array() : json::array{};
+  }
+
+ private:
+  fs::path dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> sim_;
+  std::unique_ptr<Process> daemon_;
+};
+
+// A batch file of `count` personas with keys PREFIX-0 …; creator names may carry the simulator's
+// outcome markers ("[fail]", "[reject]") when `outcomes` says so.
+inline std::string make_batch(const std::string& prefix, int count,
+                              const std::vector<std::string>& markers = {}) {
+  std::ostringstream b;
+  for (int i = 0; i < count; ++i) {
+    std::string marker = markers.empty() ? "" : markers[static_cast<std::size_t>(i) % markers.size()];
+    b << "[[persona]]\nkey = \"" << prefix << "-" << i << "\"\ngender = \"f\"\n"
+      << "creator_name = \"Person " << prefix << " " << i << (marker.empty() ? "" : " " + marker)
+      << "\"\nvideo_scene = \"office\"\nkeywords = \"friendly\"\n"
+      << "lipsync_input = \"https://cdn.example.com/" << prefix << i << "/lipsync.mp4\"\n"
+      << "consent_video = \"https://cdn.example.com/" << prefix << i << "/consent.mp4\"\n"
+      << "labels = [\"it\", \"" << prefix << "\"]\n\n";
+  }
+  return b.str();
+}
+
+}  // namespace personad::it
