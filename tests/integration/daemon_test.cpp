@@ -14,63 +14,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using std::chrono::seconds;
 
-bool is_final_state(const std::string& s) {
-  return s == "done" || s == "failed" || s == "expired" || s == "cancelled";
-}
-
-// Jobs by key, as `personactl list --json` prints them.
-std::map<std::string, json::object> jobs(Environment& env) {
-  std::map<std::string, json::object> out;
-  auto v = env.ctl_json({"list", "--json"});
-  if (!v.is_array()) return out;
-  for (auto& j : v.get_array()) out[std::string(j.at("key").as_string())] = j.as_object();
-  return out;
-}
-
-bool all_final(Environment& env, std::size_t expected) {
-  auto js = jobs(env);
-  if (js.size() != expected) return false;
-  for (auto& [k, j] : js)
-    if (!is_final_state(std::string(j.at("state").as_string()))) return false;
-  return true;
-}
-
-// The simulator's personas by our label personad:<client_ref>.
-std::map<std::string, std::vector<json::object>> personas_by_label(Environment& env) {
-  std::map<std::string, std::vector<json::object>> out;
-  for (auto& p : env.sim_personas())
-    for (auto& l : p.at("labels").as_array()) {
-      std::string label(l.as_string());
-      if (label.rfind("personad:", 0) == 0) out[label].push_back(p.as_object());
-    }
-  return out;
-}
-
-// Every job is final with the server's status, and the server holds exactly one persona per job.
-void expect_consistent_with_server(Environment& env, std::size_t expected) {
-  auto js = jobs(env);
-  ASSERT_EQ(js.size(), expected);
-  auto by_label = personas_by_label(env);
-  EXPECT_EQ(env.sim_personas().size(), expected);
-  for (auto& [key, j] : js) {
-    std::string label = "personad:" + std::string(j.at("client_ref").as_string());
-    ASSERT_EQ(by_label[label].size(), 1u) << key << " has " << by_label[label].size() << " personas";
-    const json::object& p = by_label[label][0];
-    EXPECT_EQ(j.at("remote_id"), p.at("id")) << key;
-    std::string server(p.at("process_status").as_string());
-    std::string state(j.at("state").as_string());
-    if (server == "done")
-      EXPECT_EQ(state, "done") << key;
-    else
-      EXPECT_EQ(state, "failed") << key << " server says " << server;
-    EXPECT_EQ(j.at("remote_status"), p.at("process_status")) << key;
-    // The operator's labels travel with ours.
-    bool has_it = false;
-    for (auto& l : p.at("labels").as_array()) has_it = has_it || l == "it";
-    EXPECT_TRUE(has_it) << key;
-  }
-}
-
 void expect_history_and_log(Environment& env) {
   std::string log = read_file(env.log_path());
   EXPECT_THAT(log, Not(HasSubstr(Environment::kApiKey)));
