@@ -45,6 +45,8 @@ class ControlApi {
  public:
   ControlApi(Tracker& tracker, Store& store, const Clock& clock);
   ControlResponse handle(const ControlRequest& request);
+  // More Prometheus text appended to /metrics (hooks, …).
+  void set_extra_metrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
 
  private:
   ControlResponse submit(const std::string& body);
@@ -52,6 +54,7 @@ class ControlApi {
   Tracker& tracker_;
   Store& store_;
   const Clock& clock_;
+  std::function<std::string()> extra_metrics_;
 };
 
 using ControlHandler = std::function<ControlResponse(const ControlRequest&)>;

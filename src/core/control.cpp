@@ -207,6 +207,7 @@ ControlResponse ControlApi::metrics() {
     out << "# HELP personad_next_due_seconds Seconds until the next scheduled action.\n"
         << "# TYPE personad_next_due_seconds gauge\npersonad_next_due_seconds "
         << std::max<double>(0, std::chrono::duration<double>(*due - clock_.now()).count()) << '\n';
+  if (extra_metrics_) out << extra_metrics_();
   return ControlResponse{200, out.str(), "text/plain; version=0.0.4"};
 }
 

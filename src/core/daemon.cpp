@@ -10,6 +10,7 @@
 #include "personad/batch.hpp"
 #include "personad/control.hpp"
 #include "personad/creatify_client.hpp"
+#include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/notify.hpp"
 #include "personad/store.hpp"
@@ -23,6 +24,13 @@ using spdlog::level::level_enum;
 namespace {
 
 TrackerOptions tracker_options(const Config& c) { return TrackerOptions{c.api, c.poll}; }
+
+HookOptions hook_options(const Config& c) {
+  HookOptions o;
+  o.program = c.hook_on_transition;
+  o.timeout = c.hook_timeout;
+  return o;
+}
 
 class Daemon {
  public:
@@ -66,10 +74,15 @@ class Daemon {
     tracker_ = std::make_unique<Tracker>(
         ioc_.get_executor(), *store_, *client_, clock_, log_, tracker_options(config_),
         [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
-    tracker_->set_transition_hook([this](const Job&, const Transition&) { status_dirty(); });
+    hooks_ = std::make_unique<HookRunner>(ioc_.get_executor(), hook_options(config_), log_);
+    tracker_->set_transition_hook([this](const Job& job, const Transition& t) {
+      status_dirty();
+      hooks_->on_transition(job, t);
+    });
     if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
 
     control_api_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
+    control_api_->set_extra_metrics([this] { return hook_metrics(); });
     auto server = ControlServer::listen(
         ioc_.get_executor(), config_.control_socket,
         [this](const ControlRequest& req) { return control_api_->handle(req); },
@@ -197,6 +210,20 @@ class Daemon {
     config_ = std::move(next);
     log_.logger().set_level(spdlog::level::from_str(config_.log.level));
     tracker_->update_options(tracker_options(config_));
+    hooks_->update(hook_options(config_));
+  }
+
+  std::string hook_metrics() const {
+    const HookStats& h = hooks_->stats();
+    return "# HELP personad_hook_runs_total on_transition hook runs.\n"
+           "# TYPE personad_hook_runs_total counter\npersonad_hook_runs_total " +
+           std::to_string(h.runs) +
+           "\n# HELP personad_hook_failures_total Hook runs that failed or timed out.\n"
+           "# TYPE personad_hook_failures_total counter\npersonad_hook_failures_total " +
+           std::to_string(h.failures) +
+           "\n# HELP personad_hook_dropped_total Hook runs dropped (queue full).\n"
+           "# TYPE personad_hook_dropped_total counter\npersonad_hook_dropped_total " +
+           std::to_string(h.dropped) + "\n";
   }
 
   void begin_stop(int sig) {
@@ -213,10 +240,11 @@ class Daemon {
     wait_for_drain();
   }
 
-  // In-flight requests get shutdown_grace to finish and commit; then the rest is abandoned
-  // (each job's row already says what may have happened, so nothing is lost).
+  // In-flight requests (and hooks) get shutdown_grace to finish and commit; then the rest is
+  // abandoned (each job's row already says what may have happened, so nothing is lost).
   void wait_for_drain() {
-    if (tracker_->in_flight() == 0 || std::chrono::steady_clock::now() >= stop_deadline_) {
+    bool drained = tracker_->in_flight() == 0 && hooks_->idle();
+    if (drained || std::chrono::steady_clock::now() >= stop_deadline_) {
       if (tracker_->in_flight() != 0)
         log_.event(level_enum::warn, "stop_abandoned",
                    {{"in_flight", std::to_string(tracker_->in_flight())},
@@ -278,6 +306,7 @@ class Daemon {
   std::unique_ptr<Store> store_;
   std::unique_ptr<CreatifyClient> client_;
   std::unique_ptr<Tracker> tracker_;
+  std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<ControlApi> control_api_;
   std::unique_ptr<ControlServer> control_;
   std::chrono::steady_clock::time_point stop_deadline_;

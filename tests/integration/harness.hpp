@@ -194,7 +194,8 @@ class Environment {
     return true;
   }
 
-  void write_config(const std::string& extra_poll = "", const std::string& extra_api = "") {
+  void write_config(const std::string& extra_poll = "", const std::string& extra_api = "",
+                    const std::string& extra_sections = "") {
     std::ostringstream c;
     c << "[api]\nbase_url = \"http://127.0.0.1:" << port_ << "\"\n"
       << "timeout = \"2s\"\nmax_requests_per_second = 200.0\nmax_in_flight = 4\n"
@@ -204,7 +205,7 @@ class Environment {
       << "[poll]\nfirst_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
       << "max_interval = \"1s\"\njitter = 0.2\ngive_up_after = \"10m\"\n"
       << extra_poll << "\n[control]\nsocket = \"" << (dir_ / "control.sock").string() << "\"\n"
-      << "[log]\nlevel = \"debug\"\n";
+      << "[log]\nlevel = \"debug\"\n" << extra_sections;
     write_file(config_path(), c.str());
   }
 
@@ -212,10 +213,12 @@ class Environment {
     return {{"CREATIFY_API_ID", kApiId}, {"CREATIFY_API_KEY", kApiKey}};
   }
 
-  void start_daemon() {
+  void start_daemon(const std::map<std::string, std::string>& extra_env = {}) {
+    auto env = credentials_env();
+    env.insert(extra_env.begin(), extra_env.end());
     daemon_ = std::make_unique<Process>(
-        std::vector<std::string>{PERSONAD_BIN, "--config", config_path().string()},
-        credentials_env(), dir_ / "personad.out", log_path());
+        std::vector<std::string>{PERSONAD_BIN, "--config", config_path().string()}, env,
+        dir_ / "personad.out", log_path());
   }
   bool wait_for_socket() {
     return wait_until([&] { return fs::exists(dir_ / "control.sock"); }, std::chrono::seconds(10));
