@@ -49,9 +49,12 @@ sed -e "s|^base_url = .*|base_url = \"http://127.0.0.1:$PORT\"|" \
 export CREATIFY_API_ID=demo-id CREATIFY_API_KEY=demo-key
 "$BIN/personad" --config "$RUN/personad.toml" --check-config
 "$BIN/personad" --config "$RUN/personad.toml" 2>"$RUN/personad.log" &
-pids+=($!)
+daemon=$!
+pids+=("$daemon")
 echo "== personad started (log: demo-run/personad.log); transitions as they happen:"
-tail -n +1 -F "$RUN/personad.log" 2>/dev/null | grep --line-buffered -E "transition|error|warn" &
+# tail ends with the daemon (--pid), so nothing outlives the demo.
+tail -n +1 -F --pid="$daemon" "$RUN/personad.log" 2>/dev/null |
+  grep --line-buffered -E "transition|error|warn" &
 pids+=($!)
 
 for _ in $(seq 100); do [[ -S "$RUN/control.sock" ]] && break; sleep 0.05; done
@@ -73,3 +76,5 @@ echo "== personactl list"
 echo
 echo "== personactl stats"
 "$BIN/personactl" --config "$RUN/personad.toml" stats
+kill -TERM "$daemon"
+wait "$daemon" || true

@@ -10,6 +10,7 @@
 #include "personad/batch.hpp"
 #include "personad/control.hpp"
 #include "personad/creatify_client.hpp"
+#include "personad/dir_watch.hpp"
 #include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/notify.hpp"
@@ -91,6 +92,7 @@ class Daemon {
     control_ = std::move(*server);
 
     scan_batches();
+    watch_batches();
     watch_signals();
     notifier_.ready();
     notifier_.start_watchdog();
@@ -148,6 +150,20 @@ class Daemon {
                 {"invalid", std::to_string(invalid)}});
   }
 
+  // Files dropped into the directory are read without waiting for a SIGHUP.
+  void watch_batches() {
+    watcher_.reset();
+    auto w = DirWatcher::watch(ioc_.get_executor(), config_.batches_directory,
+                               [this] { scan_batches(); });
+    if (!w) {
+      log_.event(level_enum::warn, "batches_not_watched",
+                 {{"directory", config_.batches_directory},
+                  {"reason", w.message() + "; new files are read on SIGHUP"}});
+      return;
+    }
+    watcher_ = std::move(*w);
+  }
+
   void watch_signals() {
     signals_.add(SIGHUP);
     signals_.add(SIGTERM);
@@ -176,6 +192,7 @@ class Daemon {
       apply_reloadable(*fresh);
     }
     scan_batches();
+    watch_batches();
     notifier_.ready();
     update_status();
   }
@@ -236,6 +253,7 @@ class Daemon {
                 {"grace", format_duration(config_.shutdown_grace)}});
     tracker_->stop_taking_work();
     control_->stop();
+    watcher_.reset();
     stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_grace;
     wait_for_drain();
   }
@@ -307,6 +325,7 @@ class Daemon {
   std::unique_ptr<CreatifyClient> client_;
   std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<HookRunner> hooks_;
+  std::unique_ptr<DirWatcher> watcher_;
   std::unique_ptr<ControlApi> control_api_;
   std::unique_ptr<ControlServer> control_;
   std::chrono::steady_clock::time_point stop_deadline_;

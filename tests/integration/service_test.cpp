@@ -110,8 +110,26 @@ TEST(Service, SighupPicksUpANewBatchFileWithinTwoSeconds) {
   env.daemon()->signal(SIGHUP);
   ASSERT_TRUE(wait_until([&] { return env.sim_personas().size() == 6; }, seconds(2)));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2));
+  ASSERT_TRUE(wait_until(
+      [&] { return read_file(env.log_path()).find("reloading") != std::string::npos; },
+      seconds(2)));
   ASSERT_TRUE(wait_until([&] { return all_final(env, 6); }, seconds(60)));
   expect_consistent_with_server(env, 6);  // the first file's keys were not sent again
+}
+
+TEST(Service, DroppedBatchFileIsPickedUpWithoutASignal) {
+  Environment env("inotify");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  // Written elsewhere and moved in, as a careful operator would; and one written in place.
+  write_file(env.dir() / "staged.toml", make_batch("moved", 3));
+  fs::rename(env.dir() / "staged.toml", env.dir() / "batches.d" / "moved.toml");
+  write_file(env.dir() / "batches.d" / "inplace.toml", make_batch("inplace", 2));
+  ASSERT_TRUE(wait_until([&] { return env.sim_personas().size() == 5; }, seconds(2)));
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 5); }, seconds(60)));
+  expect_consistent_with_server(env, 5);
 }
 
 TEST(Service, HookRunsOncePerTransitionWithItsVariables) {
