@@ -298,6 +298,10 @@ Result<void> configure_for_writing(sqlite::Db& db, const std::string& path) {
   // so a commit the program acted on must survive a power cut.
   if (auto r = db.exec("PRAGMA synchronous = FULL"); !r)
     return fail("configure " + path, r.error());
+  // Keep -wal and -shm after a clean close: read-only readers (personactl as a member of the
+  // service's group) cannot create them in a directory they may not write.
+  int persist = 1;
+  sqlite3_file_control(db.handle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   return {};
 }
 

@@ -209,7 +209,9 @@ int cmd_stats(const Context& ctx, bool as_json) {
   rows.push_back({"total:", field(o, "total")});
   rows.push_back({"polls:", field(o, "polls")});
   rows.push_back({"attempts:", field(o, "attempts")});
-  rows.push_back({"next_due:", field(o, "next_due_at") + " (" + field(o, "next_due_key") + ")"});
+  std::string next = field(o, "next_due_at");
+  if (next != "-") next += " (" + field(o, "next_due_key") + ")";
+  rows.push_back({"next_due:", next});
   print_table(rows);
   return kOk;
 }

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "personad/config.hpp"
 #include "personad/daemon.hpp"
@@ -19,7 +20,9 @@ int main(int argc, char** argv) {
 
   auto config = load_config(config_path);
   if (!config) {
-    std::cerr << "personad: " << config.message() << '\n';
+    // One error per line, each prefixed, so every one reads on its own in a journal.
+    std::istringstream lines(config.message());
+    for (std::string line; std::getline(lines, line);) std::cerr << "personad: " << line << '\n';
     return check_config ? 1 : 2;
   }
   auto credentials = load_credentials(*config, process_env());
