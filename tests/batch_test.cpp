@@ -473,7 +473,7 @@ TEST(Batch, ListBatchFilesOfAMissingDirectoryIsEmpty) {
 
 TEST(Batch, ExampleBatchParses) {
   const fs::path example =
-      fs::path(PERSONAD_TEST_DATA) / ".." / ".." / "config" / "batches.d" / "example.toml";
+      fs::path(PERSONAD_SOURCE_DIR) / "config" / "batches.d" / "example.toml";
   const auto p = load_batch_file(example);
   ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
   ASSERT_EQ(p.entries.size(), 3u);

@@ -423,7 +423,7 @@ TEST(Config, LoadConfigErrorsNameTheFile) {
 }
 
 TEST(Config, ExampleConfigLoads) {
-  const fs::path example = fs::path(PERSONAD_TEST_DATA) / ".." / ".." / "config" / "personad.toml";
+  const fs::path example = fs::path(PERSONAD_SOURCE_DIR) / "config" / "personad.toml";
   auto r = load_config(example.string());
   ASSERT_TRUE(r.ok()) << r.message();
   const Config defaults;
