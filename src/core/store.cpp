@@ -3,6 +3,7 @@
 #include "personad/store.hpp"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <array>
 #include <boost/json.hpp>
@@ -222,10 +223,33 @@ Result<void> check_location(const std::string& path, OpenMode mode) {
                     " does not exist");
 }
 
+// A reader that may not write the directory (personactl run by a member of the service's group
+// while personad is stopped) cannot create the -shm file a WAL database needs. With no -wal
+// file present the main file is complete, so it is read as immutable instead.
+bool needs_immutable_read(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(path + "-wal", ec)) return false;
+  auto dir = fs::path(path).parent_path();
+  return ::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0;
+}
+
 Result<sqlite::Db> connect(const std::string& path, OpenMode mode) {
-  const int flags = mode == OpenMode::read_only ? SQLITE_OPEN_READONLY
-                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  auto db = sqlite::Db::open(path, flags);
+  int flags = mode == OpenMode::read_only ? SQLITE_OPEN_READONLY
+                                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  std::string name = path;
+  if (mode == OpenMode::read_only && needs_immutable_read(path)) {
+    name = "file:";
+    for (char c : path) {  // the three characters a URI path would misread
+      if (c == '%') name += "%25";
+      else if (c == '?') name += "%3f";
+      else if (c == '#') name += "%23";
+      else name += c;
+    }
+    name += "?immutable=1";
+    flags |= SQLITE_OPEN_URI;
+  }
+  auto db = sqlite::Db::open(name, flags);
   if (!db) return fail("open " + path, db.error());
   // Defensive: no writable_schema or similar tricks can corrupt the file through this handle.
   if (sqlite3_db_config(db->handle(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr) != SQLITE_OK)
@@ -298,10 +322,6 @@ Result<void> configure_for_writing(sqlite::Db& db, const std::string& path) {
   // so a commit the program acted on must survive a power cut.
   if (auto r = db.exec("PRAGMA synchronous = FULL"); !r)
     return fail("configure " + path, r.error());
-  // Keep -wal and -shm after a clean close: read-only readers (personactl as a member of the
-  // service's group) cannot create them in a directory they may not write.
-  int persist = 1;
-  sqlite3_file_control(db.handle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   return {};
 }
 

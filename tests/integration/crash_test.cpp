@@ -39,9 +39,11 @@ TEST(Crash, SigkillAtRandomMomentsNeverLosesOrDuplicatesAPersona) {
   // No label twice on the server, whatever personad believes.
   std::set<std::string> labels;
   for (auto& p : env.sim_personas())
-    for (auto& l : p.at("labels").as_array())
-      if (l.as_string().starts_with("personad:"))
+    for (auto& l : p.at("labels").as_array()) {
+      if (l.as_string().starts_with("personad:")) {
         EXPECT_TRUE(labels.insert(std::string(l.as_string())).second) << l;
+      }
+    }
 }
 
 }  // namespace
