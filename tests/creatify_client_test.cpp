@@ -621,17 +621,19 @@ TEST_F(CreatifyClientTest, ListFailsWhenAnyPageFails) {
   EXPECT_TRUE(r.value.empty());
 }
 
-TEST_F(CreatifyClientTest, ListRefusesForeignHostsAndLoops) {
+TEST_F(CreatifyClientTest, ListFollowsForeignHostLinksOnBaseUrlAndStopsLoops) {
   serve([](const Request& req) {
     if (req.target() == "/api/personas_v2/")
-      return Reply{200, page_json({"a"}, "https://evil.example.com/api/personas_v2/?page=2")};
-    return Reply{200, page_json({"b"}, "/loop/")};
+      return Reply{200, page_json({"a"}, "https://elsewhere.example.com/api/personas_v2/?page=2")};
+    if (req.target() == "/api/personas_v2/?page=2") return Reply{200, page_json({"b"}, "")};
+    return Reply{200, page_json({"c"}, "/loop/")};
   });
   auto client = make_client();
   auto foreign = run(io, client->list());
-  EXPECT_EQ(foreign.outcome, Outcome::transient);
-  EXPECT_NE(foreign.message.find("points to another host"), std::string::npos) << foreign.message;
-  EXPECT_EQ(server->seen.size(), 1u);
+  ASSERT_EQ(foreign.outcome, Outcome::ok) << foreign.message;
+  ASSERT_EQ(foreign.value.size(), 2u);  // page 2 came from our server, not from elsewhere
+  EXPECT_EQ(foreign.value[1].id, "b");
+  EXPECT_EQ(server->seen.size(), 2u);
 
   auto o = options();
   o.list_path = "/loop/";

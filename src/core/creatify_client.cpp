@@ -51,13 +51,6 @@ std::string describe(Millis d) {
   return std::to_string(d.count()) + "ms";
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // ---- Where the API is ----
 
 struct Origin {
@@ -107,21 +100,23 @@ Result<Origin> parse_base_url(std::string_view text) {
 }
 
 // The target of the next list page: `next` may be absolute or relative to the current page.
-// Only its path and query are used, so credentials never travel to a host other than base_url.
-// Its scheme and port are ignored on purpose: APIs behind a TLS-terminating proxy often
-// advertise http:// links.
-Result<std::string> next_page_target(const Origin& origin, std::string_view current,
-                                     std::string_view next) {
-  auto ref = urls::parse_uri_reference(next);
-  if (!ref) return make_error("next page link is not a URL: " + std::string(next));
-  if (ref->has_authority() && !iequals(ref->host_address(), origin.host))
-    return make_error("next page link points to another host: " + std::string(next));
+// Only its path and query are used, always against base_url, so credentials never travel
+// anywhere else. Its scheme, host and port are ignored on purpose: APIs behind proxies often
+// advertise http:// or internal host names, and refusing them would leave every reconcile stuck.
+Result<std::string> next_page_target(std::string_view current, std::string_view next) {
+  auto parsed = urls::parse_uri_reference(next);
+  if (!parsed) return make_error("next page link is not a URL: " + std::string(next));
+  urls::url ref(*parsed);
+  if (ref.has_authority()) {
+    ref.remove_authority();
+    ref.remove_scheme();
+  }
   const std::string base_text =
       "http://origin" + std::string(current);  // the view below points here
   auto base = urls::parse_uri(base_text);
   if (!base) return make_error("cannot resolve next page link against " + std::string(current));
   urls::url resolved(*base);
-  if (!resolved.resolve(*ref))
+  if (!resolved.resolve(ref))
     return make_error("cannot resolve next page link: " + std::string(next));
   std::string target(resolved.encoded_target());
   return target.empty() ? std::string("/") : target;
@@ -818,7 +813,7 @@ asio::awaitable<ApiResult<std::vector<RemotePersona>>> Core::list() {
       out.http_status = ex.reply->status;
       co_return out;
     }
-    auto next = next_page_target(origin_, target, parsed->next);
+    auto next = next_page_target(target, parsed->next);
     if (!next)
       co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
                                                     next.message());
