@@ -259,6 +259,19 @@ TEST_F(TrackerTest, CancelledQueuedJobIsNeverSent) {
   EXPECT_EQ(tracker_->cancel("nope").status, ActionStatus::unknown_key);
 }
 
+TEST_F(TrackerTest, QueuedRowsWrittenBehindItsBackAreAdoptedOnce) {
+  make_tracker();
+  auto r = store_->enqueue({make_spec("offline")}, "personactl", "offline", clock_.now(),
+                           [] { return new_client_ref(); });
+  ASSERT_TRUE(r);
+  run_until([] { return false; }, std::chrono::milliseconds(30));
+  EXPECT_EQ(api_.creates, 0);  // the tracker did not know of it
+  EXPECT_EQ(tracker_->adopt_queued(), 1u);
+  EXPECT_EQ(tracker_->adopt_queued(), 0u);  // already scheduled
+  ASSERT_TRUE(run_until([&] { return final_state("offline"); }));
+  EXPECT_EQ(api_.creates, 1);
+}
+
 TEST_F(TrackerTest, TransientPollErrorsDoNotCountAsPolls) {
   api_.statuses = {"done"};
   api_.get_faults = {Fault::transient, Fault::transient};

@@ -69,6 +69,10 @@ class Tracker {
   Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
                                               std::string_view source);
 
+  // Schedules queued jobs the tracker does not know of yet: rows `personactl submit` wrote
+  // straight into the database when it could not reach the control socket. Returns how many.
+  std::size_t adopt_queued();
+
   // Operator actions (personactl).
   ActionResult cancel(std::string_view key);
   // expired → pending (polling resumes); failed → queued with a fresh client_ref (resubmit).

@@ -193,6 +193,7 @@ class Daemon {
     }
     scan_batches();
     watch_batches();
+    tracker_->adopt_queued();
     notifier_.ready();
     update_status();
   }

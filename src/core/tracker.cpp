@@ -157,6 +157,26 @@ Result<std::vector<EnqueueOutcome>> Tracker::enqueue(const std::vector<PersonaSp
   return r;
 }
 
+std::size_t Tracker::adopt_queued() {
+  auto queued = store_.list(State::queued);
+  if (!queued) {
+    ++metrics_.store_errors;
+    log_.event(level_enum::err, "store_error", {{"reason", queued.message()}});
+    return 0;
+  }
+  std::size_t n = 0;
+  for (const Job& job : *queued) {
+    if (scheduler_.contains(job.id) || running_.count(job.id) || ready_set_.count(job.id)) continue;
+    scheduler_.schedule(job.id, clock_.now());
+    ++n;
+  }
+  if (n)
+    log_.event(level_enum::info, "adopted_queued",
+               {{"jobs", std::to_string(n)},
+                {"reason", "queued rows written to the database by personactl"}});
+  return n;
+}
+
 void Tracker::stop_taking_work() {
   accepting_ = false;
   scheduler_.stop();

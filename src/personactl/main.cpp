@@ -9,6 +9,7 @@
 #include "personad/batch.hpp"
 #include "personad/config.hpp"
 #include "personad/control.hpp"
+#include "personad/instance_lock.hpp"
 #include "personad/job_json.hpp"
 #include "personad/store.hpp"
 
@@ -262,8 +263,13 @@ int cmd_submit(const Context& ctx, const std::vector<std::string>& files) {
       for (const auto& o : *r)
         std::cout << (o.inserted ? "queued " + o.key : "known " + o.key + " " + std::string(to_string(o.state)))
                   << '\n';
-      std::cerr << "personactl: personad is not running; " << file
-                << " was enqueued in the database and is sent when personad starts\n";
+      if (instance_lock_held(ctx.config.store_path + ".lock"))
+        std::cerr << "personactl: personad is running but its control socket "
+                  << ctx.config.control_socket << " did not answer; " << file
+                  << " was enqueued in the database and is sent after a reload (SIGHUP)\n";
+      else
+        std::cerr << "personactl: personad is not running; " << file
+                  << " was enqueued in the database and is sent when personad starts\n";
       continue;
     }
     if (!a) return print_error(a.message(), kRefused);
