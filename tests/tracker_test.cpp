@@ -301,6 +301,26 @@ TEST_F(TrackerTest, MaxInFlightIsHonoured) {
   EXPECT_EQ(api_.creates, 12);
 }
 
+TEST_F(TrackerTest, StepsThatNeverSuspendLoseNoWakeUps) {
+  // With an API that answers without suspending, a step can become due again before its
+  // completion handler has run; the job must run again, not be forgotten.
+  options_.poll.first_after = Millis(0);
+  options_.poll.jitter = 0;
+  options_.api.max_in_flight = 64;
+  make_tracker();
+  std::vector<PersonaSpec> specs;
+  for (int i = 0; i < 400; ++i) specs.push_back(make_spec("z" + std::to_string(i)));
+  enqueue(specs);
+  auto all_final = [&] {
+    auto active = store_->load_active();
+    return active && active->empty();
+  };
+  ASSERT_TRUE(run_until(all_final, std::chrono::seconds(30)))
+      << store_->load_active()->size() << " jobs never finished; scheduled "
+      << tracker_->scheduled() << ", running " << tracker_->in_flight();
+  EXPECT_EQ(api_.creates, 400);
+}
+
 TEST_F(TrackerTest, KnownKeyIsNotResubmittedAndChangedSpecWarns) {
   make_tracker();
   enqueue({make_spec("k")});

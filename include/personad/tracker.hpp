@@ -129,6 +129,7 @@ class Tracker {
   std::deque<std::int64_t> ready_;
   std::unordered_set<std::int64_t> ready_set_;
   std::unordered_set<std::int64_t> running_;
+  std::unordered_set<std::int64_t> due_while_running_;
   std::set<std::string> warned_statuses_;
   bool accepting_ = true;
 };

@@ -9,6 +9,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/logger.h>
 
+#include <algorithm>
+
 #include "personad/backoff.hpp"
 
 namespace personad {
@@ -109,15 +111,20 @@ Result<void> Tracker::start() {
   std::size_t overdue = 0;
   std::size_t held = 0;
   double rps = options_.api.max_requests_per_second;
+  std::vector<std::pair<TimePoint, std::int64_t>> due;
   for (Job& job : *jobs) {
     if (job.state == State::submitting && job.needs_operator) {
       ++held;
       continue;  // waits for `personactl resolve`
     }
-    TimePoint due = job.next_poll_at.value_or(now);
-    // Overdue work is spread at the request rate instead of all firing at once.
-    if (due <= now) due = now + startup_spread(overdue++, rps);
-    scheduler_.schedule(job.id, due);
+    due.emplace_back(job.next_poll_at.value_or(now), job.id);
+  }
+  // In due order: overdue work keeps its order and is spread at the request rate instead of
+  // all firing at once, and the scheduler's timer is armed once rather than per job.
+  std::sort(due.begin(), due.end());
+  for (auto& [at, id] : due) {
+    if (at <= now) at = now + startup_spread(overdue++, rps);
+    scheduler_.schedule(id, at);
   }
   log_.event(level_enum::info, "loaded",
              {{"active", std::to_string(jobs->size())},
@@ -185,7 +192,14 @@ void Tracker::stop_taking_work() {
 }
 
 void Tracker::on_due(std::int64_t id) {
-  if (!accepting_ || running_.count(id) || !ready_set_.insert(id).second) return;
+  if (!accepting_) return;
+  // Due again while its previous step is still winding down (a step that scheduled itself at
+  // once, before co_spawn's completion ran): run it again right after, never drop it.
+  if (running_.count(id)) {
+    due_while_running_.insert(id);
+    return;
+  }
+  if (!ready_set_.insert(id).second) return;
   ready_.push_back(id);
   pump();
 }
@@ -199,6 +213,8 @@ void Tracker::pump() {
     running_.insert(id);
     asio::co_spawn(ex_, run(id), [this, id](std::exception_ptr e) {
       running_.erase(id);
+      if (due_while_running_.erase(id) && accepting_ && ready_set_.insert(id).second)
+        ready_.push_back(id);
       if (e) {
         // Nothing should throw here; if something does, the job stays as committed and is
         // retried later rather than taking the daemon down.
