@@ -27,6 +27,7 @@ struct EnqueueOutcome {
   State state = State::queued;
   bool spec_changed = false;  // known key whose stored spec differs from the one offered
   std::int64_t job_id = 0;
+  std::string client_ref;  // of the new job (inserted only)
 };
 
 struct StoreStats {

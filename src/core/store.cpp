@@ -494,7 +494,8 @@ Result<EnqueueOutcome> Store::Impl::enqueue_one(const PersonaSpec& spec, std::st
                                                 std::string_view reason, TimePoint now,
                                                 const std::function<std::string()>& new_ref) {
   const std::string what = "enqueue '" + spec.key + "'";
-  EnqueueOutcome out{.key = spec.key};
+  EnqueueOutcome out;
+  out.key = spec.key;
   {
     ResetOnExit reset(key_lookup);
     auto row = key_lookup.bind(1, std::string_view(spec.key)).step();
@@ -510,7 +511,8 @@ Result<EnqueueOutcome> Store::Impl::enqueue_one(const PersonaSpec& spec, std::st
       return out;
     }
   }
-  auto id = insert_new_job(spec, source, now, new_ref());
+  out.client_ref = new_ref();
+  auto id = insert_new_job(spec, source, now, out.client_ref);
   if (!id) return fail(what, id.error());
   Transition first{.job_id = *id, .at = now, .from = std::nullopt, .to = State::queued,
                    .remote_status = {}, .reason = std::string(reason)};

@@ -137,21 +137,28 @@ Result<std::vector<EnqueueOutcome>> Tracker::enqueue(const std::vector<PersonaSp
                                                      std::string_view source) {
   if (!accepting_) return make_error("personad is shutting down; nothing was enqueued");
   std::string reason = "enqueued from " + std::string(source);
-  auto r = store_.enqueue(specs, source, reason, clock_.now(), [] { return new_client_ref(); });
+  TimePoint now = clock_.now();
+  auto r = store_.enqueue(specs, source, reason, now, [] { return new_client_ref(); });
   if (!r) {
     ++metrics_.store_errors;
     return r;
   }
-  for (const auto& o : *r) {
+  for (std::size_t i = 0; i < r->size(); ++i) {
+    const EnqueueOutcome& o = (*r)[i];
     if (o.inserted) {
-      auto job = store_.get(o.job_id);
-      if (job && *job) {
-        Transition t{o.job_id, (*job)->created_at, std::nullopt, State::queued, "", reason};
-        log_.transition(**job, t);
-        ++metrics_.transitions[State::queued];
-        if (hook_) hook_(**job, t);
-      }
-      scheduler_.schedule(o.job_id, clock_.now());
+      // The row as enqueue wrote it; no need to read it back for the log line and the hook.
+      Job job;
+      job.id = o.job_id;
+      job.key = o.key;
+      job.client_ref = o.client_ref;
+      job.spec = specs[i];
+      job.source = std::string(source);
+      job.created_at = job.updated_at = now;
+      Transition t{o.job_id, now, std::nullopt, State::queued, "", reason};
+      log_.transition(job, t);
+      ++metrics_.transitions[State::queued];
+      if (hook_) hook_(job, t);
+      scheduler_.schedule(o.job_id, now);
     } else if (o.spec_changed) {
       log_.event(level_enum::warn, "spec_changed",
                  {{"key", o.key},
