@@ -46,5 +46,63 @@ TEST(Crash, SigkillAtRandomMomentsNeverLosesOrDuplicatesAPersona) {
     }
 }
 
+TEST(Crash, SigtermLetsInFlightCreatesFinishAndCommit) {
+  Environment env("graceful");
+  // Every answer takes 1.5 s: the create is surely in flight when SIGTERM arrives.
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--fault-slow", "1", "--slow-ms", "1500"}));
+  env.write_config("", "", "[daemon]\nshutdown_grace = \"10s\"\n");
+  write_file(env.dir() / "batches.d" / "g.toml", make_batch("gr", 2));
+  env.start_daemon();
+  ASSERT_TRUE(wait_until([&] { return read_file(env.log_path()).find("to=submitting") !=
+                                      std::string::npos; },
+                         seconds(10)));
+  auto t0 = std::chrono::steady_clock::now();
+  env.daemon()->signal(SIGTERM);
+  EXPECT_EQ(env.daemon()->wait(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+  // Both creates completed and were committed before the exit: nothing is left unknown.
+  for (auto& [key, j] : jobs(env)) {
+    EXPECT_EQ(j.at("state"), "pending") << key;
+    EXPECT_FALSE(j.at("remote_id").is_null()) << key;
+  }
+  EXPECT_EQ(env.sim_personas().size(), 2u);
+}
+
+TEST(Crash, GraceRunsOutThenTheNextStartReconciles) {
+  Environment env("grace");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--fault-slow", "1", "--slow-ms", "2500"}));
+  env.write_config("", "", "[daemon]\nshutdown_grace = \"300ms\"\n");
+  write_file(env.dir() / "batches.d" / "g.toml", make_batch("gr", 1));
+  env.start_daemon();
+  ASSERT_TRUE(wait_until([&] { return read_file(env.log_path()).find("to=submitting") !=
+                                      std::string::npos; },
+                         seconds(10)));
+  auto t0 = std::chrono::steady_clock::now();
+  env.daemon()->signal(SIGTERM);
+  EXPECT_EQ(env.daemon()->wait(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(2000));
+  EXPECT_EQ(jobs(env)["gr-0"].at("state"), "submitting");
+  // The create still lands on the server; the next start finds it by its label.
+  ASSERT_TRUE(wait_until([&] { return env.sim_personas().size() == 1; }, seconds(5)));
+  http(env.sim_port(), "POST", "/_sim/faults", R"({"slow": 0})");
+  env.start_daemon();
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 1); }, seconds(60)))
+      << read_file(env.log_path());
+  expect_consistent_with_server(env, 1);
+  EXPECT_NE(read_file(env.log_path()).find("adopted remote persona"), std::string::npos);
+}
+
+TEST(Crash, DamagedDatabaseIsAClearStartupErrorAndIsLeftAlone) {
+  Environment env("baddb");
+  ASSERT_TRUE(env.start_sim({}));
+  env.write_config();
+  write_file(env.dir() / "personad.db", std::string(8192, 'x'));
+  auto r = run({PERSONAD_BIN, "--config", env.config_path().string()}, env.dir(),
+               env.credentials_env());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is not a personad database"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(env.dir() / "personad.db"), std::string(8192, 'x'));
+}
+
 }  // namespace
 }  // namespace personad::it
