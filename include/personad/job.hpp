@@ -39,6 +39,26 @@ struct PersonaSpec {
   bool operator==(const PersonaSpec&) const = default;
 };
 
+// The text fields of a spec under their API names (labels, the one list, is apart), for the
+// readers and writers that go field by field: one table, so none can forget a field.
+struct SpecTextField {
+  std::string_view name;
+  std::string PersonaSpec::*member;
+};
+inline constexpr SpecTextField kSpecTextFields[] = {
+    {"key", &PersonaSpec::key},
+    {"gender", &PersonaSpec::gender},
+    {"creator_name", &PersonaSpec::creator_name},
+    {"video_scene", &PersonaSpec::video_scene},
+    {"keywords", &PersonaSpec::keywords},
+    {"lipsync_input", &PersonaSpec::lipsync_input},
+    {"consent_video", &PersonaSpec::consent_video},
+    {"webhook_url", &PersonaSpec::webhook_url},
+    {"gdown_url", &PersonaSpec::gdown_url},
+};
+// The spec's text field of that name, or nullptr.
+const SpecTextField* find_spec_text_field(std::string_view name);
+
 // A fresh random UUID (v4): the client reference of a job, carried as its label.
 std::string new_client_ref();
 // True when a video field names a local file rather than an http(s) URL.

@@ -17,10 +17,16 @@
 #include <system_error>
 
 #include "personad/result.hpp"
+#include "personad/toml_support.hpp"
 
 namespace personad {
 
 namespace fs = std::filesystem;
+using toml_support::directory_of;
+using toml_support::in_quotes;
+using toml_support::line_of;
+using toml_support::read_text_file;
+using toml_support::type_name;
 
 std::string BatchError::to_string() const {
   std::string text = file;
@@ -42,8 +48,6 @@ constexpr std::size_t kMaxKeyChars = 128;
 constexpr std::string_view kReservedLabelPrefix = "personad:";
 
 using Errors = std::vector<FieldError>;
-
-std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // The API counts characters, not bytes. Inputs are already valid UTF-8 (toml++ and Boost.JSON
 // reject anything else), so counting lead bytes is enough.
@@ -214,59 +218,9 @@ std::vector<FieldError> validate_spec(const PersonaSpec& spec) {
 
 namespace {
 
-struct TextField {
-  std::string_view name;
-  std::string PersonaSpec::*member;
-};
-constexpr TextField kTextFields[] = {
-    {"key", &PersonaSpec::key},
-    {"gender", &PersonaSpec::gender},
-    {"creator_name", &PersonaSpec::creator_name},
-    {"video_scene", &PersonaSpec::video_scene},
-    {"keywords", &PersonaSpec::keywords},
-    {"lipsync_input", &PersonaSpec::lipsync_input},
-    {"consent_video", &PersonaSpec::consent_video},
-    {"webhook_url", &PersonaSpec::webhook_url},
-    {"gdown_url", &PersonaSpec::gdown_url},
-};
 constexpr std::string_view kKnownFields =
     "key, gender, creator_name, video_scene, keywords, lipsync_input, consent_video, labels, "
     "webhook_url, gdown_url";
-
-std::string_view type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return "string";
-    case toml::node_type::integer:
-      return "integer";
-    case toml::node_type::floating_point:
-      return "float";
-    case toml::node_type::boolean:
-      return "boolean";
-    case toml::node_type::date:
-      return "date";
-    case toml::node_type::time:
-      return "time";
-    case toml::node_type::date_time:
-      return "date-time";
-    case toml::node_type::array:
-      return "array";
-    case toml::node_type::table:
-      return "table";
-    case toml::node_type::none:
-      break;
-  }
-  return "nothing";
-}
-
-int line_of(const toml::source_region& region) { return static_cast<int>(region.begin.line); }
-
-fs::path directory_of(const std::string& file) {
-  std::error_code ec;
-  fs::path abs = fs::absolute(fs::path(file), ec);
-  if (ec) abs = fs::path(file);
-  return abs.lexically_normal().parent_path();
-}
 
 // Turns a local media value into an absolute, normal path. `file:///abs` and `file:rel` are
 // accepted besides plain paths; relative paths are anchored at the batch file's directory.
@@ -352,9 +306,8 @@ class BatchReader {
   bool read_field(PersonaSpec& spec, const std::string& field, const toml::node& node) {
     const int line = line_of(node.source());
     if (field == "labels") return read_labels(spec, node, line);
-    const auto text = std::find_if(std::begin(kTextFields), std::end(kTextFields),
-                                   [&](const TextField& f) { return f.name == field; });
-    if (text == std::end(kTextFields)) {
+    const SpecTextField* text = find_spec_text_field(field);
+    if (text == nullptr) {
       error(line, field, "unknown field (known: " + std::string(kKnownFields) + ")");
       return false;
     }
@@ -427,19 +380,6 @@ class BatchReader {
   std::vector<BatchError> errors_;
   std::map<std::string, int> first_line_of_key_;
 };
-
-Result<std::string> read_text_file(const fs::path& path) {
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (ec) return make_error(ec.message());
-  if (!fs::is_regular_file(status)) return make_error("not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return make_error("read error");
-  return text.str();
-}
 
 }  // namespace
 

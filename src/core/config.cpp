@@ -4,6 +4,8 @@
 
 #include <toml++/toml.h>
 
+#include "personad/toml_support.hpp"
+
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -25,6 +27,11 @@
 namespace personad {
 
 namespace fs = std::filesystem;
+using toml_support::directory_of;
+using toml_support::in_quotes;
+using toml_support::line_of;
+using toml_support::read_text_file;
+using toml_support::type_name;
 
 // ---------------------------------------------------------------------------------------------
 // Durations
@@ -78,66 +85,15 @@ std::string format_duration(Millis d) {
 
 namespace {
 
-Result<std::string> read_text_file(const fs::path& path) {
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (ec) return make_error(ec.message());
-  if (!fs::is_regular_file(status)) return make_error("not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return make_error("read error");
-  return text.str();
-}
-
-std::string_view type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return "string";
-    case toml::node_type::integer:
-      return "integer";
-    case toml::node_type::floating_point:
-      return "float";
-    case toml::node_type::boolean:
-      return "boolean";
-    case toml::node_type::date:
-      return "date";
-    case toml::node_type::time:
-      return "time";
-    case toml::node_type::date_time:
-      return "date-time";
-    case toml::node_type::array:
-      return "array";
-    case toml::node_type::table:
-      return "table";
-    case toml::node_type::none:
-      break;
-  }
-  return "nothing";
-}
-
-int line_of(const toml::source_region& region) { return static_cast<int>(region.begin.line); }
-
 std::string expected(std::string_view what, const toml::node& got) {
   return "expected " + std::string(what) + ", got " + std::string(type_name(got));
 }
-
-std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // An absolute, lexically normal path; relative ones are taken from `base`.
 std::string resolve_path(const fs::path& base, std::string_view value) {
   fs::path p(value);
   if (p.is_relative()) p = base / p;
   return p.lexically_normal().string();
-}
-
-// The directory of `file` as an absolute path (relative paths in a file are anchored there).
-fs::path directory_of(const std::string& file) {
-  std::error_code ec;
-  fs::path abs = fs::absolute(fs::path(file), ec);
-  if (ec) abs = fs::path(file);
-  return abs.lexically_normal().parent_path();
 }
 
 // Errors with the line they belong to, reported in line order (toml++ tables iterate by name).

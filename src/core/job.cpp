@@ -57,6 +57,12 @@ bool transition_allowed(State from, State to) {
   return false;
 }
 
+const SpecTextField* find_spec_text_field(std::string_view name) {
+  for (const auto& f : kSpecTextFields)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
 std::string new_client_ref() {
   boost::uuids::random_generator gen;  // seeded from the OS entropy source
   return boost::uuids::to_string(gen());

@@ -123,29 +123,14 @@ Result<std::string> read_string(const json::object& o, std::string_view field) {
 Result<PersonaSpec> spec_from_json(const json::value& v) {
   if (!v.is_object()) return make_error("persona: expected a JSON object");
   const auto& o = v.get_object();
-  static constexpr std::string_view kKnown[] = {
-      "key",           "gender", "creator_name", "video_scene", "keywords", "lipsync_input",
-      "consent_video", "labels", "webhook_url",  "gdown_url"};
-  for (const auto& kv : o) {
-    bool known = false;
-    for (auto k : kKnown) known = known || kv.key() == k;
-    if (!known) return make_error("field '" + std::string(kv.key()) + "': unknown field");
-  }
+  for (const auto& kv : o)
+    if (kv.key() != "labels" && find_spec_text_field(kv.key()) == nullptr)
+      return make_error("field '" + std::string(kv.key()) + "': unknown field");
   PersonaSpec s;
-  std::pair<std::string_view, std::string*> text_fields[] = {
-      {"key", &s.key},
-      {"gender", &s.gender},
-      {"creator_name", &s.creator_name},
-      {"video_scene", &s.video_scene},
-      {"keywords", &s.keywords},
-      {"lipsync_input", &s.lipsync_input},
-      {"consent_video", &s.consent_video},
-      {"webhook_url", &s.webhook_url},
-      {"gdown_url", &s.gdown_url}};
-  for (auto& [name, dest] : text_fields) {
+  for (const auto& [name, member] : kSpecTextFields) {
     auto r = read_string(o, name);
     if (!r) return r.error();
-    *dest = std::move(*r);
+    s.*member = std::move(*r);
   }
   if (auto it = o.find("labels"); it != o.end() && !it->value().is_null()) {
     if (!it->value().is_array()) return make_error("field 'labels': expected an array of strings");

@@ -44,24 +44,13 @@ Error fail(std::string_view what, const Error& cause) {
 // ---- The spec as JSON ------------------------------------------------------------------------
 
 // The stored form is private to the store (the control socket's JSON lives in job_json): it
-// only has to read back exactly what it wrote. One list of the text fields serves both
+// only has to read back exactly what it wrote. One list of the text fields (kSpecTextFields in
+// job.hpp) serves both
 // directions, so a field cannot be written and then forgotten on the way back.
-using TextField = std::pair<std::string_view, std::string PersonaSpec::*>;
-constexpr std::array<TextField, 9> kSpecText = {{
-    {"key", &PersonaSpec::key},
-    {"gender", &PersonaSpec::gender},
-    {"creator_name", &PersonaSpec::creator_name},
-    {"video_scene", &PersonaSpec::video_scene},
-    {"keywords", &PersonaSpec::keywords},
-    {"lipsync_input", &PersonaSpec::lipsync_input},
-    {"consent_video", &PersonaSpec::consent_video},
-    {"webhook_url", &PersonaSpec::webhook_url},
-    {"gdown_url", &PersonaSpec::gdown_url},
-}};
 
 json::object stored_spec_object(const PersonaSpec& spec) {
   json::object o;
-  for (const auto& [name, member] : kSpecText) o[name] = spec.*member;
+  for (const auto& [name, member] : kSpecTextFields) o[name] = spec.*member;
   json::array labels;
   for (const auto& label : spec.labels) labels.emplace_back(label);
   o["labels"] = std::move(labels);
@@ -94,7 +83,7 @@ Result<PersonaSpec> parse_stored_spec(std::string_view text) {
   const auto* o = v.if_object();
   if (o == nullptr) return make_error("spec is not a JSON object");
   PersonaSpec spec;
-  for (const auto& [name, member] : kSpecText) {
+  for (const auto& [name, member] : kSpecTextFields) {
     const auto* field = o->if_contains(name);
     if (field == nullptr) continue;
     const auto* s = field->if_string();
