@@ -45,8 +45,8 @@ Error fail(std::string_view what, const Error& cause) {
 
 // The stored form is private to the store (the control socket's JSON lives in job_json): it
 // only has to read back exactly what it wrote. One list of the text fields (kSpecTextFields in
-// job.hpp) serves both
-// directions, so a field cannot be written and then forgotten on the way back.
+// job.hpp) serves both directions, so a field cannot be written and then forgotten on the way
+// back.
 
 json::object stored_spec_object(const PersonaSpec& spec) {
   json::object o;
