@@ -114,6 +114,40 @@ TEST(Daemon, PersonactlSubmitWhileRunning) {
     EXPECT_TRUE(show.as_object().contains(f)) << f;
 }
 
+TEST(Daemon, LocalVideosAreUploadedAsMultipart) {
+  Environment env("multipart");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  fs::create_directories(env.dir() / "media");
+  write_file(env.dir() / "media" / "lipsync.mp4", std::string(300 * 1024, 'L'));
+  write_file(env.dir() / "media" / "consent.mov", std::string(100 * 1024, 'C'));
+  write_file(env.dir() / "local.toml",
+             "[[persona]]\nkey = \"local-1\"\ngender = \"m\"\ncreator_name = \"Local Person\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"media/lipsync.mp4\"\n"
+             "consent_video = \"file:media/consent.mov\"\nlabels = [\"it\", \"local\"]\n");
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  auto r = env.ctl({"submit", (env.dir() / "local.toml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 1); }, seconds(60)))
+      << read_file(env.log_path());
+  expect_consistent_with_server(env, 1);
+  auto p = env.sim_personas().at(0).as_object();
+  std::string lipsync(p.at("lipsync_input").as_string());
+  std::string consent(p.at("consent_video").as_string());
+  EXPECT_THAT(lipsync, HasSubstr("lipsync.mp4"));
+  EXPECT_THAT(lipsync, HasSubstr("307200 bytes"));
+  EXPECT_THAT(consent, HasSubstr("consent.mov"));
+  EXPECT_THAT(consent, HasSubstr("102400 bytes"));
+  // A batch naming a missing local file is refused whole at intake.
+  write_file(env.dir() / "missing.toml",
+             "[[persona]]\nkey = \"local-2\"\ngender = \"m\"\ncreator_name = \"X\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"media/nope.mp4\"\n");
+  auto bad = env.ctl({"submit", (env.dir() / "missing.toml").string()});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("lipsync_input"));
+}
+
 TEST(Daemon, CliReadsTheDatabaseWhenTheDaemonIsDown) {
   Environment env("fallback");
   ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
