@@ -46,20 +46,27 @@ TEST(Crash, SigkillAtRandomMomentsNeverLosesOrDuplicatesAPersona) {
     }
 }
 
-TEST(Crash, SigtermLetsInFlightCreatesFinishAndCommit) {
-  Environment env("graceful");
-  // Every answer takes 1.5 s: the create is surely in flight when SIGTERM arrives.
-  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--fault-slow", "1", "--slow-ms", "1500"}));
-  env.write_config("", "", "[daemon]\nshutdown_grace = \"10s\"\n");
-  write_file(env.dir() / "batches.d" / "g.toml", make_batch("gr", 2));
+// Starts a simulator whose every answer takes `slow_ms`, and personad with `grace` on a batch
+// of `jobs`; returns once a create is in flight, then stops personad with SIGTERM and returns
+// how long it took to exit (its exit code is checked to be 0).
+std::chrono::steady_clock::duration stop_during_a_create(Environment& env, const char* slow_ms,
+                                                         const char* grace, int jobs) {
+  EXPECT_TRUE(env.start_sim({"--time-scale", "100000", "--fault-slow", "1", "--slow-ms", slow_ms}));
+  env.write_config("", "", std::string("[daemon]\nshutdown_grace = \"") + grace + "\"\n");
+  write_file(env.dir() / "batches.d" / "g.toml", make_batch("gr", jobs));
   env.start_daemon();
-  ASSERT_TRUE(wait_until([&] { return read_file(env.log_path()).find("to=submitting") !=
-                                      std::string::npos; },
-                         seconds(10)));
+  EXPECT_TRUE(wait_until(
+      [&] { return read_file(env.log_path()).find("to=submitting") != std::string::npos; },
+      seconds(10)));
   auto t0 = std::chrono::steady_clock::now();
   env.daemon()->signal(SIGTERM);
   EXPECT_EQ(env.daemon()->wait(), 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+  return std::chrono::steady_clock::now() - t0;
+}
+
+TEST(Crash, SigtermLetsInFlightCreatesFinishAndCommit) {
+  Environment env("graceful");
+  EXPECT_LT(stop_during_a_create(env, "1500", "10s", 2), seconds(5));
   // Both creates completed and were committed before the exit: nothing is left unknown.
   for (auto& [key, j] : jobs(env)) {
     EXPECT_EQ(j.at("state"), "pending") << key;
@@ -70,17 +77,7 @@ TEST(Crash, SigtermLetsInFlightCreatesFinishAndCommit) {
 
 TEST(Crash, GraceRunsOutThenTheNextStartReconciles) {
   Environment env("grace");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--fault-slow", "1", "--slow-ms", "2500"}));
-  env.write_config("", "", "[daemon]\nshutdown_grace = \"300ms\"\n");
-  write_file(env.dir() / "batches.d" / "g.toml", make_batch("gr", 1));
-  env.start_daemon();
-  ASSERT_TRUE(wait_until([&] { return read_file(env.log_path()).find("to=submitting") !=
-                                      std::string::npos; },
-                         seconds(10)));
-  auto t0 = std::chrono::steady_clock::now();
-  env.daemon()->signal(SIGTERM);
-  EXPECT_EQ(env.daemon()->wait(), 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(2000));
+  EXPECT_LT(stop_during_a_create(env, "2500", "300ms", 1), milliseconds(2000));
   EXPECT_EQ(jobs(env)["gr-0"].at("state"), "submitting");
   // The create still lands on the server; the next start finds it by its label.
   ASSERT_TRUE(wait_until([&] { return env.sim_personas().size() == 1; }, seconds(5)));
