@@ -3,6 +3,8 @@
 #include "personad/creatify_client.hpp"
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.hpp"
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +20,8 @@
 
 namespace personad {
 namespace {
+
+using personad::testing::TempDir;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -297,25 +301,6 @@ std::string random_bytes(std::size_t n, unsigned seed) {
   return s;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("personad-client-test-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    auto p = path_ / name;
-    std::ofstream(p, std::ios::binary) << bytes;
-    return p.string();
-  }
-  std::filesystem::path path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 TEST_F(CreatifyClientTest, CreateUploadsLocalVideosAsStreamedMultipart) {
   serve([](const Request&) { return ok_persona("p-up"); });
   TempDir dir;
@@ -323,7 +308,7 @@ TEST_F(CreatifyClientTest, CreateUploadsLocalVideosAsStreamedMultipart) {
   const std::string consent = random_bytes(1000, 2);
   auto spec = url_spec();
   spec.lipsync_input = dir.write("jane lipsync.mp4", lipsync);
-  spec.consent_video = "file:" + dir.write("consent.MOV", consent);
+  spec.consent_video = "file:" + dir.write("consent.MOV", consent).string();
   spec.webhook_url = "https://hooks.example.com/x";
 
   auto client = make_client();
