@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <filesystem>
 #include <random>
 #include <spdlog/logger.h>
 
@@ -57,7 +58,26 @@ class Daemon {
     return false;
   }
 
+  // Outside systemd (which makes StateDirectory and RuntimeDirectory) the default
+  // /var/lib/personad and /run/personad may not exist yet: make them, owner and group only.
+  bool ensure_parent_directory(const std::string& file, std::string_view what) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path(file).parent_path();
+    std::error_code ec;
+    if (dir.empty() || fs::is_directory(dir, ec)) return true;
+    if (!fs::create_directories(dir, ec) && ec)
+      return fail(what, "cannot create directory " + dir.string() + ": " + ec.message());
+    fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec,
+                    ec);
+    log_.event(level_enum::info, "created_directory",
+               {{"path", dir.string()}, {"for", std::string(what)}});
+    return true;
+  }
+
   bool start() {
+    if (!ensure_parent_directory(config_.store_path, "store") ||
+        !ensure_parent_directory(config_.control_socket, "control socket"))
+      return false;
     auto lock = InstanceLock::acquire(config_.store_path + ".lock");
     if (!lock) return fail("lock", lock.message());
     lock_ = std::move(*lock);
@@ -150,9 +170,15 @@ class Daemon {
                 {"invalid", std::to_string(invalid)}});
   }
 
-  // Files dropped into the directory are read without waiting for a SIGHUP.
+  // Files dropped into the directory are read without waiting for a SIGHUP. A missing
+  // directory is made if we may (so it can be watched), else only SIGHUP reads it later.
   void watch_batches() {
     watcher_.reset();
+    std::error_code ec;
+    if (!std::filesystem::exists(config_.batches_directory, ec) &&
+        std::filesystem::create_directories(config_.batches_directory, ec))
+      log_.event(level_enum::info, "created_directory",
+                 {{"path", config_.batches_directory}, {"for", "batches"}});
     auto w = DirWatcher::watch(ioc_.get_executor(), config_.batches_directory,
                                [this] { scan_batches(); });
     if (!w) {
