@@ -3,12 +3,13 @@
 #include "personad/creatify_client.hpp"
 
 #include <gtest/gtest.h>
-
-#include "temp_dir.hpp"
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -17,6 +18,8 @@
 #include <random>
 #include <set>
 #include <sstream>
+
+#include "temp_dir.hpp"
 
 namespace personad {
 namespace {
@@ -778,6 +781,59 @@ TEST_F(CreatifyClientTest, HttpsAgainstAPlainServerFailsCleanly) {
   EXPECT_NE(r.message.find("(request not sent)"), std::string::npos) << r.message;
   EXPECT_FALSE(r.sent);
   EXPECT_TRUE(server->seen.empty());
+}
+
+// A TLS server whose certificate no system CA signed: the client must refuse it (peer
+// verification is on), before any byte of a request leaves.
+TEST_F(CreatifyClientTest, HttpsRefusesAnUntrustedCertificate) {
+  namespace ssl = asio::ssl;
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  ASSERT_NE(key, nullptr);
+  X509* cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  ASSERT_GT(X509_sign(cert, key, EVP_sha256()), 0);
+  ssl::context server_tls(ssl::context::tls_server);
+  ASSERT_EQ(SSL_CTX_use_certificate(server_tls.native_handle(), cert), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey(server_tls.native_handle(), key), 1);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  bool handshake_failed = false;
+  std::size_t bytes_read = 0;
+  acceptor.async_accept([&](boost::system::error_code ec, asio::ip::tcp::socket socket) {
+    if (ec) return;
+    auto stream = std::make_shared<ssl::stream<asio::ip::tcp::socket>>(std::move(socket),
+                                                                      server_tls);
+    stream->async_handshake(ssl::stream_base::server, [&, stream](boost::system::error_code hec) {
+      handshake_failed = static_cast<bool>(hec);
+      if (hec) return;
+      auto buf = std::make_shared<std::array<char, 1024>>();
+      stream->async_read_some(asio::buffer(*buf), [&, stream, buf](boost::system::error_code,
+                                                                   std::size_t n) {
+        bytes_read = n;
+      });
+    });
+  });
+
+  auto o = options();
+  o.base_url = "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  auto client = make_client(o);
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_NE(r.message.find("certificate verify failed"), std::string::npos) << r.message;
+  EXPECT_FALSE(r.sent);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(handshake_failed);
+  EXPECT_EQ(bytes_read, 0u);
 }
 
 TEST_F(CreatifyClientTest, CloseMakesLaterRequestsFailFast) {
