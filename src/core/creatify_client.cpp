@@ -46,11 +46,6 @@ constexpr int kMaxListPages = 10'000;
 // this is more likely dead than alive, so it is not worth a failed attempt.
 constexpr auto kIdleLimit = std::chrono::seconds(30);
 
-std::string describe(Millis d) {
-  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
-  return std::to_string(d.count()) + "ms";
-}
-
 // ---- Where the API is ----
 
 struct Origin {
@@ -421,7 +416,7 @@ class Core {
                                           const Exchange& ex, bool is_create) const;
   void log_request(std::string_view method, std::string_view target, steady::time_point start,
                    const RoundTrip& rt) const;
-  std::string timeout_message() const { return "timeout after " + describe(options_.timeout); }
+  std::string timeout_message() const { return "timeout after " + format_duration(options_.timeout); }
 
   asio::any_io_executor ex_;
   ClientOptions options_;

@@ -20,8 +20,6 @@ using spdlog::level::level_enum;
 
 namespace {
 
-std::string seconds_text(Millis d) { return format_duration(d); }
-
 // Whether a listed persona was created by this job according to its fields and time. Used only
 // when the API does not return labels in its list.
 bool fields_match(const Job& job, const RemotePersona& p) {
@@ -439,7 +437,7 @@ asio::awaitable<void> Tracker::reconcile(Job job) {
                 {"listed", std::to_string(listed.value.size())},
                 {"at", format_rfc3339(settle)},
                 {"reason", "not listed yet; the API gets " +
-                               seconds_text(options_.api.reconcile_after) + " to show a create"}});
+                               format_duration(options_.api.reconcile_after) + " to show a create"}});
     if (save(job)) schedule(job);
     co_return;
   }
@@ -448,7 +446,7 @@ asio::awaitable<void> Tracker::reconcile(Job job) {
   if (!commit(job, State::submitting,
               "reconciled: no persona with " + label + " among " +
                   std::to_string(listed.value.size()) + " listed " +
-                  seconds_text(std::chrono::duration_cast<Millis>(now - not_before)) +
+                  format_duration(std::chrono::duration_cast<Millis>(now - not_before)) +
                   " after the last create; submitting again",
               /*durable=*/true))
     co_return;
@@ -482,7 +480,7 @@ asio::awaitable<void> Tracker::poll(Job job) {
     // An API that never answers still lets the job expire, after one more retry window.
     if (now >= expires + options_.api.retry_max) {
       commit(job, State::expired,
-             "no final status within " + seconds_text(options_.poll.give_up_after) +
+             "no final status within " + format_duration(options_.poll.give_up_after) +
                  "; the API did not answer: " + r.message);
       co_return;
     }
@@ -518,7 +516,7 @@ asio::awaitable<void> Tracker::poll(Job job) {
   }
   if (now >= expires) {
     commit(job, State::expired,
-           "no final status within " + seconds_text(options_.poll.give_up_after) +
+           "no final status within " + format_duration(options_.poll.give_up_after) +
                " (last process_status=" + p.process_status + ")");
     co_return;
   }
@@ -664,7 +662,7 @@ ActionResult Tracker::retry(std::string_view key, bool resubmit) {
     job.errors = 0;
     if (!commit(job, State::pending,
                 "retry by operator: polling resumes for another " +
-                    seconds_text(options_.poll.give_up_after)))
+                    format_duration(options_.poll.give_up_after)))
       return refuse(ActionStatus::failed, "could not record the retry; see the log");
     schedule(job);
     return ActionResult{ActionStatus::ok, "polling resumed", job};
