@@ -51,11 +51,9 @@ class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     auto ts = std::chrono::time_point_cast<std::chrono::milliseconds>(msg.time);
+    auto level = spdlog::level::to_string_view(msg.level);
     std::string head = "{\"ts\":\"" + format_rfc3339(TimePoint(ts.time_since_epoch())) +
-                       "\",\"level\":\"" +
-                       std::string(spdlog::level::to_string_view(msg.level).data(),
-                                   spdlog::level::to_string_view(msg.level).size()) +
-                       "\",";
+                       "\",\"level\":\"" + std::string(level.data(), level.size()) + "\",";
     std::string_view payload(msg.payload.data(), msg.payload.size());
     std::string line;
     if (payload.size() >= 2 && payload.front() == '{' && payload.back() == '}') {
