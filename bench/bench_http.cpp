@@ -16,6 +16,7 @@
 
 #include "bench_support.hpp"
 #include "personad/creatify_client.hpp"
+#include "personad/remote_list.hpp"
 #include "personad/logging.hpp"
 #include "personad/store.hpp"
 #include "personad/tracker.hpp"
@@ -155,9 +156,10 @@ void client_figures(const std::string& base_url, std::size_t personas, std::size
   t.add(load_row("GET /api/personas/{id}/", 1, serial));
   auto parallel = drive(ioc, gets, 64, get);
   t.add(load_row("GET /api/personas/{id}/", 64, parallel));
+  SystemClock wall_clock;
   auto lists = drive(ioc, 10, 1, [&](std::size_t) -> asio::awaitable<bool> {
-    auto r = co_await client->list();
-    co_return r.outcome == Outcome::ok && r.value.size() == personas;
+    auto r = co_await fetch_listing(*client, wall_clock, ListingOptions{}, [] { return 0.5; });
+    co_return r.outcome == Outcome::ok && r.value.items.size() == personas;
   });
   t.add(load_row(strf("GET list, %zu personas (20 a page)", personas), 1, lists));
   client->close();

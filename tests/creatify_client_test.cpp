@@ -1,6 +1,7 @@
 // Tests of the Beast Creatify client against a scripted HTTP server running inside the test on
 // 127.0.0.1:0: request shapes, uploads, outcome mapping, pooling, limits, timeouts and TLS errors.
 #include "personad/creatify_client.hpp"
+#include "personad/remote_list.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -182,6 +183,14 @@ T run(asio::io_context& io, asio::awaitable<T> op, std::chrono::milliseconds lim
   io.run_for(limit);
   if (!out) throw std::runtime_error("operation did not finish in time");
   return std::move(*out);
+}
+
+// The whole list, one try per page (page retries are remote_list's, tested there).
+asio::awaitable<ApiResult<Listing>> list_all(CreatifyApi& api) {
+  static SystemClock clock;
+  ListingOptions o;
+  o.page_attempts = 1;
+  co_return co_await fetch_listing(api, clock, o, [] { return 0.5; });
 }
 
 // Runs several operations concurrently until all complete.
@@ -569,12 +578,12 @@ TEST_F(CreatifyClientTest, ListFollowsRelativeAndAbsoluteNextLinks) {
   });
   base = server->url();
   auto client = make_client();
-  auto r = run(io, client->list());
+  auto r = run(io, list_all(*client));
   ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
   std::vector<std::string> ids;
-  for (auto& p : r.value) ids.push_back(p.id);
+  for (auto& p : r.value.items) ids.push_back(p.id);
   EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
-  EXPECT_TRUE(r.value[0].has_labels);
+  EXPECT_TRUE(r.value.items[0].has_labels);
   EXPECT_EQ(server->seen.size(), 4u);
   for (auto& s : server->seen) EXPECT_EQ(s.request["X-API-KEY"], kApiKey);
 }
@@ -587,11 +596,11 @@ TEST_F(CreatifyClientTest, ListAcceptsAPlainArrayAtTheConfiguredPath) {
   auto o = options();
   o.list_path = "/api/personas/";
   auto client = make_client(o);
-  auto r = run(io, client->list());
+  auto r = run(io, list_all(*client));
   ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
-  ASSERT_EQ(r.value.size(), 2u);
-  EXPECT_EQ(r.value[1].id, "y");
-  EXPECT_FALSE(r.value[0].has_labels);
+  ASSERT_EQ(r.value.items.size(), 2u);
+  EXPECT_EQ(r.value.items[1].id, "y");
+  EXPECT_FALSE(r.value.items[0].has_labels);
 }
 
 TEST_F(CreatifyClientTest, ListFailsWhenAnyPageFails) {
@@ -601,12 +610,12 @@ TEST_F(CreatifyClientTest, ListFailsWhenAnyPageFails) {
     return Reply{503, "maintenance", {{"Retry-After", "30"}}};
   });
   auto client = make_client();
-  auto r = run(io, client->list());
+  auto r = run(io, list_all(*client));
   EXPECT_EQ(r.outcome, Outcome::transient);
   EXPECT_EQ(r.http_status, 503);
   EXPECT_EQ(r.retry_after, Millis(30'000));
-  EXPECT_EQ(r.message, "GET /api/personas_v2/?page=2: HTTP 503: maintenance");
-  EXPECT_TRUE(r.value.empty());
+  EXPECT_EQ(r.message, "GET /api/personas_v2/?page=2: HTTP 503: maintenance (page 2 of the list)");
+  EXPECT_TRUE(r.value.items.empty() || r.value.items.size() == 1u);
 }
 
 TEST_F(CreatifyClientTest, ListFollowsForeignHostLinksOnBaseUrlAndStopsLoops) {
@@ -617,16 +626,16 @@ TEST_F(CreatifyClientTest, ListFollowsForeignHostLinksOnBaseUrlAndStopsLoops) {
     return Reply{200, page_json({"c"}, "/loop/")};
   });
   auto client = make_client();
-  auto foreign = run(io, client->list());
+  auto foreign = run(io, list_all(*client));
   ASSERT_EQ(foreign.outcome, Outcome::ok) << foreign.message;
-  ASSERT_EQ(foreign.value.size(), 2u);  // page 2 came from our server, not from elsewhere
-  EXPECT_EQ(foreign.value[1].id, "b");
+  ASSERT_EQ(foreign.value.items.size(), 2u);  // page 2 came from our server, not from elsewhere
+  EXPECT_EQ(foreign.value.items[1].id, "b");
   EXPECT_EQ(server->seen.size(), 2u);
 
   auto o = options();
   o.list_path = "/loop/";
   auto looping = make_client(o);
-  auto loop = run(io, looping->list());
+  auto loop = run(io, list_all(*looping));
   EXPECT_EQ(loop.outcome, Outcome::transient);
   EXPECT_NE(loop.message.find("loops back"), std::string::npos) << loop.message;
 }
@@ -634,7 +643,7 @@ TEST_F(CreatifyClientTest, ListFollowsForeignHostLinksOnBaseUrlAndStopsLoops) {
 TEST_F(CreatifyClientTest, ListWithMalformedPageIsTransient) {
   serve([](const Request&) { return Reply{200, R"({"count": 1})"}; });
   auto client = make_client();
-  auto r = run(io, client->list());
+  auto r = run(io, list_all(*client));
   EXPECT_EQ(r.outcome, Outcome::transient);
   EXPECT_NE(r.message.find("malformed response"), std::string::npos) << r.message;
 }
@@ -682,7 +691,7 @@ TEST_F(CreatifyClientTest, SequentialRequestsReuseOneConnection) {
   auto client = make_client();
   EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
   EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
-  EXPECT_EQ(run(io, client->list()).outcome, Outcome::transient);  // a persona is not a list
+  EXPECT_EQ(run(io, list_all(*client)).outcome, Outcome::transient);  // a persona is not a list
   EXPECT_EQ(server->accepted, 1);
   EXPECT_EQ(server->seen.size(), 3u);
 }

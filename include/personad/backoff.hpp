@@ -25,7 +25,8 @@ TimePoint next_poll_time(const PollConfig& policy, TimePoint submitted_at,
                          std::int64_t polls_done, TimePoint now, double unit_random);
 
 // Delay after the n-th consecutive transient error (n ≥ 1): retry_initial × 2^(n-1) capped at
-// retry_max, jittered by ±20%; a Retry-After from the server is honoured as a lower bound.
+// retry_max, jittered by ±20%; a Retry-After from the server is honoured as a lower bound up to
+// retry_max (the documented cap: a larger Retry-After waits retry_max).
 Millis retry_delay(const ApiConfig& api, std::int64_t consecutive_errors,
                    std::optional<Millis> retry_after, double unit_random);
 

@@ -52,6 +52,14 @@ struct ApiResult {
   bool sent = true;
 };
 
+// One page of a list of personas.
+struct ListPage {
+  std::vector<RemotePersona> items;
+  // The next page: as parsed, the body's absolute or relative URL; as returned by
+  // CreatifyApi::list_page, the target to pass to the next call. Empty on the last page.
+  std::string next;
+};
+
 class CreatifyApi {
  public:
   virtual ~CreatifyApi() = default;
@@ -60,8 +68,10 @@ class CreatifyApi {
                                                                   std::string client_ref) = 0;
   // GET /api/personas/{id}/
   virtual boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) = 0;
-  // GET {list_path}, following `next` through every page.
-  virtual boost::asio::awaitable<ApiResult<std::vector<RemotePersona>>> list() = 0;
+  // One page of GET {list_path}: `target` empty for the first page, else the `next` of the
+  // page before, exactly as this call returned it (a path and query on base_url). Paging,
+  // retries of a failed page and loop detection are the caller's (see remote_list.hpp).
+  virtual boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) = 0;
 };
 
 // ---- Pure helpers (no I/O), shared by the client and its tests ----
@@ -76,11 +86,7 @@ std::optional<Millis> parse_retry_after(std::string_view value, TimePoint now);
 // Reads a persona object; an error message when required fields (id) are missing or mistyped.
 Result<RemotePersona> parse_persona(const boost::json::value& v);
 
-struct ListPage {
-  std::vector<RemotePersona> items;
-  std::string next;  // absolute or relative URL of the next page; empty on the last page
-};
-// Accepts a plain JSON array or {count, next, previous, results}.
+// Accepts a plain JSON array or {count, next, previous, results}; `next` as the body gives it.
 Result<ListPage> parse_list_page(const boost::json::value& v);
 
 // A readable message from an error body: DRF field errors {"field": ["msg", …]} become

@@ -35,7 +35,7 @@ class CreatifyClient final : public CreatifyApi {
   boost::asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec,
                                                           std::string client_ref) override;
   boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) override;
-  boost::asio::awaitable<ApiResult<std::vector<RemotePersona>>> list() override;
+  boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) override;
 
   // Closes pooled connections (shutdown).
   void close();

@@ -1,15 +1,29 @@
-// Result<T>: a value or an Error with a message for an operator. Used at every module boundary
-// instead of exceptions, so that nothing thrown ever crosses the event loop.
+// Result<T>: a value or an Error with a kind and a message for an operator. Used at every module
+// boundary instead of exceptions, so that nothing thrown ever crosses the event loop.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
 namespace personad {
 
+// What kind of failure, so callers decide on the kind and never on the text.
+enum class ErrorKind {
+  internal,     // a bug or an unexpected condition
+  io,           // the disk, the database or another local resource failed
+  invalid,      // bad input: a file, a request, an argument
+  not_found,    // no such key or object
+  conflict,     // not allowed in the object's current state (or it changed meanwhile)
+  unavailable,  // nobody answers there (no daemon on the socket, no server)
+};
+
+std::string_view to_string(ErrorKind k);
+
 struct Error {
   std::string message;
+  ErrorKind kind = ErrorKind::internal;
 };
 
 template <class T>
@@ -31,6 +45,7 @@ class [[nodiscard]] Result {
 
   const Error& error() const { return std::get<1>(v_); }
   const std::string& message() const { return error().message; }
+  ErrorKind kind() const { return error().kind; }
 
  private:
   std::variant<T, Error> v_;
@@ -46,6 +61,7 @@ class [[nodiscard]] Result<void> {
   explicit operator bool() const { return ok_; }
   const Error& error() const { return error_; }
   const std::string& message() const { return error_.message; }
+  ErrorKind kind() const { return error_.kind; }
 
  private:
   Error error_;
@@ -53,5 +69,20 @@ class [[nodiscard]] Result<void> {
 };
 
 inline Error make_error(std::string message) { return Error{std::move(message)}; }
+inline Error make_error(ErrorKind kind, std::string message) {
+  return Error{std::move(message), kind};
+}
+
+inline std::string_view to_string(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::internal: return "internal";
+    case ErrorKind::io: return "io";
+    case ErrorKind::invalid: return "invalid";
+    case ErrorKind::not_found: return "not_found";
+    case ErrorKind::conflict: return "conflict";
+    case ErrorKind::unavailable: return "unavailable";
+  }
+  return "internal";
+}
 
 }  // namespace personad

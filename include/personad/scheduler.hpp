@@ -1,11 +1,11 @@
-// Due-time queue of job ids driven by a single steady_timer: O(log n) per schedule, one wake-up
-// per due time, no periodic scan, no timer armed while nothing is due.
+// Due-time queue of job ids driven by a single timer of the clock: O(log n) per schedule, one
+// wake-up per due time, no periodic scan, no timer armed while nothing is due.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <unordered_map>
@@ -44,18 +44,16 @@ class Scheduler {
 
   void drop_stale_top();
   void arm();
-  void start_wait(TimePoint due, std::chrono::steady_clock::duration real);
   void fire();
   void compact();
 
-  boost::asio::steady_timer timer_;
   const Clock& clock_;
+  std::unique_ptr<WakeTimer> timer_;
   Callback on_due_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
   std::unordered_map<std::int64_t, Live> live_;
   std::uint64_t next_gen_ = 1;
   std::optional<TimePoint> armed_for_;
-  std::uint64_t wait_id_ = 0;  // identifies the current timer wait; stale completions are ignored
   bool dispatching_ = false;
   bool stopped_ = false;
 };

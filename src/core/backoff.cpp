@@ -8,7 +8,7 @@ namespace personad {
 
 Millis apply_jitter(Millis d, double jitter, double unit_random) {
   double factor = 1.0 + jitter * (2.0 * std::clamp(unit_random, 0.0, 1.0) - 1.0);
-  return Millis(std::llround(static_cast<double>(d.count()) * factor));
+  return multiply_saturating(d, factor);
 }
 
 Millis poll_delay(const PollConfig& p, std::int64_t polls_done, double unit_random) {
@@ -17,16 +17,17 @@ Millis poll_delay(const PollConfig& p, std::int64_t polls_done, double unit_rand
   double exponent = static_cast<double>(std::min<std::int64_t>(polls_done - 1, 200));
   double raw = static_cast<double>(p.initial_interval.count()) * std::pow(p.multiplier, exponent);
   double capped = std::min(raw, static_cast<double>(p.max_interval.count()));
-  return apply_jitter(Millis(std::llround(capped)), p.jitter, unit_random);
+  return apply_jitter(multiply_saturating(Millis(1), capped), p.jitter, unit_random);
 }
 
 TimePoint expiry_time(const PollConfig& p, TimePoint submitted_at) {
-  return submitted_at + p.give_up_after;
+  return add_saturating(submitted_at, p.give_up_after);
 }
 
 TimePoint next_poll_time(const PollConfig& p, TimePoint submitted_at, std::int64_t polls_done,
                          TimePoint now, double unit_random) {
-  return std::min(now + poll_delay(p, polls_done, unit_random), expiry_time(p, submitted_at));
+  return std::min(add_saturating(now, poll_delay(p, polls_done, unit_random)),
+                  expiry_time(p, submitted_at));
 }
 
 Millis retry_delay(const ApiConfig& api, std::int64_t n, std::optional<Millis> retry_after,
@@ -34,8 +35,10 @@ Millis retry_delay(const ApiConfig& api, std::int64_t n, std::optional<Millis> r
   double exponent = static_cast<double>(std::clamp<std::int64_t>(n - 1, 0, 62));
   double raw = static_cast<double>(api.retry_initial.count()) * std::pow(2.0, exponent);
   double capped = std::min(raw, static_cast<double>(api.retry_max.count()));
-  Millis d = apply_jitter(Millis(std::llround(capped)), 0.2, unit_random);
-  if (retry_after) d = std::max(d, *retry_after);
+  Millis d = apply_jitter(multiply_saturating(Millis(1), capped), 0.2, unit_random);
+  // The server's Retry-After is a lower bound, but only up to retry_max: an absurd value
+  // (4294967295 s, a date in 9999) must not park a job past every deadline.
+  if (retry_after) d = std::max(d, std::min(*retry_after, api.retry_max));
   return d;
 }
 

@@ -41,7 +41,6 @@ constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kCreatePath = "/api/personas_v2/";
 constexpr std::size_t kUploadChunk = 64 * 1024;
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
-constexpr int kMaxListPages = 10'000;
 // Load balancers close idle keep-alive connections after about a minute; one idle longer than
 // this is more likely dead than alive, so it is not worth a failed attempt.
 constexpr auto kIdleLimit = std::chrono::seconds(30);
@@ -371,7 +370,7 @@ class Core {
 
   asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec, std::string client_ref);
   asio::awaitable<ApiResult<RemotePersona>> get(std::string id);
-  asio::awaitable<ApiResult<std::vector<RemotePersona>>> list();
+  asio::awaitable<ApiResult<ListPage>> list_page(std::string target);
   void close();
 
  private:
@@ -766,57 +765,41 @@ asio::awaitable<ApiResult<RemotePersona>> Core::get(std::string id) {
   co_return persona_result("GET", target, ex, false);
 }
 
-asio::awaitable<ApiResult<std::vector<RemotePersona>>> Core::list() {
-  using ListResult = ApiResult<std::vector<RemotePersona>>;
-  ListResult out;
-  std::string target = options_.list_path;
-  std::set<std::string> seen;
-  for (int page = 1;; ++page) {
-    if (page > kMaxListPages)
-      co_return failure<std::vector<RemotePersona>>(
-          Outcome::transient, "GET", options_.list_path,
-          "gave up after " + std::to_string(kMaxListPages) + " pages");
-    seen.insert(target);
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    add_headers(req);
-    auto ex = co_await send(req, true);
-    if (!ex.reply)
-      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target, ex.error);
-    if (classify_http_status(ex.reply->status) != Outcome::ok) {
-      // The error mapping does not depend on what a success would have carried.
-      auto err = persona_result("GET", target, ex, false);
-      ListResult r;
-      r.outcome = err.outcome;
-      r.http_status = err.http_status;
-      r.retry_after = err.retry_after;
-      r.message = std::move(err.message);
-      co_return r;
-    }
-    boost::system::error_code ec;
-    auto doc = json::parse(ex.reply->body, ec);
-    if (ec)
-      co_return failure<std::vector<RemotePersona>>(
-          Outcome::transient, "GET", target,
-          "malformed response: body is not JSON (" + ec.message() + ")");
-    auto parsed = parse_list_page(doc);
-    if (!parsed)
-      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
-                                                    "malformed response: " + parsed.message());
-    for (auto& p : parsed->items) out.value.push_back(std::move(p));
-    if (parsed->next.empty()) {
-      out.outcome = Outcome::ok;
-      out.http_status = ex.reply->status;
-      co_return out;
-    }
-    auto next = next_page_target(target, parsed->next);
-    if (!next)
-      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
-                                                    next.message());
-    if (seen.count(*next))
-      co_return failure<std::vector<RemotePersona>>(Outcome::transient, "GET", target,
-                                                    "next page link loops back to " + *next);
-    target = std::move(next).value();
+asio::awaitable<ApiResult<ListPage>> Core::list_page(std::string target) {
+  if (target.empty()) target = options_.list_path;
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  add_headers(req);
+  auto ex = co_await send(req, true);
+  if (!ex.reply) co_return failure<ListPage>(Outcome::transient, "GET", target, ex.error);
+  if (classify_http_status(ex.reply->status) != Outcome::ok) {
+    // The error mapping does not depend on what a success would have carried.
+    auto err = persona_result("GET", target, ex, false);
+    ApiResult<ListPage> r;
+    r.outcome = err.outcome;
+    r.http_status = err.http_status;
+    r.retry_after = err.retry_after;
+    r.message = std::move(err.message);
+    co_return r;
   }
+  boost::system::error_code ec;
+  auto doc = json::parse(ex.reply->body, ec);
+  if (ec)
+    co_return failure<ListPage>(Outcome::transient, "GET", target,
+                                "malformed response: body is not JSON (" + ec.message() + ")");
+  auto parsed = parse_list_page(doc);
+  if (!parsed)
+    co_return failure<ListPage>(Outcome::transient, "GET", target,
+                                "malformed response: " + parsed.message());
+  ApiResult<ListPage> out;
+  out.outcome = Outcome::ok;
+  out.http_status = ex.reply->status;
+  out.value.items = std::move(parsed->items);
+  if (!parsed->next.empty()) {
+    auto next = next_page_target(target, parsed->next);
+    if (!next) co_return failure<ListPage>(Outcome::transient, "GET", target, next.message());
+    out.value.next = std::move(next).value();
+  }
+  co_return out;
 }
 
 Result<std::unique_ptr<ssl::context>> make_tls_context(const Origin& origin) {
@@ -911,12 +894,12 @@ asio::awaitable<ApiResult<RemotePersona>> CreatifyClient::get(std::string id) {
   }
 }
 
-asio::awaitable<ApiResult<std::vector<RemotePersona>>> CreatifyClient::list() {
+asio::awaitable<ApiResult<ListPage>> CreatifyClient::list_page(std::string target) {
   auto core = impl_->core;
   try {
-    co_return co_await core->list();
+    co_return co_await core->list_page(std::move(target));
   } catch (const std::exception& e) {
-    ApiResult<std::vector<RemotePersona>> r;
+    ApiResult<ListPage> r;
     r.message = std::string("GET list: internal error: ") + e.what();
     co_return r;
   }

@@ -5,7 +5,7 @@
 namespace personad {
 
 Scheduler::Scheduler(boost::asio::any_io_executor ex, const Clock& clock, Callback on_due)
-    : timer_(std::move(ex)), clock_(clock), on_due_(std::move(on_due)) {}
+    : clock_(clock), timer_(clock.make_timer(ex)), on_due_(std::move(on_due)) {}
 
 void Scheduler::schedule(std::int64_t id, TimePoint due) {
   if (stopped_) return;
@@ -20,7 +20,7 @@ void Scheduler::cancel(std::int64_t id) {
   live_.erase(id);
   drop_stale_top();
   if (live_.empty()) {
-    timer_.cancel();
+    timer_->cancel();
     armed_for_.reset();
   }
 }
@@ -34,7 +34,7 @@ std::optional<TimePoint> Scheduler::next_due() const {
 
 void Scheduler::stop() {
   stopped_ = true;
-  timer_.cancel();
+  timer_->cancel();
   live_.clear();
   heap_ = {};
 }
@@ -60,24 +60,17 @@ void Scheduler::arm() {
   if (dispatching_ || stopped_) return;  // fire() re-arms once it has dispatched
   drop_stale_top();
   if (heap_.empty()) {
-    if (armed_for_) timer_.cancel();
+    if (armed_for_) timer_->cancel();
     armed_for_.reset();
     return;
   }
   TimePoint due = heap_.top().due;
   if (armed_for_ && *armed_for_ == due) return;
-  auto wait = due - clock_.now();
-  start_wait(due, wait.count() > 0 ? clock_.real_delay(wait) : std::chrono::steady_clock::duration{});
-}
-
-void Scheduler::start_wait(TimePoint due, std::chrono::steady_clock::duration real) {
   armed_for_ = due;
-  timer_.expires_after(real);
-  std::uint64_t id = ++wait_id_;
-  timer_.async_wait([this, id](const boost::system::error_code& ec) {
-    if (ec || id != wait_id_ || stopped_) return;
+  // The timer calls back only once the clock has reached `due` (see WakeTimer).
+  timer_->wait_until(due, [this] {
     armed_for_.reset();
-    fire();
+    if (!stopped_) fire();
   });
 }
 
@@ -90,13 +83,6 @@ void Scheduler::fire() {
     live_.erase(heap_.top().id);
     heap_.pop();
     drop_stale_top();
-  }
-  if (due.empty() && !heap_.empty()) {
-    // Woke a hair early (clock rounding): wait at least a millisecond of real time.
-    TimePoint next = heap_.top().due;
-    start_wait(next, std::max(clock_.real_delay(next - now),
-                              std::chrono::steady_clock::duration(std::chrono::milliseconds(1))));
-    return;
   }
   dispatching_ = true;
   for (std::int64_t id : due) on_due_(id);

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "personad/backoff.hpp"
+#include "personad/remote_list.hpp"
 
 namespace personad {
 
@@ -71,7 +72,13 @@ struct Tracker::SharedList {
       TimePoint started = clock.now();
       in_flight_since = started;
       std::uint64_t id = ++fetches;
-      auto r = co_await api.list();
+      auto listing = co_await fetch_listing(api, clock, ListingOptions{}, [] { return 0.5; });
+      ApiResult<std::vector<RemotePersona>> r;
+      r.outcome = listing.outcome;
+      r.http_status = listing.http_status;
+      r.retry_after = listing.retry_after;
+      r.message = listing.message;
+      r.value = std::move(listing.value.items);
       in_flight_since.reset();
       if (r.outcome == Outcome::ok) {
         fetched_at = started;

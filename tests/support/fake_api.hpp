@@ -27,6 +27,7 @@ class FakeApi : public CreatifyApi {
   bool active_when_done = true;
   std::string failed_reason = "consent video does not match";
   bool list_has_labels = true;
+  std::size_t page_size = 0;  // 0: the whole list on one page
   std::chrono::milliseconds latency{0};  // real time per request
 
   // Faults for the next calls, consumed in order.
@@ -94,26 +95,37 @@ class FakeApi : public CreatifyApi {
     co_return r;
   }
 
-  boost::asio::awaitable<ApiResult<std::vector<RemotePersona>>> list() override {
+  // Pages of `page_size` personas in creation order; targets are "?page=N".
+  boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) override {
     Guard g(*this);
     co_await delay();
     ++lists;
     Fault f = take(list_faults);
-    ApiResult<std::vector<RemotePersona>> r;
+    ApiResult<ListPage> r;
     if (f == Fault::transient) {
       r.outcome = Outcome::transient;
+      r.http_status = 502;
       r.message = "HTTP 502";
       co_return r;
     }
+    if (f == Fault::permanent) {
+      r.outcome = Outcome::permanent;
+      r.http_status = 404;
+      r.message = "HTTP 404: Not found.";
+      co_return r;
+    }
+    std::size_t page = target.empty() ? 0 : std::stoul(target.substr(target.find('=') + 1));
+    std::size_t size = page_size == 0 ? order.size() + 1 : page_size;
     r.outcome = Outcome::ok;
-    for (const auto& id : order) {
-      RemotePersona p = personas[id].remote;
+    for (std::size_t i = page * size; i < order.size() && i < (page + 1) * size; ++i) {
+      RemotePersona p = personas[order[i]].remote;
       if (!list_has_labels) {
         p.labels.clear();
         p.has_labels = false;
       }
-      r.value.push_back(p);
+      r.value.items.push_back(p);
     }
+    if ((page + 1) * size < order.size()) r.value.next = "?page=" + std::to_string(page + 1);
     co_return r;
   }
 
