@@ -92,7 +92,8 @@ TEST(Config, EmptyFileGivesDefaults) {
   EXPECT_EQ(c.api.list_path, "/api/personas_v2/");
   EXPECT_EQ(c.api.retry_initial, Millis{1'000});
   EXPECT_EQ(c.api.retry_max, Millis{300'000});
-  EXPECT_EQ(c.api.reconcile_after, Millis{30'000});
+  EXPECT_EQ(c.api.reconcile_after, Millis{60'000});
+  EXPECT_EQ(c.api.reconcile_give_up, Millis{3'600'000});
   EXPECT_EQ(c.store_path, "/var/lib/personad/personad.db");
   EXPECT_EQ(c.batches_directory, "/etc/personad/batches.d");
   EXPECT_EQ(c.poll.first_after, Millis{300'000});

@@ -103,14 +103,27 @@ class StoreTest : public ::testing::Test {
     return found.ok() && found->has_value() ? **found : Job{};
   }
 
-  // Moves a job to `to`, recording the transition as the tracker would.
+  // Moves a job to `to` along the transition table (queued → submitting → pending → …),
+  // recording each transition as the tracker would.
   void move(Store& store, Job& j, State to, TimePoint at, std::string reason = "test") {
-    Transition t{.job_id = j.id, .at = at, .from = j.state, .to = to, .remote_status = {},
-                 .reason = std::move(reason)};
-    j.state = to;
-    j.updated_at = at;
-    auto r = store.apply(j, t, to == State::submitting);
-    ASSERT_TRUE(r.ok()) << r.message();
+    std::vector<State> path;
+    if (to == State::cancelled || transition_allowed(j.state, to)) {
+      path = {to};
+    } else {
+      for (State s : {State::submitting, State::pending})
+        if (j.state != s && s != to) path.push_back(s);
+      path.push_back(to);
+    }
+    for (State next : path) {
+      ASSERT_TRUE(transition_allowed(j.state, next))
+          << to_string(j.state) << " → " << to_string(next);
+      Transition t{.job_id = j.id, .at = at, .from = j.state, .to = next, .remote_status = {},
+                   .reason = reason};
+      j.state = next;
+      j.updated_at = at;
+      auto r = store.apply(j, t);
+      ASSERT_TRUE(r.ok()) << r.message();
+    }
   }
 
   fs::path dir_;
@@ -140,6 +153,8 @@ void expect_same_job(const Job& a, const Job& b) {
   EXPECT_EQ(a.send_unknown, b.send_unknown);
   EXPECT_EQ(a.last_sent_at, b.last_sent_at);
   EXPECT_EQ(a.expires_at, b.expires_at);
+  EXPECT_EQ(a.unknown_since, b.unknown_since);
+  EXPECT_EQ(a.operator_reason, b.operator_reason);
 }
 
 // ---- Opening ---------------------------------------------------------------------------------
@@ -224,6 +239,99 @@ TEST_F(StoreTest, AnotherProgramsSqliteDatabaseIsRefused) {
   EXPECT_NE(store.message().find("is not a personad database"), std::string::npos)
       << store.message();
   EXPECT_EQ(read_bytes(path_), before);
+}
+
+// Operators upgrade in place: a database written by the oldest schema (0001) opens, migrates
+// to the latest, and keeps every job and transition.
+TEST_F(StoreTest, DatabaseOfTheOldestSchemaMigratesWithNothingLost) {
+  const auto& oldest = migrations::kAll.front();
+  raw_exec(path_, std::string(oldest.sql) + "; PRAGMA user_version = " +
+                      std::to_string(oldest.version) + ";");
+  raw_exec(path_,
+           "INSERT INTO jobs (id, key, state, client_ref, spec, source, remote_id, remote_status, "
+           "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, "
+           "submitting_since, send_unknown, last_sent_at, expires_at) VALUES (1, 'old-1', "
+           "'pending', 'ref-1', '{\"key\":\"old-1\",\"gender\":\"f\",\"labels\":[\"a\"]}', "
+           "'batch.toml', 'remote-1', 'reviewing', 1000, 2000, 3000, 4000, 7, 1, 1500, 0, 1500, "
+           "9000);"
+           "INSERT INTO transitions (job_id, at, from_state, to_state, remote_status, reason) "
+           "VALUES (1, 1000, NULL, 'queued', NULL, 'enqueued'), "
+           "(1, 1500, 'queued', 'submitting', NULL, 'submitting'), "
+           "(1, 2000, 'submitting', 'pending', 'pending', 'created');");
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->schema_version(), migrations::kAll.back().version);
+  Job j = job(*store, "old-1");
+  EXPECT_EQ(j.state, State::pending);
+  EXPECT_EQ(j.client_ref, "ref-1");
+  EXPECT_EQ(j.remote_id, "remote-1");
+  EXPECT_EQ(j.remote_status, "reviewing");
+  EXPECT_EQ(j.polls, 7);
+  EXPECT_EQ(j.spec.labels, std::vector<std::string>{"a"});
+  EXPECT_EQ(j.expires_at, from_unix_ms(9000));
+  EXPECT_FALSE(j.unknown_since);  // columns added later read as absent
+  EXPECT_FALSE(j.operator_reason);
+  auto h = store->history(j.id);
+  ASSERT_TRUE(h.ok()) << h.message();
+  ASSERT_EQ(h->size(), 3u);
+  EXPECT_EQ((*h)[2].reason, "created");
+  // And it keeps working: the next poll's write goes through.
+  j.polls = 8;
+  EXPECT_TRUE(store->update(j).ok());
+}
+
+// The transition table lives in one place and the store enforces it: a move the table forbids
+// writes nothing, whoever asks.
+TEST_F(StoreTest, ApplyRefusesAMoveTheTableForbids) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  j.state = State::done;
+  Transition skip{.job_id = j.id, .at = kT0, .from = State::queued, .to = State::done,
+                  .remote_status = {}, .reason = "skipping ahead"};
+  auto r = store->apply(j, skip);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.kind(), ErrorKind::conflict);
+  EXPECT_NE(r.message().find("queued → done is not an allowed transition"), std::string::npos)
+      << r.message();
+  EXPECT_EQ(job(*store, "acme-1").state, State::queued);
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM transitions"), "1");
+
+  // submitting → submitting is allowed: a resend after a proved absence, or a flag.
+  Job k = job(*store, "acme-1");
+  move(*store, k, State::submitting, kT0);
+  move(*store, k, State::submitting, kT0 + Millis(1), "submitting again");
+  EXPECT_EQ(raw_query(path_, "SELECT count(*) FROM transitions"), "3");
+}
+
+// A write of a job that moved on meanwhile (an operator cancelled it while its request was in
+// flight) is refused as a conflict and changes nothing: the cancel stands.
+TEST_F(StoreTest, WritesOfAJobThatMovedOnAreConflicts) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job stale = job(*store, "acme-1");
+  move(*store, stale, State::submitting, kT0);
+  Job current = job(*store, "acme-1");
+  move(*store, current, State::cancelled, kT0 + Millis(1), "cancelled by operator");
+
+  stale.remote_id = "remote-1";
+  stale.state = State::pending;
+  Transition created{.job_id = stale.id, .at = kT0 + Millis(2), .from = State::submitting,
+                     .to = State::pending, .remote_status = "pending", .reason = "created"};
+  auto r = store->apply(stale, created);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.kind(), ErrorKind::conflict);
+  EXPECT_NE(r.message().find("the job is cancelled now"), std::string::npos) << r.message();
+
+  stale.state = State::submitting;
+  auto u = store->update(stale);
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.kind(), ErrorKind::conflict);
+  Job after = job(*store, "acme-1");
+  EXPECT_EQ(after.state, State::cancelled);
+  EXPECT_FALSE(after.remote_id);
 }
 
 TEST_F(StoreTest, NewerSchemaIsRefused) {
@@ -558,19 +666,20 @@ TEST_F(StoreTest, ApplyThatBreaksAConstraintChangesNothing) {
   ASSERT_TRUE(store->update(a).ok());
 
   Job b = job(*store, "acme-2");
+  move(*store, b, State::submitting, kT0);
   b.remote_id = "same-remote";  // one remote persona cannot belong to two jobs
   b.state = State::pending;
-  Transition t{.job_id = b.id, .at = kT0, .from = State::queued, .to = State::pending,
+  Transition t{.job_id = b.id, .at = kT0, .from = State::submitting, .to = State::pending,
                .remote_status = "pending", .reason = "adopted"};
   auto r = store->apply(b, t);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message().find("UNIQUE"), std::string::npos) << r.message();
   Job after = job(*store, "acme-2");
-  EXPECT_EQ(after.state, State::queued);
+  EXPECT_EQ(after.state, State::submitting);
   EXPECT_FALSE(after.remote_id);
   auto history = store->history(b.id);
   ASSERT_TRUE(history.ok());
-  EXPECT_EQ(history->size(), 1u);
+  EXPECT_EQ(history->size(), 2u);
 }
 
 TEST_F(StoreTest, UpdateWritesTheRowOnly) {
@@ -603,7 +712,7 @@ TEST_F(StoreTest, EveryJobFieldRoundTrips) {
   ASSERT_TRUE(store);
   enqueue(*store, {make_spec("acme-1")});
   Job j = job(*store, "acme-1");
-  j.state = State::failed;
+  move(*store, j, State::failed, kT0);
   j.remote_id = "remote-1";
   j.remote_status = "rejected";
   j.failed_reason = "consent video does not match";
@@ -618,6 +727,8 @@ TEST_F(StoreTest, EveryJobFieldRoundTrips) {
   j.send_unknown = true;
   j.last_sent_at = kT0 + Millis(5);
   j.expires_at = kT0 + Millis(6);
+  j.unknown_since = kT0 + Millis(7);
+  j.operator_reason = "reconcile ambiguous";
   j.client_ref = "ref-after-resubmit";
   ASSERT_TRUE(store->update(j).ok());
   expect_same_job(job(*store, "acme-1"), j);
@@ -633,6 +744,8 @@ TEST_F(StoreTest, EveryJobFieldRoundTrips) {
   j.expires_at.reset();
   j.needs_operator = false;
   j.send_unknown = false;
+  j.unknown_since.reset();
+  j.operator_reason.reset();
   ASSERT_TRUE(store->update(j).ok());
   expect_same_job(job(*store, "acme-1"), j);
 

@@ -145,7 +145,7 @@ TEST_F(TrackerTest, AmbiguousFieldMatchWaitsForOperatorAndResolveAdopts) {
   EXPECT_EQ(api_.creates, 2);  // never resent on its own
   std::string created = api_.order.back();  // the lost create's persona
   auto r = tracker_->resolve("second", created, false);
-  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(r) << r.message();
   ASSERT_TRUE(run_until([&] { return final_state("second"); }));
   EXPECT_EQ(state("second"), State::done);
   EXPECT_EQ(job("second").remote_id, created);
@@ -196,7 +196,7 @@ TEST_F(TrackerTest, ExpiresAfterGiveUpAndRetryResumesPolling) {
   api_.statuses = {"done"};
   for (auto& [id, p] : api_.personas) p.step = 0;
   auto r = tracker_->retry("slow", false);
-  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(r) << r.message();
   ASSERT_TRUE(run_until([&] { return final_state("slow"); }));
   EXPECT_EQ(state("slow"), State::done);
   EXPECT_EQ(api_.creates, 1);
@@ -227,12 +227,13 @@ TEST_F(TrackerTest, RemoteFailureFailsAndResubmitUsesAFreshReference) {
   EXPECT_EQ(failed.failed_reason, api_.failed_reason);
 
   auto refused = tracker_->retry("rej", false);
-  EXPECT_EQ(refused.status, ActionStatus::not_allowed);
-  EXPECT_THAT(refused.message, HasSubstr("--resubmit"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.kind(), ErrorKind::conflict);
+  EXPECT_THAT(refused.message(), HasSubstr("--resubmit"));
 
   api_.statuses = {"done"};
   auto r = tracker_->retry("rej", true);
-  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(r) << r.message();
   ASSERT_TRUE(run_until([&] { return final_state("rej"); }));
   Job again = job("rej");
   EXPECT_EQ(again.state, State::done);
@@ -251,12 +252,12 @@ TEST_F(TrackerTest, CancelledQueuedJobIsNeverSent) {
   tracker_.reset();
   make_tracker();
   auto r = tracker_->cancel("c");
-  ASSERT_EQ(r.status, ActionStatus::ok) << r.message;
+  ASSERT_TRUE(r) << r.message();
   run_until([] { return false; }, std::chrono::milliseconds(100));
   EXPECT_EQ(state("c"), State::cancelled);
   EXPECT_EQ(api_.creates, 0);
-  EXPECT_EQ(tracker_->cancel("c").status, ActionStatus::not_allowed);
-  EXPECT_EQ(tracker_->cancel("nope").status, ActionStatus::unknown_key);
+  EXPECT_EQ(tracker_->cancel("c").kind(), ErrorKind::conflict);
+  EXPECT_EQ(tracker_->cancel("nope").kind(), ErrorKind::not_found);
 }
 
 TEST_F(TrackerTest, QueuedRowsWrittenBehindItsBackAreAdoptedOnce) {

@@ -25,7 +25,12 @@ struct ApiConfig {
   // Additions to the contract (documented in the README):
   Millis retry_initial{1'000};   // first retry after a transient error
   Millis retry_max{300'000};     // cap of the retry backoff
-  Millis reconcile_after{30'000};  // how long the API gets to list a create before it is resent
+  // How long after a create's failure the API gets to store and list it before a listing
+  // without it proves it absent (then it is resent).
+  Millis reconcile_after{60'000};
+  // How long a create of unknown outcome may go without a usable list before its job is
+  // flagged for the operator (personactl resolve).
+  Millis reconcile_give_up{3'600'000};
 };
 
 struct PollConfig {

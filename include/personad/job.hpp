@@ -88,10 +88,16 @@ struct Job {
   std::optional<TimePoint> submitting_since;  // when it entered `submitting`
   std::optional<TimePoint> last_sent_at;      // when the latest create request left
   std::optional<TimePoint> expires_at;        // polling gives up here (submitted_at + give_up_after)
-  bool needs_operator = false;                // reconcile was ambiguous: waits for `resolve`
+  // The job waits for `personactl resolve` (ambiguous reconcile, reconcile deadline passed, a
+  // permanent list error); operator_reason says why.
+  bool needs_operator = false;
+  std::optional<std::string> operator_reason;
   // A create request may have reached the API and its outcome is not known. Committed (true)
   // before every create leaves; cleared only when the outcome is known.
   bool send_unknown = false;
+  // When the tracker first saw that the latest create's outcome is unknown (its failure, or the
+  // first look after a restart). The reconcile deadline and the freshness rule count from it.
+  std::optional<TimePoint> unknown_since;
 };
 
 struct Transition {

@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "personad/clock.hpp"
@@ -35,5 +36,32 @@ boost::asio::awaitable<ApiResult<Listing>> fetch_listing(CreatifyApi& api, const
 
 // Waits until `clock` reaches `due` (a timer of the clock: virtual time in tests).
 boost::asio::awaitable<void> sleep_until(const Clock& clock, TimePoint due);
+
+// A listing shared by everyone who can use it (a restart with many creates to reconcile lists
+// the API once, not once per job), never older than the caller allows.
+using SharedListingResult = ApiResult<std::shared_ptr<const Listing>>;
+
+class SharedListing {
+ public:
+  SharedListing(CreatifyApi& api, const Clock& clock, ListingOptions options,
+                std::function<double()> random);
+  void update_options(ListingOptions options) { options_ = options; }
+
+  // A listing started no earlier than `not_before`: the last successful one if it is that
+  // fresh, the one in flight if it started that late, else a new one. Waiters wake once, when
+  // their listing ends; a failure is shared only with those who waited for that very listing.
+  boost::asio::awaitable<SharedListingResult> get(TimePoint not_before);
+  std::uint64_t listings_started() const { return started_; }
+
+ private:
+  struct Flight;
+  CreatifyApi& api_;
+  const Clock& clock_;
+  ListingOptions options_;
+  std::function<double()> random_;
+  std::shared_ptr<const Listing> last_;
+  std::shared_ptr<Flight> flight_;
+  std::uint64_t started_ = 0;
+};
 
 }  // namespace personad

@@ -38,44 +38,49 @@ struct StoreStats {
   std::optional<std::string> next_due_key;
 };
 
+// The truth about every job and every transition, behind one interface: SQLite is the backend
+// (Store::open); tests wrap it to inject faults, and a PostgreSQL backend is planned.
+//
+// Every write checks the transition table (transition_allowed) and that the row is still in
+// the state the caller read it in: a step that lost a race with an operator's action gets an
+// ErrorKind::conflict and writes nothing. Other failures are ErrorKind::io.
 class Store {
  public:
-  ~Store();
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Opens (read_write: creating and migrating) the database at `path`. A file that is not a
-  // SQLite database, or one from a newer personad, is an error: never silently recreated.
+  // Opens (read_write: creating and migrating) the SQLite database at `path`. A file that is
+  // not a SQLite database, or one from a newer personad, is an error: never silently recreated.
   static Result<std::unique_ptr<Store>> open(const std::string& path, OpenMode mode);
 
-  int schema_version() const;
+  virtual int schema_version() const = 0;
 
   // Intake. Inserts each spec whose key is unknown as `queued` with a fresh client_ref (from
   // `new_ref`) and a first transition (none → queued, reason `reason`), all in one transaction.
   // Known keys are left untouched and reported with their state.
-  Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
-                                              std::string_view source, std::string_view reason,
-                                              TimePoint now,
-                                              const std::function<std::string()>& new_ref);
+  virtual Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
+                                                      std::string_view source,
+                                                      std::string_view reason, TimePoint now,
+                                                      const std::function<std::string()>& new_ref) = 0;
 
-  // One committed transaction: the job row as given and the transition row. `durable` forces
-  // synchronous=FULL for this commit (used before a create request leaves).
-  Result<void> apply(const Job& job, const Transition& transition, bool durable = false);
-  // The job row only (poll counters, schedule, remote_status that did not change state).
-  Result<void> update(const Job& job);
+  // One committed transaction (fsync'd): the job row as given and the transition row, which
+  // must go from the row's stored state (transition.from) to job.state along the table.
+  virtual Result<void> apply(const Job& job, const Transition& transition) = 0;
+  // The job row only (poll counters, schedule, remote_status that did not change state); the
+  // row must still be in job.state.
+  virtual Result<void> update(const Job& job) = 0;
 
-  Result<std::optional<Job>> find(std::string_view key) const;
-  Result<std::optional<Job>> get(std::int64_t id) const;
-  Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const;
-  Result<std::vector<Job>> list(std::optional<State> state = std::nullopt) const;
-  Result<std::vector<Job>> load_active() const;  // every job not in a final state
-  Result<std::vector<Transition>> history(std::int64_t job_id) const;
-  Result<StoreStats> stats() const;
+  virtual Result<std::optional<Job>> find(std::string_view key) const = 0;
+  virtual Result<std::optional<Job>> get(std::int64_t id) const = 0;
+  virtual Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const = 0;
+  virtual Result<std::vector<Job>> list(std::optional<State> state = std::nullopt) const = 0;
+  virtual Result<std::vector<Job>> load_active() const = 0;  // every job not in a final state
+  virtual Result<std::vector<Transition>> history(std::int64_t job_id) const = 0;
+  virtual Result<StoreStats> stats() const = 0;
 
- private:
+ protected:
   Store() = default;
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace personad

@@ -1,26 +1,31 @@
 // The orchestrator and the only writer of job state: loads jobs at start, submits, reconciles
 // unknown creates, polls on the persisted schedule, expires, and applies operator actions.
+//
+// Every step reads: load → await the API → reload → decide (a pure function: create_outcome,
+// reconcile, poll_outcome) → commit → schedule. A job's effects (schedule, hook, log line)
+// follow its commit; a step that cannot read or write the store is run again later, so a
+// non-final job is always scheduled, running, or waiting for the operator.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "personad/clock.hpp"
 #include "personad/config.hpp"
 #include "personad/creatify_api.hpp"
 #include "personad/logging.hpp"
+#include "personad/remote_list.hpp"
 #include "personad/scheduler.hpp"
+#include "personad/step_runner.hpp"
 #include "personad/store.hpp"
 
 namespace personad {
@@ -35,7 +40,8 @@ struct TrackerMetrics {
   std::int64_t creates_sent = 0;       // create requests sent
   std::int64_t reconciles = 0;         // reconcile passes run
   std::int64_t adopted = 0;            // remote personas adopted by a reconcile or resolve
-  std::int64_t resent = 0;             // creates sent again after a reconcile found nothing
+  std::int64_t resent = 0;             // creates sent again after a reconcile proved them absent
+  std::int64_t flagged = 0;            // jobs flagged for the operator (personactl resolve)
   std::int64_t api_transient = 0;      // requests that ended in a transient error
   std::int64_t api_permanent = 0;
   std::int64_t api_unauthorized = 0;
@@ -43,12 +49,11 @@ struct TrackerMetrics {
   std::map<State, std::int64_t> transitions;  // by target state
 };
 
-enum class ActionStatus { ok, unknown_key, not_allowed, failed };
-
-struct ActionResult {
-  ActionStatus status = ActionStatus::ok;
+// What an operator's action did (errors: ErrorKind::not_found for an unknown key,
+// ErrorKind::conflict when the action is not allowed in the job's state, io otherwise).
+struct ActionOutcome {
   std::string message;
-  std::optional<Job> job;
+  Job job;
 };
 
 class Tracker {
@@ -74,44 +79,53 @@ class Tracker {
   std::size_t adopt_queued();
 
   // Operator actions (personactl).
-  ActionResult cancel(std::string_view key);
+  Result<ActionOutcome> cancel(std::string_view key);
   // expired → pending (polling resumes); failed → queued with a fresh client_ref (resubmit).
-  ActionResult retry(std::string_view key, bool resubmit);
+  Result<ActionOutcome> retry(std::string_view key, bool resubmit);
   // A `submitting` job: adopt a remote persona id, or declare it not created and resend.
-  ActionResult resolve(std::string_view key, std::optional<std::string> adopt_remote_id,
-                       bool resubmit);
+  Result<ActionOutcome> resolve(std::string_view key, std::optional<std::string> adopt_remote_id,
+                                bool resubmit);
 
   // Called after every committed transition (hooks, notify STATUS).
   void set_transition_hook(TransitionHook hook) { hook_ = std::move(hook); }
+  // Where new client references come from (default: random UUIDs; the simulation seeds them).
+  void set_client_ref_source(std::function<std::string()> source) { new_ref_ = std::move(source); }
 
   // Graceful stop: no new actions start; in-flight ones finish on their own.
   void stop_taking_work();
-  std::size_t in_flight() const { return running_.size(); }
+  std::size_t in_flight() const { return runner_.running(); }
   std::optional<TimePoint> next_due() const { return scheduler_.next_due(); }
   std::size_t scheduled() const { return scheduler_.size(); }
+  // Whether the tracker will act on this job again by itself: scheduled, waiting to run or
+  // running. Every non-final job not waiting for the operator must be.
+  bool is_tracking(std::int64_t job_id) const {
+    return scheduler_.contains(job_id) || runner_.contains(job_id);
+  }
   const TrackerMetrics& metrics() const { return metrics_; }
 
  private:
-  struct SharedList;
+  boost::asio::awaitable<StepEnd> step(std::int64_t id);
+  boost::asio::awaitable<StepEnd> submit(Job job);
+  boost::asio::awaitable<StepEnd> send_create(Job job);
+  boost::asio::awaitable<StepEnd> reconcile(Job job);
+  boost::asio::awaitable<StepEnd> poll(Job job);
+  void step_done(std::int64_t id, StepEnd end, const std::string& failure);
 
-  void on_due(std::int64_t id);
-  void pump();
-  boost::asio::awaitable<void> run(std::int64_t id);
-  boost::asio::awaitable<void> submit(Job job);
+  // The intent record, committed before a create leaves (see mark_sending in tracker.cpp).
   void mark_sending(Job& job);
-  boost::asio::awaitable<void> send_create(Job job);
-  boost::asio::awaitable<void> reconcile(Job job);
-  boost::asio::awaitable<void> poll(Job job);
-
-  // One committed transition: the row, the history entry, the log line, the hook.
-  bool commit(Job& job, State to, std::string reason, bool durable = false);
-  // The row only (schedule, counters, remote_status that did not change state).
-  bool save(Job& job);
+  // One committed transition: the row, the history entry, then the log line, the hook and
+  // the schedule. Errors: conflict when an operator changed the job meanwhile, else io.
+  Result<void> commit(Job& job, State to, std::string reason);
+  // The row only (poll counters, schedule, remote_status that did not change state), then the
+  // schedule.
+  Result<void> save(Job& job);
+  // Re-reads the job after an await: conflict when an operator changed its state meanwhile.
+  Result<Job> reload(const Job& before);
+  // How a failed commit, save or reload ends the step (logged once here).
+  StepEnd end_after(const Error& e, const Job& job, std::string_view what);
   void schedule(const Job& job);
-  // Re-reads the job after an await; nullopt (and a log line) when an operator changed it.
-  std::optional<Job> reload(const Job& before);
+  void flag_for_operator(Job& job, std::string reason);
   void count_api_error(Outcome o);
-  TimePoint retry_at(Job& job, std::optional<Millis> retry_after);
   void warn_unknown_status(const Job& job, const std::string& status);
   double rnd() { return random_(); }
 
@@ -122,15 +136,15 @@ class Tracker {
   const EventLog& log_;
   TrackerOptions options_;
   Random random_;
+  std::function<std::string()> new_ref_;
   Scheduler scheduler_;
-  std::unique_ptr<SharedList> list_;
+  StepRunner runner_;
+  SharedListing listing_;
   TransitionHook hook_;
   TrackerMetrics metrics_;
-  std::deque<std::int64_t> ready_;
-  std::unordered_set<std::int64_t> ready_set_;
-  std::unordered_set<std::int64_t> running_;
-  std::unordered_set<std::int64_t> due_while_running_;
+  std::unordered_map<std::int64_t, std::int64_t> store_failures_;  // consecutive, per job
   std::set<std::string> warned_statuses_;
+  TimePoint started_at_{};
   bool accepting_ = true;
 };
 

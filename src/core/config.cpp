@@ -298,6 +298,8 @@ const std::vector<KeySpec>& schema() {
        duration_key([](Config& c) -> Millis& { return c.api.retry_max; }, false)},
       {"api", "reconcile_after",
        duration_key([](Config& c) -> Millis& { return c.api.reconcile_after; }, false)},
+      {"api", "reconcile_give_up",
+       duration_key([](Config& c) -> Millis& { return c.api.reconcile_give_up; }, false)},
       {"store", "path", path_key([](Config& c) -> std::string& { return c.store_path; }, false)},
       {"batches", "directory",
        path_key([](Config& c) -> std::string& { return c.batches_directory; }, false)},
@@ -404,6 +406,11 @@ class ConfigReader {
                   "api.retry_max: must be at least api.retry_initial (" +
                       format_duration(config_.api.retry_initial) + "), got " +
                       format_duration(config_.api.retry_max));
+    if (config_.api.reconcile_give_up <= config_.api.reconcile_after)
+      errors_.add(line_for("api.reconcile_give_up", "api.reconcile_after"),
+                  "api.reconcile_give_up: must be longer than api.reconcile_after (" +
+                      format_duration(config_.api.reconcile_after) + "), got " +
+                      format_duration(config_.api.reconcile_give_up));
     for (const auto& status : config_.api.status.done_statuses) {
       const auto& failed = config_.api.status.failed_statuses;
       if (std::find(failed.begin(), failed.end(), status) != failed.end())

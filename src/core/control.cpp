@@ -27,21 +27,22 @@ ControlResponse error_reply(int status, const std::string& message) {
   return reply(status, json::object{{"error", message}});
 }
 
-int status_for(ActionStatus s) {
-  switch (s) {
-    case ActionStatus::ok: return 200;
-    case ActionStatus::unknown_key: return 404;
-    case ActionStatus::not_allowed: return 409;
-    case ActionStatus::failed: return 500;
+// The HTTP status of an error, by its kind (the one mapping; ctl reads it back).
+int status_for(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::not_found: return 404;
+    case ErrorKind::conflict: return 409;
+    case ErrorKind::invalid: return 400;
+    case ErrorKind::unavailable: return 503;
+    case ErrorKind::io:
+    case ErrorKind::internal: return 500;
   }
   return 500;
 }
 
-ControlResponse action_reply(const ActionResult& r) {
-  if (r.status != ActionStatus::ok) return error_reply(status_for(r.status), r.message);
-  json::object o{{"message", r.message}};
-  if (r.job) o["job"] = job_to_json(*r.job);
-  return reply(200, o);
+ControlResponse action_reply(const Result<ActionOutcome>& r) {
+  if (!r) return error_reply(status_for(r.kind()), r.message());
+  return reply(200, json::object{{"message", r->message}, {"job", job_to_json(r->job)}});
 }
 
 // Parses a request body as a JSON object; an empty body is an empty object.

@@ -40,8 +40,11 @@ bool transition_allowed(State from, State to) {
       return to == State::submitting;
     case State::submitting:
       // pending: created (or adopted); failed: rejected by the API;
-      // queued: known not to have been created (auth error, operator's --resubmit).
-      return to == State::pending || to == State::failed || to == State::queued;
+      // queued: known not to have been created (operator's --resubmit);
+      // submitting: a create sent again after a reconcile proved the last one absent, or the
+      // job flagged for the operator (each worth a history row).
+      return to == State::pending || to == State::failed || to == State::queued ||
+             to == State::submitting;
     case State::pending:
       // pending → pending records a change of remote_status.
       return to == State::pending || to == State::done || to == State::failed ||

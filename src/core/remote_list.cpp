@@ -2,6 +2,7 @@
 #include "personad/remote_list.hpp"
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <set>
@@ -70,6 +71,65 @@ asio::awaitable<ApiResult<Listing>> fetch_listing(CreatifyApi& api, const Clock&
       co_return out;
     }
     target = std::move(page.value.next);
+  }
+}
+
+struct SharedListing::Flight {
+  TimePoint started{};
+  // One per coroutine waiting for this listing: stores the result in the waiter's frame and
+  // posts its resumption, once. Waiters hold no reference to the flight, so a listing that
+  // never ends (the loop is torn down) leaves no cycle behind.
+  std::vector<std::function<void(const SharedListingResult&)>> waiters;
+};
+
+SharedListing::SharedListing(CreatifyApi& api, const Clock& clock, ListingOptions options,
+                             std::function<double()> random)
+    : api_(api), clock_(clock), options_(options), random_(std::move(random)) {}
+
+asio::awaitable<SharedListingResult> SharedListing::get(TimePoint not_before) {
+  for (;;) {
+    if (last_ && last_->started_at >= not_before) {
+      SharedListingResult r;
+      r.outcome = Outcome::ok;
+      r.value = last_;
+      co_return r;
+    }
+    if (flight_) {
+      // A listing in flight: its result if it started late enough; else wait for it to end
+      // anyway (one listing at a time) and look again.
+      const bool usable = flight_->started >= not_before;
+      std::optional<SharedListingResult> got;
+      auto ex = co_await asio::this_coro::executor;
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+          [&](auto handler) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            flight_->waiters.push_back([ex, h, slot = &got](const SharedListingResult& r) {
+              *slot = r;
+              asio::post(ex, [h] { std::move (*h)(); });
+            });
+          },
+          asio::use_awaitable);
+      if (usable && got) co_return std::move(*got);
+      continue;
+    }
+    auto flight = std::make_shared<Flight>();
+    flight->started = clock_.now();
+    flight_ = flight;
+    ++started_;
+    auto listing = co_await fetch_listing(api_, clock_, options_, random_);
+    SharedListingResult r;
+    r.outcome = listing.outcome;
+    r.http_status = listing.http_status;
+    r.retry_after = listing.retry_after;
+    r.message = std::move(listing.message);
+    if (listing.outcome == Outcome::ok) {
+      r.value = std::make_shared<const Listing>(std::move(listing.value));
+      if (!last_ || last_->started_at <= r.value->started_at) last_ = r.value;
+    }
+    if (flight_ == flight) flight_.reset();
+    for (auto& wake : flight->waiters) wake(r);
+    flight->waiters.clear();
+    co_return r;
   }
 }
 

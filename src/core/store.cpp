@@ -37,8 +37,10 @@ static_assert(migrations_in_order(), "migrations/NNNN_*.sql: versions must be un
 
 constexpr int kLatestVersion = migrations::kAll.back().version;
 
+// A failure of the database itself (I/O, locking, a damaged row) unless the cause says better.
 Error fail(std::string_view what, const Error& cause) {
-  return make_error("store: " + std::string(what) + ": " + cause.message);
+  ErrorKind kind = cause.kind == ErrorKind::internal ? ErrorKind::io : cause.kind;
+  return make_error(kind, "store: " + std::string(what) + ": " + cause.message);
 }
 
 // ---- The spec as JSON ------------------------------------------------------------------------
@@ -120,12 +122,14 @@ std::optional<std::string> null_if_empty(const std::string& s) {
 #define PERSONAD_JOB_COLUMNS                                                                  \
   "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
   "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
-  "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at"
+  "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at, unknown_since, " \
+  "operator_reason"
 
 enum JobColumn {
   kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
   kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
-  kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt,
+  kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt, kUnknownSince,
+  kOperatorReason,
 };
 
 Result<Job> read_job(const Statement& row) {
@@ -156,6 +160,8 @@ Result<Job> read_job(const Statement& row) {
   job.send_unknown = row.int64(kSendUnknown) != 0;
   job.last_sent_at = from_ms(row.optional_int64(kLastSentAt));
   job.expires_at = from_ms(row.optional_int64(kExpiresAt));
+  job.unknown_since = from_ms(row.optional_int64(kUnknownSince));
+  job.operator_reason = row.optional_text(kOperatorReason);
   return job;
 }
 
@@ -349,11 +355,9 @@ Result<void> require_current(int version, const std::string& path) {
                     std::to_string(kLatestVersion) + ": run personad once to migrate");
 }
 
-}  // namespace
+// ---- The SQLite backend ---------------------------------------------------------------------
 
-// ---- Impl ------------------------------------------------------------------------------------
-
-struct Store::Impl {
+struct SqliteImpl {
   // The connection is declared first so that it is closed after every statement is finalized.
   sqlite::Db db;
   std::string path;
@@ -368,6 +372,7 @@ struct Store::Impl {
   Statement insert_job;
   Statement insert_transition;
   Statement update_job;
+  Statement state_of_job;
   Statement job_by_key;
   Statement job_by_id;
   Statement job_by_remote_id;
@@ -387,11 +392,12 @@ struct Store::Impl {
   Result<std::int64_t> insert_new_job(const PersonaSpec& spec, std::string_view source,
                                       TimePoint now, const std::string& client_ref);
   Result<void> add_transition(const Transition& t);
-  Result<void> update_row(const Job& job);
+  // Writes the row if it is still in `expected` (the state the caller read).
+  Result<void> update_row(const Job& job, State expected);
   Result<StoreStats> read_stats();
 };
 
-Result<void> Store::Impl::prepare_all() {
+Result<void> SqliteImpl::prepare_all() {
   const std::pair<Statement*, const char*> all[] = {
       {&begin_write, "BEGIN IMMEDIATE"},
       {&begin_read, "BEGIN DEFERRED"},
@@ -409,8 +415,10 @@ Result<void> Store::Impl::prepare_all() {
        "UPDATE jobs SET state = ?3, remote_id = ?4, remote_status = ?5, failed_reason = ?6, "
        "submitted_at = ?7, updated_at = ?8, next_poll_at = ?9, polls = ?10, attempts = ?11, "
        "errors = ?12, submitting_since = ?13, needs_operator = ?14, send_unknown = ?15, "
-       "last_sent_at = ?16, expires_at = ?17, client_ref = ?18 "
-       "WHERE id = ?1 AND key = ?2"},
+       "last_sent_at = ?16, expires_at = ?17, client_ref = ?18, unknown_since = ?19, "
+       "operator_reason = ?20 "
+       "WHERE id = ?1 AND key = ?2 AND state = ?21"},
+      {&state_of_job, "SELECT state FROM jobs WHERE id = ?1"},
       {&job_by_key, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = ?1"},
       {&job_by_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
       // Served by the unique partial index on remote_id: "= ?1" implies NOT NULL.
@@ -435,18 +443,18 @@ Result<void> Store::Impl::prepare_all() {
   return {};
 }
 
-Result<void> Store::Impl::writable(std::string_view what) const {
+Result<void> SqliteImpl::writable(std::string_view what) const {
   if (mode == OpenMode::read_write) return {};
   return make_error("store: " + std::string(what) + ": database " + path + " is open read-only");
 }
 
-Result<sqlite::Transaction> Store::Impl::begin(Statement& how, std::string_view what) {
+Result<sqlite::Transaction> SqliteImpl::begin(Statement& how, std::string_view what) {
   auto tx = sqlite::Transaction::begin(db, how, commit, rollback);
   if (!tx) return fail(std::string(what) + " (begin)", tx.error());
   return tx;
 }
 
-Result<std::int64_t> Store::Impl::insert_new_job(const PersonaSpec& spec,
+Result<std::int64_t> SqliteImpl::insert_new_job(const PersonaSpec& spec,
                                                  std::string_view source, TimePoint now,
                                                  const std::string& client_ref) {
   // Never store what cannot be read back: text that is not valid UTF-8 would serialise but
@@ -466,7 +474,7 @@ Result<std::int64_t> Store::Impl::insert_new_job(const PersonaSpec& spec,
   return db.last_insert_rowid();
 }
 
-Result<void> Store::Impl::add_transition(const Transition& t) {
+Result<void> SqliteImpl::add_transition(const Transition& t) {
   ResetOnExit reset(insert_transition);
   insert_transition.bind(1, t.job_id).bind(2, to_unix_ms(t.at));
   if (t.from)
@@ -479,7 +487,7 @@ Result<void> Store::Impl::add_transition(const Transition& t) {
   return insert_transition.run();
 }
 
-Result<EnqueueOutcome> Store::Impl::enqueue_one(const PersonaSpec& spec, std::string_view source,
+Result<EnqueueOutcome> SqliteImpl::enqueue_one(const PersonaSpec& spec, std::string_view source,
                                                 std::string_view reason, TimePoint now,
                                                 const std::function<std::string()>& new_ref) {
   const std::string what = "enqueue '" + spec.key + "'";
@@ -511,7 +519,7 @@ Result<EnqueueOutcome> Store::Impl::enqueue_one(const PersonaSpec& spec, std::st
   return out;
 }
 
-Result<void> Store::Impl::update_row(const Job& job) {
+Result<void> SqliteImpl::update_row(const Job& job, State expected) {
   ResetOnExit reset(update_job);
   update_job.bind(1, job.id)
       .bind(2, std::string_view(job.key))
@@ -532,14 +540,24 @@ Result<void> Store::Impl::update_row(const Job& job) {
       .bind(17, to_ms(job.expires_at))
       // A resubmission of a failed job takes a fresh client_ref (the old persona keeps the old
       // label); the key, spec, source and creation time never change.
-      .bind(18, std::string_view(job.client_ref));
+      .bind(18, std::string_view(job.client_ref))
+      .bind(19, to_ms(job.unknown_since))
+      .bind(20, job.operator_reason)
+      .bind(21, to_string(expected));
   if (auto r = update_job.run(); !r) return r.error();
-  if (db.changes() != 1)
-    return make_error("no job with id " + std::to_string(job.id) + " and this key");
-  return {};
+  if (db.changes() == 1) return {};
+  // Nothing changed: tell a job that moved on (an operator's action won the race) from one
+  // that is not there at all.
+  ResetOnExit reset_state(state_of_job);
+  auto row = state_of_job.bind(1, job.id).step();
+  if (!row) return row.error();
+  if (!*row) return make_error(ErrorKind::not_found, "no job with id " + std::to_string(job.id));
+  return make_error(ErrorKind::conflict, "the job is " + state_of_job.text(0) + " now, not " +
+                                             std::string(to_string(expected)) +
+                                             " (changed meanwhile)");
 }
 
-Result<StoreStats> Store::Impl::read_stats() {
+Result<StoreStats> SqliteImpl::read_stats() {
   StoreStats stats;
   for (State s : all_states()) stats.counts[s] = 0;
   {
@@ -567,7 +585,30 @@ Result<StoreStats> Store::Impl::read_stats() {
 
 // ---- Store -----------------------------------------------------------------------------------
 
-Store::~Store() = default;
+// The SQLite backend of Store.
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<SqliteImpl> impl) : impl_(std::move(impl)) {}
+  int schema_version() const override;
+  Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
+                                              std::string_view source, std::string_view reason,
+                                              TimePoint now,
+                                              const std::function<std::string()>& new_ref) override;
+  Result<void> apply(const Job& job, const Transition& transition) override;
+  Result<void> update(const Job& job) override;
+  Result<std::optional<Job>> find(std::string_view key) const override;
+  Result<std::optional<Job>> get(std::int64_t id) const override;
+  Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const override;
+  Result<std::vector<Job>> list(std::optional<State> state) const override;
+  Result<std::vector<Job>> load_active() const override;
+  Result<std::vector<Transition>> history(std::int64_t job_id) const override;
+  Result<StoreStats> stats() const override;
+
+ private:
+  std::unique_ptr<SqliteImpl> impl_;
+};
+
+}  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
   if (auto r = check_location(path, mode); !r) return r.error();
@@ -587,20 +628,18 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mod
   if (auto r = db->exec("PRAGMA foreign_keys = ON"); !r)
     return fail("configure " + path, r.error());
 
-  std::unique_ptr<Store> store(new Store());
-  store->impl_ = std::make_unique<Impl>();
-  auto& impl = *store->impl_;
-  impl.db = std::move(*db);
-  impl.path = path;
-  impl.mode = mode;
-  impl.version = *version;
-  if (auto r = impl.prepare_all(); !r) return r.error();
-  return store;
+  auto impl = std::make_unique<SqliteImpl>();
+  impl->db = std::move(*db);
+  impl->path = path;
+  impl->mode = mode;
+  impl->version = *version;
+  if (auto r = impl->prepare_all(); !r) return r.error();
+  return std::unique_ptr<Store>(new SqliteStore(std::move(impl)));
 }
 
-int Store::schema_version() const { return impl_->version; }
+int SqliteStore::schema_version() const { return impl_->version; }
 
-Result<std::vector<EnqueueOutcome>> Store::enqueue(const std::vector<PersonaSpec>& specs,
+Result<std::vector<EnqueueOutcome>> SqliteStore::enqueue(const std::vector<PersonaSpec>& specs,
                                                    std::string_view source,
                                                    std::string_view reason, TimePoint now,
                                                    const std::function<std::string()>& new_ref) {
@@ -620,12 +659,7 @@ Result<std::vector<EnqueueOutcome>> Store::enqueue(const std::vector<PersonaSpec
   return outcomes;
 }
 
-Result<void> Store::apply(const Job& job, const Transition& transition, bool durable) {
-  // `durable` marks the commits the caller must see on disk before it acts (the move to
-  // submitting before a create request leaves). synchronous=FULL is set for the whole
-  // connection at open, so every commit already is: there is nothing to switch per call, and a
-  // relaxed mode for the others would have to be a measured decision, not a default.
-  (void)durable;
+Result<void> SqliteStore::apply(const Job& job, const Transition& transition) {
   const std::string what = "apply to job '" + job.key + "'";
   if (auto r = impl_->writable(what); !r) return r.error();
   Transition t = transition;
@@ -633,28 +667,34 @@ Result<void> Store::apply(const Job& job, const Transition& transition, bool dur
   if (t.job_id != job.id)
     return make_error("store: " + what + ": the transition is for job id " +
                       std::to_string(t.job_id) + ", the job is id " + std::to_string(job.id));
-  // The history must tell the same story as the row.
+  // The history must tell the same story as the row, along the one transition table.
   if (t.to != job.state)
     return make_error("store: " + what + ": the transition goes to " +
                       std::string(to_string(t.to)) + " but the job is " +
                       std::string(to_string(job.state)));
+  if (!t.from || !transition_allowed(*t.from, t.to))
+    return make_error(ErrorKind::conflict,
+                      "store: " + what + ": " +
+                          (t.from ? std::string(to_string(*t.from)) : std::string("(none)")) +
+                          " → " + std::string(to_string(t.to)) + " is not an allowed transition");
   auto tx = impl_->begin(impl_->begin_write, what);
   if (!tx) return tx.error();
-  if (auto r = impl_->update_row(job); !r) return fail(what, r.error());
+  if (auto r = impl_->update_row(job, *t.from); !r) return Error{"store: " + what + ": " + r.message(), r.kind()};
   if (auto r = impl_->add_transition(t); !r) return fail(what, r.error());
   if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
   return {};
 }
 
-Result<void> Store::update(const Job& job) {
+Result<void> SqliteStore::update(const Job& job) {
   const std::string what = "update job '" + job.key + "'";
   if (auto r = impl_->writable(what); !r) return r.error();
   // A single statement is its own transaction.
-  if (auto r = impl_->update_row(job); !r) return fail(what, r.error());
+  if (auto r = impl_->update_row(job, job.state); !r)
+    return Error{"store: " + what + ": " + r.message(), r.kind()};
   return {};
 }
 
-Result<std::optional<Job>> Store::find(std::string_view key) const {
+Result<std::optional<Job>> SqliteStore::find(std::string_view key) const {
   auto& stmt = impl_->job_by_key;
   ResetOnExit reset(stmt);
   auto job = read_one_job(stmt.bind(1, key));
@@ -662,7 +702,7 @@ Result<std::optional<Job>> Store::find(std::string_view key) const {
   return job;
 }
 
-Result<std::optional<Job>> Store::get(std::int64_t id) const {
+Result<std::optional<Job>> SqliteStore::get(std::int64_t id) const {
   auto& stmt = impl_->job_by_id;
   ResetOnExit reset(stmt);
   auto job = read_one_job(stmt.bind(1, id));
@@ -670,7 +710,7 @@ Result<std::optional<Job>> Store::get(std::int64_t id) const {
   return job;
 }
 
-Result<std::optional<Job>> Store::find_by_remote_id(std::string_view remote_id) const {
+Result<std::optional<Job>> SqliteStore::find_by_remote_id(std::string_view remote_id) const {
   auto& stmt = impl_->job_by_remote_id;
   ResetOnExit reset(stmt);
   auto job = read_one_job(stmt.bind(1, remote_id));
@@ -678,7 +718,7 @@ Result<std::optional<Job>> Store::find_by_remote_id(std::string_view remote_id) 
   return job;
 }
 
-Result<std::vector<Job>> Store::list(std::optional<State> state) const {
+Result<std::vector<Job>> SqliteStore::list(std::optional<State> state) const {
   auto& stmt = impl_->jobs_by_state;
   ResetOnExit reset(stmt);
   if (state)
@@ -690,7 +730,7 @@ Result<std::vector<Job>> Store::list(std::optional<State> state) const {
   return jobs;
 }
 
-Result<std::vector<Job>> Store::load_active() const {
+Result<std::vector<Job>> SqliteStore::load_active() const {
   auto& stmt = impl_->active_jobs;
   ResetOnExit reset(stmt);
   auto jobs = read_jobs(stmt);
@@ -698,7 +738,7 @@ Result<std::vector<Job>> Store::load_active() const {
   return jobs;
 }
 
-Result<std::vector<Transition>> Store::history(std::int64_t job_id) const {
+Result<std::vector<Transition>> SqliteStore::history(std::int64_t job_id) const {
   const std::string what = "history of job id " + std::to_string(job_id);
   auto& stmt = impl_->transitions_of_job;
   ResetOnExit reset(stmt);
@@ -714,7 +754,7 @@ Result<std::vector<Transition>> Store::history(std::int64_t job_id) const {
   }
 }
 
-Result<StoreStats> Store::stats() const {
+Result<StoreStats> SqliteStore::stats() const {
   // One read transaction: the counts and the next due job come from the same snapshot.
   auto tx = impl_->begin(impl_->begin_read, "stats");
   if (!tx) return tx.error();

@@ -1,18 +1,16 @@
-// The job state machine in motion (see tracker.hpp). Each due job runs one coroutine at a time;
+// The job state machine in motion (see tracker.hpp). Each due job runs one step at a time;
 // every step commits to the store before the next request leaves, so a crash at any point
 // leaves a row that says exactly what may have happened.
 #include "personad/tracker.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/logger.h>
 
 #include <algorithm>
 
 #include "personad/backoff.hpp"
-#include "personad/remote_list.hpp"
+#include "personad/create_outcome.hpp"
+#include "personad/poll_outcome.hpp"
+#include "personad/reconcile.hpp"
 
 namespace personad {
 
@@ -21,77 +19,18 @@ using spdlog::level::level_enum;
 
 namespace {
 
-// Whether a listed persona was created by this job according to its fields and time. Used only
-// when the API does not return labels in its list.
-bool fields_match(const Job& job, const RemotePersona& p) {
-  const PersonaSpec& s = job.spec;
-  if (p.creator_name != s.creator_name || p.gender != s.gender ||
-      p.video_scene != s.video_scene || p.keywords != s.keywords)
-    return false;
-  if (!job.submitting_since) return true;
-  if (!p.created_at) return true;  // no time to compare: fields alone decide
-  // A minute of tolerance for clock skew between us and the API.
-  return *p.created_at >= *job.submitting_since - Millis(60'000);
+ListingOptions listing_options(const ApiConfig& api) {
+  ListingOptions o;
+  o.retry_initial = api.retry_initial;
+  o.retry_max = api.retry_max;
+  return o;
+}
+
+std::size_t in_flight_limit(const ApiConfig& api) {
+  return static_cast<std::size_t>(std::max(1, api.max_in_flight));
 }
 
 }  // namespace
-
-// One list of remote personas shared by every reconcile that can use it, so a restart with
-// many `submitting` rows lists the API once rather than once per job.
-struct Tracker::SharedList {
-  explicit SharedList(asio::any_io_executor ex) : wake(std::move(ex)) {}
-
-  std::optional<TimePoint> fetched_at;  // when the last successful fetch started
-  std::vector<RemotePersona> items;
-  std::optional<TimePoint> in_flight_since;
-  std::uint64_t fetches = 0;  // id of the latest fetch started
-  std::uint64_t failed_fetch = 0;  // id of the latest fetch that failed
-  ApiResult<std::vector<RemotePersona>> failure;
-  asio::steady_timer wake;  // waiters sleep on it; cancelled when a fetch ends
-
-  // A list fetched no earlier than `not_before`: the cached one, the one in flight, or a new
-  // one. A failure is shared only with those who waited for that very fetch.
-  asio::awaitable<ApiResult<std::vector<RemotePersona>>> fetch(CreatifyApi& api,
-                                                               const Clock& clock,
-                                                               TimePoint not_before) {
-    for (;;) {
-      if (fetched_at && *fetched_at >= not_before) {
-        ApiResult<std::vector<RemotePersona>> r;
-        r.outcome = Outcome::ok;
-        r.value = items;
-        co_return r;
-      }
-      if (in_flight_since) {
-        bool usable = *in_flight_since >= not_before;
-        std::uint64_t awaited = fetches;
-        wake.expires_at(asio::steady_timer::time_point::max());
-        co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (usable && failed_fetch == awaited) co_return failure;
-        continue;
-      }
-      TimePoint started = clock.now();
-      in_flight_since = started;
-      std::uint64_t id = ++fetches;
-      auto listing = co_await fetch_listing(api, clock, ListingOptions{}, [] { return 0.5; });
-      ApiResult<std::vector<RemotePersona>> r;
-      r.outcome = listing.outcome;
-      r.http_status = listing.http_status;
-      r.retry_after = listing.retry_after;
-      r.message = listing.message;
-      r.value = std::move(listing.value.items);
-      in_flight_since.reset();
-      if (r.outcome == Outcome::ok) {
-        fetched_at = started;
-        items = r.value;
-      } else {
-        failed_fetch = id;
-        failure = r;
-      }
-      wake.cancel();
-      co_return r;
-    }
-  }
-};
 
 Tracker::Tracker(asio::any_io_executor ex, Store& store, CreatifyApi& api, const Clock& clock,
                  const EventLog& log, TrackerOptions options, Random random)
@@ -102,14 +41,30 @@ Tracker::Tracker(asio::any_io_executor ex, Store& store, CreatifyApi& api, const
       log_(log),
       options_(std::move(options)),
       random_(std::move(random)),
-      scheduler_(ex, clock, [this](std::int64_t id) { on_due(id); }),
-      list_(std::make_unique<SharedList>(ex)) {}
+      new_ref_([] { return new_client_ref(); }),
+      scheduler_(ex, clock,
+                 [this](std::int64_t id) {
+                   if (accepting_) runner_.due(id);
+                 }),
+      runner_(
+          ex, [this](std::int64_t id) { return step(id); },
+          [this](std::int64_t id, StepEnd end, const std::string& failure) {
+            step_done(id, end, failure);
+          }),
+      listing_(api, clock, listing_options(options_.api), [this] { return rnd(); }) {
+  runner_.set_limit(in_flight_limit(options_.api));
+}
 
 Tracker::~Tracker() = default;
 
-void Tracker::update_options(TrackerOptions options) { options_ = std::move(options); }
+void Tracker::update_options(TrackerOptions options) {
+  options_ = std::move(options);
+  runner_.set_limit(in_flight_limit(options_.api));
+  listing_.update_options(listing_options(options_.api));
+}
 
 Result<void> Tracker::start() {
+  started_at_ = clock_.now();
   auto jobs = store_.load_active();
   if (!jobs) return jobs.error();
   TimePoint now = clock_.now();
@@ -118,7 +73,7 @@ Result<void> Tracker::start() {
   double rps = options_.api.max_requests_per_second;
   std::vector<std::pair<TimePoint, std::int64_t>> due;
   for (Job& job : *jobs) {
-    if (job.state == State::submitting && job.needs_operator) {
+    if (job.needs_operator) {
       ++held;
       continue;  // waits for `personactl resolve`
     }
@@ -128,7 +83,7 @@ Result<void> Tracker::start() {
   // all firing at once, and the scheduler's timer is armed once rather than per job.
   std::sort(due.begin(), due.end());
   for (auto& [at, id] : due) {
-    if (at <= now) at = now + startup_spread(overdue++, rps);
+    if (at <= now) at = add_saturating(now, startup_spread(overdue++, rps));
     scheduler_.schedule(id, at);
   }
   log_.event(level_enum::info, "loaded",
@@ -140,10 +95,11 @@ Result<void> Tracker::start() {
 
 Result<std::vector<EnqueueOutcome>> Tracker::enqueue(const std::vector<PersonaSpec>& specs,
                                                      std::string_view source) {
-  if (!accepting_) return make_error("personad is shutting down; nothing was enqueued");
+  if (!accepting_)
+    return make_error(ErrorKind::unavailable, "personad is shutting down; nothing was enqueued");
   std::string reason = "enqueued from " + std::string(source);
   TimePoint now = clock_.now();
-  auto r = store_.enqueue(specs, source, reason, now, [] { return new_client_ref(); });
+  auto r = store_.enqueue(specs, source, reason, now, new_ref_);
   if (!r) {
     ++metrics_.store_errors;
     return r;
@@ -185,7 +141,7 @@ std::size_t Tracker::adopt_queued() {
   }
   std::size_t n = 0;
   for (const Job& job : *queued) {
-    if (scheduler_.contains(job.id) || running_.count(job.id) || ready_set_.count(job.id)) continue;
+    if (is_tracking(job.id)) continue;
     scheduler_.schedule(job.id, clock_.now());
     ++n;
   }
@@ -199,89 +155,61 @@ std::size_t Tracker::adopt_queued() {
 void Tracker::stop_taking_work() {
   accepting_ = false;
   scheduler_.stop();
-  ready_.clear();
-  ready_set_.clear();
+  runner_.stop();
 }
 
-void Tracker::on_due(std::int64_t id) {
-  if (!accepting_) return;
-  // Due again while its previous step is still winding down (a step that scheduled itself at
-  // once, before co_spawn's completion ran): run it again right after, never drop it.
-  if (running_.count(id)) {
-    due_while_running_.insert(id);
-    return;
-  }
-  if (!ready_set_.insert(id).second) return;
-  ready_.push_back(id);
-  pump();
-}
+// ---- Steps ----
 
-void Tracker::pump() {
-  std::size_t limit = static_cast<std::size_t>(std::max(1, options_.api.max_in_flight));
-  while (accepting_ && running_.size() < limit && !ready_.empty()) {
-    std::int64_t id = ready_.front();
-    ready_.pop_front();
-    ready_set_.erase(id);
-    running_.insert(id);
-    asio::co_spawn(ex_, run(id), [this, id](std::exception_ptr e) {
-      running_.erase(id);
-      if (due_while_running_.erase(id) && accepting_ && ready_set_.insert(id).second)
-        ready_.push_back(id);
-      if (e) {
-        // Nothing should throw here; if something does, the job stays as committed and is
-        // retried later rather than taking the daemon down.
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          log_.event(level_enum::err, "internal_error",
-                     {{"job_id", std::to_string(id)}, {"reason", ex.what()}});
-        }
-        if (accepting_) scheduler_.schedule(id, clock_.now() + options_.api.retry_max);
-      }
-      pump();
-    });
-  }
-}
-
-asio::awaitable<void> Tracker::run(std::int64_t id) {
+asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
   auto loaded = store_.get(id);
-  if (!loaded || !*loaded) {
+  if (!loaded) {
     ++metrics_.store_errors;
     log_.event(level_enum::err, "store_error",
-               {{"job_id", std::to_string(id)},
-                {"reason", loaded ? "job vanished from the store" : loaded.message()}});
-    co_return;
+               {{"job_id", std::to_string(id)}, {"reason", loaded.message()}});
+    co_return StepEnd::retry_later;
   }
+  if (!*loaded) co_return StepEnd::settled;  // the row is gone: nothing to do
   Job job = std::move(**loaded);
   switch (job.state) {
     case State::queued:
-      co_await submit(std::move(job));
-      break;
+      co_return co_await submit(std::move(job));
     case State::submitting:
-      if (job.needs_operator) break;
-      if (job.send_unknown) {
-        co_await reconcile(std::move(job));
-      } else {
-        // The last attempt certainly never left: send again without a reconcile.
-        mark_sending(job);
-        if (save(job)) co_await send_create(std::move(job));
-      }
-      break;
+      if (job.needs_operator) co_return StepEnd::settled;
+      if (job.send_unknown) co_return co_await reconcile(std::move(job));
+      // The last attempt certainly never left: send again without a reconcile.
+      mark_sending(job);
+      if (auto r = save(job); !r) co_return end_after(r.error(), job, "record the send");
+      co_return co_await send_create(std::move(job));
     case State::pending:
-      co_await poll(std::move(job));
-      break;
+      co_return co_await poll(std::move(job));
     default:
-      break;  // final: nothing to do
+      co_return StepEnd::settled;  // final: nothing to do
   }
 }
 
+void Tracker::step_done(std::int64_t id, StepEnd end, const std::string& failure) {
+  if (!failure.empty())
+    log_.event(level_enum::err, "internal_error",
+               {{"job_id", std::to_string(id)}, {"reason", failure}});
+  if (end != StepEnd::retry_later) {
+    store_failures_.erase(id);
+    return;
+  }
+  if (!accepting_) return;
+  // The row still says what it said: the whole step runs again, on the retry backoff.
+  std::int64_t n = ++store_failures_[id];
+  scheduler_.schedule(id, add_saturating(clock_.now(),
+                                         retry_delay(options_.api, n, std::nullopt, rnd())));
+}
+
 // queued → submitting, durably, before anything leaves.
-asio::awaitable<void> Tracker::submit(Job job) {
+asio::awaitable<StepEnd> Tracker::submit(Job job) {
   job.submitting_since = clock_.now();
   job.errors = 0;
   mark_sending(job);
-  if (!commit(job, State::submitting, "submitting create request", /*durable=*/true)) co_return;
-  co_await send_create(std::move(job));
+  if (auto r = commit(job, State::submitting, "submitting create request"); !r)
+    co_return end_after(r.error(), job, "record the submission");
+  co_return co_await send_create(std::move(job));
 }
 
 // The intent record: from the commit that follows, a create may be in flight. If we die during
@@ -289,259 +217,236 @@ asio::awaitable<void> Tracker::submit(Job job) {
 void Tracker::mark_sending(Job& job) {
   TimePoint now = clock_.now();
   job.send_unknown = true;
+  job.unknown_since.reset();
   job.last_sent_at = now;
   ++job.attempts;
-  job.next_poll_at = now + options_.api.reconcile_after;
+  job.next_poll_at = absence_proof_after(job, options_.api);
 }
 
-asio::awaitable<void> Tracker::send_create(Job job) {
+asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   ++metrics_.creates_sent;
   auto r = co_await api_.create(job.spec, job.client_ref);
+  const CreateDecision d = decide_create(r);
 
   auto current = reload(job);
   if (!current) {
-    if (r.outcome == Outcome::ok)
+    if (current.kind() == ErrorKind::conflict && d.verdict == CreateVerdict::created)
       log_.event(level_enum::warn, "late_result",
                  {{"key", job.key},
                   {"remote_id", r.value.id},
                   {"reason", "the create succeeded after the job was cancelled; the remote persona "
                              "exists"}});
-    co_return;
+    co_return end_after(current.error(), job, "read the job after its create");
   }
   job = std::move(*current);
   TimePoint now = clock_.now();
 
-  switch (r.outcome) {
-    case Outcome::ok: {
+  switch (d.verdict) {
+    case CreateVerdict::created: {
+      // A remote id another job holds is the API's fault: never adopt it twice, never resend.
+      auto holder = store_.find_by_remote_id(r.value.id);
+      if (!holder) co_return end_after(holder.error(), job, "look up the remote id");
+      if (*holder && (*holder)->id != job.id) {
+        flag_for_operator(job, "the API answered the create with remote persona " + r.value.id +
+                                   ", which belongs to job '" + (*holder)->key +
+                                   "'; personactl resolve " + job.key +
+                                   " --adopt REMOTE_ID | --resubmit");
+        if (auto c = commit(job, State::submitting, *job.operator_reason); !c)
+          co_return end_after(c.error(), job, "flag the job");
+        co_return StepEnd::settled;
+      }
       job.send_unknown = false;
+      job.unknown_since.reset();
       job.errors = 0;
       job.remote_id = r.value.id;
       job.remote_status = r.value.process_status;
       job.submitted_at = now;
       job.expires_at = expiry_time(options_.poll, now);
       job.next_poll_at = next_poll_time(options_.poll, now, 0, now, rnd());
-      if (commit(job, State::pending, "created (HTTP " + std::to_string(r.http_status) + ")"))
-        schedule(job);
-      co_return;
+      if (auto c = commit(job, State::pending, d.reason); !c)
+        co_return end_after(c.error(), job, "record the create");
+      schedule(job);
+      co_return StepEnd::settled;
     }
-    case Outcome::permanent: {
+    case CreateVerdict::rejected: {
       job.send_unknown = false;
+      job.unknown_since.reset();
       job.failed_reason = r.message;
-      commit(job, State::failed, "create rejected by the API: " + r.message);
-      co_return;
+      if (auto c = commit(job, State::failed, d.reason); !c)
+        co_return end_after(c.error(), job, "record the rejection");
+      co_return StepEnd::settled;
     }
-    case Outcome::unauthorized:
-    case Outcome::transient: {
+    case CreateVerdict::not_sent:
+    case CreateVerdict::unknown: {
       count_api_error(r.outcome);
-      // A 401/403 or a request that never left: certainly not created, send again later.
-      // Anything else: the outcome is unknown and only a reconcile may decide.
-      bool not_sent = r.outcome == Outcome::unauthorized || !r.sent;
+      const bool not_sent = d.verdict == CreateVerdict::not_sent;
+      // Not sent: certainly not created, send again later. Unknown: only a reconcile may
+      // decide; its first look (soon: the label may be listed at once) starts the clock.
       job.send_unknown = !not_sent;
-      TimePoint at = retry_at(job, r.retry_after);
+      if (!not_sent) job.unknown_since = now;
+      ++job.errors;
+      job.next_poll_at =
+          add_saturating(now, retry_delay(options_.api, job.errors, r.retry_after, rnd()));
       log_.event(r.outcome == Outcome::unauthorized ? level_enum::err : level_enum::warn,
                  not_sent ? "create_not_sent" : "create_outcome_unknown",
                  {{"key", job.key},
                   {"attempt", std::to_string(job.attempts)},
                   {"next", not_sent ? "resend" : "reconcile"},
-                  {"at", format_rfc3339(at)},
-                  {"reason", r.message}});
-      if (save(job)) schedule(job);
-      co_return;
+                  {"at", format_rfc3339(*job.next_poll_at)},
+                  {"reason", d.reason}});
+      if (auto s = save(job); !s) co_return end_after(s.error(), job, "record the create's failure");
+      schedule(job);
+      co_return StepEnd::settled;
     }
   }
+  co_return StepEnd::settled;
 }
 
-asio::awaitable<void> Tracker::reconcile(Job job) {
+asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
   ++metrics_.reconciles;
-  TimePoint not_before = job.last_sent_at.value_or(job.submitting_since.value_or(job.created_at));
-  auto listed = co_await list_->fetch(api_, clock_, not_before);
-  auto current = reload(job);
-  if (!current) co_return;
-  job = std::move(*current);
-  TimePoint now = clock_.now();
+  TimePoint look = clock_.now();
+  // The first look after a failure (or after a restart, when the failure was never seen):
+  // from here the deadline and the freshness rule count.
+  const bool first_look =
+      !job.unknown_since || (job.last_sent_at && *job.unknown_since < *job.last_sent_at);
+  const TimePoint since = first_look ? look : *job.unknown_since;
+  {
+    Job probe = job;
+    probe.unknown_since = since;
+    const TimePoint proof_after = absence_proof_after(probe, options_.api);
+    // Before proof_after any listing since the failure may still show the create (adopt);
+    // from then on only a listing started after proof_after may prove it absent.
+    const TimePoint not_before = look >= proof_after ? proof_after : since;
+    auto listed = co_await listing_.get(not_before);
 
-  if (listed.outcome != Outcome::ok) {
-    count_api_error(listed.outcome);
-    TimePoint at = retry_at(job, listed.retry_after);
-    log_.event(level_enum::warn, "reconcile_deferred",
-               {{"key", job.key}, {"at", format_rfc3339(at)}, {"reason", listed.message}});
-    if (save(job)) schedule(job);
-    co_return;
-  }
+    auto current = reload(job);
+    if (!current) co_return end_after(current.error(), job, "read the job after listing");
+    job = std::move(*current);
+    if (first_look) job.unknown_since = since;
+    TimePoint now = clock_.now();
 
-  // Evidence, strongest first: our label on a listed persona.
-  const std::string label = client_label(job.client_ref);
-  std::vector<const RemotePersona*> by_label;
-  bool any_labels = false;
-  for (const auto& p : listed.value) {
-    any_labels = any_labels || p.has_labels;
-    for (const auto& l : p.labels)
-      if (l == label) {
-        by_label.push_back(&p);
+    const RemoteOwner owner = [this](std::string_view remote_id) -> std::optional<std::int64_t> {
+      auto holder = store_.find_by_remote_id(remote_id);
+      if (!holder || !*holder) return std::nullopt;  // a read error only loses a hint
+      return (*holder)->id;
+    };
+    const ReconcileDecision d = decide_reconcile(job, listed, now, options_.api, owner, rnd());
+    switch (d.verdict) {
+      case ReconcileVerdict::adopt: {
+        const RemotePersona& p = *d.persona;
+        ++metrics_.adopted;
+        job.send_unknown = false;
+        job.unknown_since.reset();
+        job.errors = 0;
+        job.remote_id = p.id;
+        job.remote_status = p.process_status;
+        // The API's creation time, kept within what we know: not before we first sent, not
+        // after now (an API clock far off must not expire the job at once or never).
+        TimePoint created = p.created_at.value_or(now);
+        created = std::clamp(created, job.submitting_since.value_or(job.created_at), now);
+        job.submitted_at = created;
+        job.expires_at = expiry_time(options_.poll, created);
+        job.next_poll_at = now;  // read its current status at once
+        if (auto c = commit(job, State::pending, d.reason); !c)
+          co_return end_after(c.error(), job, "record the adoption");
+        schedule(job);
+        co_return StepEnd::settled;
+      }
+      case ReconcileVerdict::ambiguous:
+      case ReconcileVerdict::flag: {
+        flag_for_operator(job, d.reason);
+        if (auto c = commit(job, State::submitting, d.reason); !c)
+          co_return end_after(c.error(), job, "flag the job");
+        co_return StepEnd::settled;
+      }
+      case ReconcileVerdict::wait:
+      case ReconcileVerdict::retry: {
+        const bool retry = d.verdict == ReconcileVerdict::retry;
+        if (retry) {
+          count_api_error(listed.outcome);
+          job.errors = d.errors;
+        }
+        job.next_poll_at = d.at;
+        log_.event(retry ? level_enum::warn : level_enum::info,
+                   retry ? "reconcile_deferred" : "reconcile_wait",
+                   {{"key", job.key}, {"at", format_rfc3339(d.at)}, {"reason", d.reason}});
+        if (auto s = save(job); !s) co_return end_after(s.error(), job, "record the reconcile");
+        schedule(job);
+        co_return StepEnd::settled;
+      }
+      case ReconcileVerdict::resend: {
+        ++metrics_.resent;
+        job.errors = 0;
+        mark_sending(job);
+        if (auto c = commit(job, State::submitting, d.reason); !c)
+          co_return end_after(c.error(), job, "record the resend");
         break;
       }
-  }
-  std::vector<const RemotePersona*> candidates = by_label;
-  std::string evidence;
-  if (!by_label.empty()) {
-    evidence = "label " + label;
-    if (by_label.size() > 1)
-      log_.event(level_enum::err, "duplicate_remote",
-                 {{"key", job.key},
-                  {"count", std::to_string(by_label.size())},
-                  {"reason", "several remote personas carry " + label + "; adopting the oldest"}});
-    std::sort(candidates.begin(), candidates.end(), [](auto* a, auto* b) {
-      return a->created_at.value_or(TimePoint{}) < b->created_at.value_or(TimePoint{});
-    });
-    candidates.resize(1);
-  } else if (!any_labels) {
-    // The list carries no labels: fall back to the submitted fields and the creation time.
-    candidates.clear();
-    for (const auto& p : listed.value) {
-      if (!fields_match(job, p)) continue;
-      auto owner = store_.find_by_remote_id(p.id);
-      if (owner && *owner && (*owner)->id != job.id) continue;  // another job's persona
-      candidates.push_back(&p);
     }
-    evidence = "matching creator_name, gender, video_scene, keywords and creation time";
   }
-
-  if (candidates.size() == 1) {
-    const RemotePersona& p = *candidates.front();
-    ++metrics_.adopted;
-    job.send_unknown = false;
-    job.errors = 0;
-    job.remote_id = p.id;
-    job.remote_status = p.process_status;
-    job.submitted_at = p.created_at.value_or(now);
-    job.expires_at = expiry_time(options_.poll, *job.submitted_at);
-    job.next_poll_at = now;  // read its current status at once
-    if (commit(job, State::pending,
-               "reconciled: adopted remote persona " + p.id + " found by " + evidence + " among " +
-                   std::to_string(listed.value.size()) + " listed"))
-      schedule(job);
-    co_return;
-  }
-
-  if (candidates.size() > 1) {
-    std::string ids;
-    for (auto* p : candidates) ids += (ids.empty() ? "" : ", ") + p->id;
-    job.needs_operator = true;
-    job.next_poll_at.reset();
-    commit(job, State::submitting,
-           "reconcile ambiguous: " + std::to_string(candidates.size()) + " remote personas match (" +
-               ids + "); waiting for personactl resolve " + job.key +
-               " --adopt REMOTE_ID | --resubmit");
-    co_return;
-  }
-
-  // Nothing found. Resend only once the API has had reconcile_after to show the create.
-  TimePoint settle = not_before + options_.api.reconcile_after;
-  if (now < settle) {
-    job.next_poll_at = settle;
-    log_.event(level_enum::info, "reconcile_wait",
-               {{"key", job.key},
-                {"listed", std::to_string(listed.value.size())},
-                {"at", format_rfc3339(settle)},
-                {"reason", "not listed yet; the API gets " +
-                               format_duration(options_.api.reconcile_after) + " to show a create"}});
-    if (save(job)) schedule(job);
-    co_return;
-  }
-  ++metrics_.resent;
-  mark_sending(job);
-  if (!commit(job, State::submitting,
-              "reconciled: no persona with " + label + " among " +
-                  std::to_string(listed.value.size()) + " listed " +
-                  format_duration(std::chrono::duration_cast<Millis>(now - not_before)) +
-                  " after the last create; submitting again",
-              /*durable=*/true))
-    co_return;
-  co_await send_create(std::move(job));
+  co_return co_await send_create(std::move(job));
 }
 
-asio::awaitable<void> Tracker::poll(Job job) {
+asio::awaitable<StepEnd> Tracker::poll(Job job) {
   if (!job.remote_id) {
     // Cannot happen through the tracker; an edited database could. Say so rather than loop.
     job.failed_reason = "pending without a remote id";
-    commit(job, State::failed, "inconsistent row: pending without a remote id");
-    co_return;
+    if (auto c = commit(job, State::failed, "inconsistent row: pending without a remote id"); !c)
+      co_return end_after(c.error(), job, "fail the job");
+    co_return StepEnd::settled;
   }
   auto r = co_await api_.get(*job.remote_id);
   auto current = reload(job);
-  if (!current) co_return;
+  if (!current) co_return end_after(current.error(), job, "read the job after its poll");
   job = std::move(*current);
   TimePoint now = clock_.now();
-  TimePoint expires = job.expires_at.value_or(
-      expiry_time(options_.poll, job.submitted_at.value_or(job.created_at)));
+  const PollDecision d = decide_poll(job, r, now, options_.api, options_.poll, rnd());
 
-  if (r.outcome != Outcome::ok) {
-    bool gone = r.outcome == Outcome::permanent && (r.http_status == 404 || r.http_status == 410);
-    if (gone) {
-      job.failed_reason = "remote persona " + *job.remote_id + " not found (HTTP " +
-                          std::to_string(r.http_status) + ")";
-      commit(job, State::failed, *job.failed_reason);
-      co_return;
+  if (d.answered) {
+    ++job.polls;
+    ++metrics_.polls;
+    job.errors = 0;
+    job.remote_status = d.remote_status;
+    if (!is_documented_status(*d.remote_status)) warn_unknown_status(job, *d.remote_status);
+  }
+  switch (d.verdict) {
+    case PollVerdict::done:
+    case PollVerdict::failed:
+    case PollVerdict::expired: {
+      if (d.failed_reason) job.failed_reason = d.failed_reason;
+      State to = d.verdict == PollVerdict::done     ? State::done
+                 : d.verdict == PollVerdict::failed ? State::failed
+                                                    : State::expired;
+      if (auto c = commit(job, to, d.reason); !c) co_return end_after(c.error(), job, "record the poll");
+      co_return StepEnd::settled;
     }
-    count_api_error(r.outcome);
-    // An API that never answers still lets the job expire, after one more retry window.
-    if (now >= expires + options_.api.retry_max) {
-      commit(job, State::expired,
-             "no final status within " + format_duration(options_.poll.give_up_after) +
-                 "; the API did not answer: " + r.message);
-      co_return;
+    case PollVerdict::pending: {
+      job.next_poll_at = d.next_at;
+      auto w = d.status_changed ? commit(job, State::pending, d.reason) : save(job);
+      if (!w) co_return end_after(w.error(), job, "record the poll");
+      schedule(job);
+      co_return StepEnd::settled;
     }
-    TimePoint at = retry_at(job, r.retry_after);
-    log_.event(level_enum::warn, "poll_retry",
-               {{"key", job.key},
-                {"remote_id", *job.remote_id},
-                {"at", format_rfc3339(at)},
-                {"reason", r.message}});
-    if (save(job)) schedule(job);
-    co_return;
+    case PollVerdict::retry: {
+      count_api_error(r.outcome);
+      job.errors = d.errors;
+      job.next_poll_at = d.next_at;
+      log_.event(level_enum::warn, "poll_retry",
+                 {{"key", job.key},
+                  {"remote_id", *job.remote_id},
+                  {"at", format_rfc3339(d.next_at)},
+                  {"reason", d.reason}});
+      if (auto s = save(job); !s) co_return end_after(s.error(), job, "record the poll");
+      schedule(job);
+      co_return StepEnd::settled;
+    }
   }
-
-  ++job.polls;
-  ++metrics_.polls;
-  job.errors = 0;
-  const RemotePersona& p = r.value;
-  std::string previous = job.remote_status.value_or("");
-  job.remote_status = p.process_status;
-  if (!is_documented_status(p.process_status)) warn_unknown_status(job, p.process_status);
-
-  switch (classify_remote(options_.api.status, p.process_status, p.is_active)) {
-    case RemoteVerdict::done:
-      commit(job, State::done, "process_status=" + p.process_status + " is_active=" +
-                                   (p.is_active ? "true" : "false"));
-      co_return;
-    case RemoteVerdict::failed:
-      job.failed_reason = p.failed_reason.empty() ? p.process_status : p.failed_reason;
-      commit(job, State::failed, "process_status=" + p.process_status + ": " + *job.failed_reason);
-      co_return;
-    case RemoteVerdict::pending:
-      break;
-  }
-  if (now >= expires) {
-    commit(job, State::expired,
-           "no final status within " + format_duration(options_.poll.give_up_after) +
-               " (last process_status=" + p.process_status + ")");
-    co_return;
-  }
-  job.next_poll_at = std::min(now + poll_delay(options_.poll, job.polls, rnd()), expires);
-  bool ok = true;
-  if (previous != p.process_status) {
-    std::string reason = "process_status " + (previous.empty() ? "none" : previous) + " → " +
-                         p.process_status;
-    if (awaiting_approval(options_.api.status, p.process_status, p.is_active))
-      reason += " (awaiting approval: is_active=false)";
-    ok = commit(job, State::pending, std::move(reason));
-  } else {
-    ok = save(job);
-  }
-  if (ok) schedule(job);
+  co_return StepEnd::settled;
 }
 
-bool Tracker::commit(Job& job, State to, std::string reason, bool durable) {
+// ---- Writes and their effects ----
+
+Result<void> Tracker::commit(Job& job, State to, std::string reason) {
   Transition t;
   t.job_id = job.id;
   t.at = clock_.now();
@@ -553,69 +458,64 @@ bool Tracker::commit(Job& job, State to, std::string reason, bool durable) {
   next.state = to;
   next.updated_at = t.at;
   if (is_final(to)) next.next_poll_at.reset();
-  if (auto r = store_.apply(next, t, durable); !r) {
-    ++metrics_.store_errors;
-    log_.event(level_enum::err, "store_error",
-               {{"key", job.key},
-                {"from", std::string(to_string(job.state))},
-                {"to", std::string(to_string(to))},
-                {"reason", r.message()}});
-    // The row still says what it said; try the whole step again later.
-    if (accepting_) scheduler_.schedule(job.id, t.at + options_.api.retry_max);
-    return false;
-  }
+  if (auto r = store_.apply(next, t); !r) return r.error();
   job = std::move(next);
   log_.transition(job, t);
   ++metrics_.transitions[to];
   if (hook_) hook_(job, t);
-  return true;
+  return {};
 }
 
-bool Tracker::save(Job& job) {
+Result<void> Tracker::save(Job& job) {
   job.updated_at = clock_.now();
-  if (auto r = store_.update(job); !r) {
-    ++metrics_.store_errors;
-    log_.event(level_enum::err, "store_error", {{"key", job.key}, {"reason", r.message()}});
-    if (accepting_) scheduler_.schedule(job.id, job.updated_at + options_.api.retry_max);
-    return false;
+  return store_.update(job);
+}
+
+Result<Job> Tracker::reload(const Job& before) {
+  auto r = store_.get(before.id);
+  if (!r) return r.error();
+  if (!*r) return make_error(ErrorKind::not_found, "the job vanished from the store");
+  if ((*r)->state != before.state)
+    return make_error(ErrorKind::conflict, "the job is " + std::string(to_string((*r)->state)) +
+                                               " now, not " + std::string(to_string(before.state)));
+  return std::move(**r);
+}
+
+StepEnd Tracker::end_after(const Error& e, const Job& job, std::string_view what) {
+  if (e.kind == ErrorKind::conflict || e.kind == ErrorKind::not_found) {
+    log_.event(level_enum::info, "superseded",
+               {{"key", job.key},
+                {"reason", "an operator changed the job while a request was in flight (" +
+                               e.message + ")"}});
+    return StepEnd::superseded;
   }
-  return true;
+  ++metrics_.store_errors;
+  log_.event(level_enum::err, "store_error",
+             {{"key", job.key},
+              {"state", std::string(to_string(job.state))},
+              {"reason", "cannot " + std::string(what) + ": " + e.message +
+                             "; the step runs again later"}});
+  return StepEnd::retry_later;
 }
 
 void Tracker::schedule(const Job& job) {
-  if (!accepting_ || is_final(job.state) || !job.next_poll_at) return;
+  if (!accepting_ || is_final(job.state) || job.needs_operator || !job.next_poll_at) return;
   scheduler_.schedule(job.id, *job.next_poll_at);
 }
 
-std::optional<Job> Tracker::reload(const Job& before) {
-  auto r = store_.get(before.id);
-  if (!r || !*r) {
-    ++metrics_.store_errors;
-    log_.event(level_enum::err, "store_error",
-               {{"key", before.key}, {"reason", r ? "job vanished from the store" : r.message()}});
-    return std::nullopt;
-  }
-  if ((*r)->state != before.state) {
-    log_.event(level_enum::info, "superseded",
-               {{"key", before.key},
-                {"state", std::string(to_string((*r)->state))},
-                {"reason", "an operator changed the job while a request was in flight"}});
-    return std::nullopt;
-  }
-  return std::move(**r);
+void Tracker::flag_for_operator(Job& job, std::string reason) {
+  ++metrics_.flagged;
+  job.needs_operator = true;
+  job.operator_reason = std::move(reason);
+  job.next_poll_at.reset();
+  log_.event(level_enum::warn, "needs_operator",
+             {{"key", job.key}, {"reason", *job.operator_reason}});
 }
 
 void Tracker::count_api_error(Outcome o) {
   if (o == Outcome::transient) ++metrics_.api_transient;
   if (o == Outcome::permanent) ++metrics_.api_permanent;
   if (o == Outcome::unauthorized) ++metrics_.api_unauthorized;
-}
-
-TimePoint Tracker::retry_at(Job& job, std::optional<Millis> retry_after) {
-  ++job.errors;
-  TimePoint at = clock_.now() + retry_delay(options_.api, job.errors, retry_after, rnd());
-  job.next_poll_at = at;
-  return at;
 }
 
 void Tracker::warn_unknown_status(const Job& job, const std::string& status) {
@@ -630,57 +530,65 @@ void Tracker::warn_unknown_status(const Job& job, const std::string& status) {
 // ---- Operator actions ----
 
 namespace {
-ActionResult refuse(ActionStatus s, std::string message) {
-  return ActionResult{s, std::move(message), std::nullopt};
+
+Result<Job> find_job(const Store& store, std::string_view key) {
+  auto found = store.find(key);
+  if (!found) return found.error();
+  if (!*found) return make_error(ErrorKind::not_found, "unknown key '" + std::string(key) + "'");
+  return std::move(**found);
 }
+
+Error refuse(std::string message) { return make_error(ErrorKind::conflict, std::move(message)); }
+
+Error not_recorded(std::string_view what, const Error& e) {
+  return make_error(e.kind == ErrorKind::conflict ? ErrorKind::conflict : ErrorKind::io,
+                    "could not record the " + std::string(what) + ": " + e.message);
+}
+
 }  // namespace
 
-ActionResult Tracker::cancel(std::string_view key) {
-  auto found = store_.find(key);
-  if (!found) return refuse(ActionStatus::failed, found.message());
-  if (!*found) return refuse(ActionStatus::unknown_key, "unknown key '" + std::string(key) + "'");
-  Job job = std::move(**found);
+Result<ActionOutcome> Tracker::cancel(std::string_view key) {
+  auto found = find_job(store_, key);
+  if (!found) return found.error();
+  Job job = std::move(*found);
   if (is_final(job.state))
-    return refuse(ActionStatus::not_allowed, "job '" + job.key + "' is already " +
-                                                 std::string(to_string(job.state)));
+    return refuse("job '" + job.key + "' is already " + std::string(to_string(job.state)));
   std::string reason = "cancelled by operator";
   if (job.state == State::queued) reason += "; nothing was sent";
   if (job.state == State::submitting)
     reason += "; a create may exist remotely with label " + client_label(job.client_ref);
-  if (job.state == State::pending) reason += "; remote persona " + job.remote_id.value_or("?") +
-                                             " is no longer tracked";
-  if (!commit(job, State::cancelled, reason))
-    return refuse(ActionStatus::failed, "could not record the cancel; see the log");
+  if (job.state == State::pending)
+    reason += "; remote persona " + job.remote_id.value_or("?") + " is no longer tracked";
+  if (auto c = commit(job, State::cancelled, reason); !c) return not_recorded("cancel", c.error());
   scheduler_.cancel(job.id);
-  return ActionResult{ActionStatus::ok, reason, job};
+  return ActionOutcome{reason, job};
 }
 
-ActionResult Tracker::retry(std::string_view key, bool resubmit) {
-  auto found = store_.find(key);
-  if (!found) return refuse(ActionStatus::failed, found.message());
-  if (!*found) return refuse(ActionStatus::unknown_key, "unknown key '" + std::string(key) + "'");
-  Job job = std::move(**found);
-  // Only final jobs are retried, and a job action writes nothing after its final commit, so
-  // an action still winding down cannot race with this one.
+Result<ActionOutcome> Tracker::retry(std::string_view key, bool resubmit) {
+  auto found = find_job(store_, key);
+  if (!found) return found.error();
+  Job job = std::move(*found);
+  // Only final jobs are retried, and a step writes nothing after its final commit, so a step
+  // still winding down cannot race with this one.
   TimePoint now = clock_.now();
   if (job.state == State::expired) {
-    job.expires_at = now + options_.poll.give_up_after;
+    job.expires_at = add_saturating(now, options_.poll.give_up_after);
     job.next_poll_at = now;
     job.errors = 0;
-    if (!commit(job, State::pending,
-                "retry by operator: polling resumes for another " +
-                    format_duration(options_.poll.give_up_after)))
-      return refuse(ActionStatus::failed, "could not record the retry; see the log");
+    if (auto c = commit(job, State::pending,
+                        "retry by operator: polling resumes for another " +
+                            format_duration(options_.poll.give_up_after));
+        !c)
+      return not_recorded("retry", c.error());
     schedule(job);
-    return ActionResult{ActionStatus::ok, "polling resumed", job};
+    return ActionOutcome{"polling resumed", job};
   }
   if (job.state == State::failed) {
     if (!resubmit)
-      return refuse(ActionStatus::not_allowed,
-                    "job '" + job.key + "' failed (" + job.failed_reason.value_or("") +
-                        "); creating it anew costs credits: confirm with --resubmit");
+      return refuse("job '" + job.key + "' failed (" + job.failed_reason.value_or("") +
+                    "); creating it anew costs credits: confirm with --resubmit");
     std::string old_id = job.remote_id.value_or("none");
-    job.client_ref = new_client_ref();  // the old persona keeps the old label
+    job.client_ref = new_ref_();  // the old persona keeps the old label
     job.remote_id.reset();
     job.remote_status.reset();
     job.failed_reason.reset();
@@ -688,60 +596,64 @@ ActionResult Tracker::retry(std::string_view key, bool resubmit) {
     job.expires_at.reset();
     job.submitting_since.reset();
     job.last_sent_at.reset();
+    job.unknown_since.reset();
     job.send_unknown = false;
     job.needs_operator = false;
+    job.operator_reason.reset();
     job.polls = 0;
     job.errors = 0;
     job.next_poll_at = now;
-    if (!commit(job, State::queued,
-                "retry --resubmit by operator: a new create with client_ref " + job.client_ref +
-                    " (previous remote persona: " + old_id + ")"))
-      return refuse(ActionStatus::failed, "could not record the retry; see the log");
+    if (auto c = commit(job, State::queued,
+                        "retry --resubmit by operator: a new create with client_ref " +
+                            job.client_ref + " (previous remote persona: " + old_id + ")");
+        !c)
+      return not_recorded("retry", c.error());
     schedule(job);
-    return ActionResult{ActionStatus::ok, "queued for a new create", job};
+    return ActionOutcome{"queued for a new create", job};
   }
-  return refuse(ActionStatus::not_allowed, "job '" + job.key + "' is " +
-                                               std::string(to_string(job.state)) +
-                                               "; only failed or expired jobs can be retried");
+  return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
+                "; only failed or expired jobs can be retried");
 }
 
-ActionResult Tracker::resolve(std::string_view key, std::optional<std::string> adopt,
-                              bool resubmit) {
-  auto found = store_.find(key);
-  if (!found) return refuse(ActionStatus::failed, found.message());
-  if (!*found) return refuse(ActionStatus::unknown_key, "unknown key '" + std::string(key) + "'");
-  Job job = std::move(**found);
+Result<ActionOutcome> Tracker::resolve(std::string_view key, std::optional<std::string> adopt,
+                                       bool resubmit) {
+  auto found = find_job(store_, key);
+  if (!found) return found.error();
+  Job job = std::move(*found);
   if (job.state != State::submitting)
-    return refuse(ActionStatus::not_allowed,
-                  "job '" + job.key + "' is " + std::string(to_string(job.state)) +
-                      "; only a submitting job can be resolved");
-  if (running_.count(job.id))
-    return refuse(ActionStatus::not_allowed, "job '" + job.key + "' has a request in flight");
+    return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
+                  "; only a submitting job can be resolved");
+  if (runner_.is_running(job.id)) return refuse("job '" + job.key + "' has a request in flight");
   if (adopt.has_value() == resubmit)
-    return refuse(ActionStatus::not_allowed, "give exactly one of --adopt REMOTE_ID or --resubmit");
+    return make_error(ErrorKind::invalid, "give exactly one of --adopt REMOTE_ID or --resubmit");
   TimePoint now = clock_.now();
   job.needs_operator = false;
+  job.operator_reason.reset();
   job.errors = 0;
   job.next_poll_at = now;
+  job.send_unknown = false;
+  job.unknown_since.reset();
   if (adopt) {
-    if (auto owner = store_.find_by_remote_id(*adopt); owner && *owner)
-      return refuse(ActionStatus::not_allowed,
-                    "remote persona " + *adopt + " already belongs to job '" + (*owner)->key + "'");
-    job.send_unknown = false;
+    auto owner = store_.find_by_remote_id(*adopt);
+    if (!owner) return owner.error();
+    if (*owner)
+      return refuse("remote persona " + *adopt + " already belongs to job '" + (*owner)->key + "'");
     job.remote_id = *adopt;
     job.submitted_at = now;
     job.expires_at = expiry_time(options_.poll, now);
-    if (!commit(job, State::pending, "resolved by operator: adopted remote persona " + *adopt))
-      return refuse(ActionStatus::failed, "could not record the resolve; see the log");
+    if (auto c = commit(job, State::pending, "resolved by operator: adopted remote persona " + *adopt);
+        !c)
+      return not_recorded("resolve", c.error());
+    ++metrics_.adopted;
   } else {
-    job.send_unknown = false;
     job.submitting_since.reset();
-    if (!commit(job, State::queued, "resolved by operator: not created; submitting again"))
-      return refuse(ActionStatus::failed, "could not record the resolve; see the log");
+    if (auto c = commit(job, State::queued, "resolved by operator: not created; submitting again");
+        !c)
+      return not_recorded("resolve", c.error());
   }
-  if (adopt) ++metrics_.adopted;
+  scheduler_.cancel(job.id);
   schedule(job);
-  return ActionResult{ActionStatus::ok, adopt ? "adopted" : "queued for a new create", job};
+  return ActionOutcome{adopt ? "adopted" : "queued for a new create", job};
 }
 
 }  // namespace personad
