@@ -73,10 +73,50 @@ TEST(CreatifyApiRetryAfter, Seconds) {
 
 TEST(CreatifyApiRetryAfter, RejectsGarbage) {
   auto now = at("2024-01-01T00:00:00Z");
-  for (std::string_view v : {"", "   ", "-1", "1.5", "soon", "12a", "99999999999",
+  for (std::string_view v : {"", "   ", "-1", "1.5", "soon", "12a", "+5", "0x10", "1e9",
+                             "-99999999999999999999", "4294967295s",
                              "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT",
-                             "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49 GMT"})
+                             "Sun, 06 Foo 1994 08:49:37 GMT",
+                             "Sun, 06 Nov 1994 08:49 GMT", "Fri, 31 Dec 10000 23:59:59 GMT",
+                             "Fri, 31 Dec 99999999999999999999 23:59:59 GMT"})
     EXPECT_FALSE(parse_retry_after(v, now).has_value()) << v;
+}
+
+// Absurd values must never wrap into a short (or negative) delay; callers cap them at retry_max.
+TEST(CreatifyApiRetryAfter, HugeSecondsSaturate) {
+  auto now = at("2024-01-01T00:00:00Z");
+  EXPECT_EQ(parse_retry_after("4294967295", now), Millis(4'294'967'295'000));
+  EXPECT_EQ(parse_retry_after("99999999999", now), Millis(99'999'999'999'000));
+  EXPECT_EQ(parse_retry_after("9223372036854775", now), Millis(9'223'372'036'854'775'000));
+  for (std::string_view v : {"9223372036854776", "99999999999999999999", "18446744073709551616",
+                             "9223372036854775808",
+                             "9999999999999999999999999999999999999999"})
+    EXPECT_EQ(parse_retry_after(v, now), Millis::max()) << v;
+  EXPECT_EQ(parse_retry_after(std::string(20'000, '9'), now), Millis::max());
+  // Leading zeros do not make a small value large.
+  EXPECT_EQ(parse_retry_after("000000000000000000000000007", now), Millis(7'000));
+  EXPECT_EQ(parse_retry_after("00", now), Millis(0));
+}
+
+TEST(CreatifyApiRetryAfter, FarFutureDateDoesNotOverflow) {
+  auto now = at("2024-01-01T00:00:00Z");
+  auto far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now);
+  ASSERT_TRUE(far.has_value());
+  EXPECT_EQ(*far, *parse_rfc3339("9999-12-31T23:59:59Z") - now);
+  EXPECT_GT(*far, Millis(0));
+  // A `now` at the far end of the range cannot make the difference wrap either.
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", TimePoint(Millis::min())),
+            Millis::max());
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", TimePoint(Millis::max())),
+            Millis(0));
+}
+
+TEST(CreatifyApiRetryAfter, HugeDayOfMonthIsNotWrappedIntoADate) {
+  auto now = at("1994-11-01T00:00:00Z");
+  // 4294967297 would be day 1 once cut to 32 bits.
+  EXPECT_FALSE(parse_retry_after("Tue, 4294967297 Nov 1994 08:49:37 GMT", now).has_value());
+  EXPECT_FALSE(parse_retry_after("Tue Nov 4294967297 08:49:37 1994", now).has_value());
+  EXPECT_FALSE(parse_retry_after("Tue, 00 Nov 1994 08:49:37 GMT", now).has_value());
 }
 
 TEST(CreatifyApiRetryAfter, ImfFixdateRelativeToNow) {

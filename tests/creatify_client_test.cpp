@@ -490,6 +490,242 @@ TEST_F(CreatifyClientTest, CreateUsesAFreshConnectionNotAPooledOne) {
   EXPECT_NE(server->seen[1].connection, server->seen[0].connection);
 }
 
+// ---- an answer before the whole request has arrived ----
+
+// What the raw server below does once it has sent its answer.
+enum class AfterAnswer {
+  close,           // close at once with the body unread: the client's side is reset
+  shutdown_close,  // end its sending side (FIN), then close with the body unread (reset)
+  shutdown_hold,   // end its sending side, then neither read nor close: the client's write blocks
+};
+
+// A raw TCP server that reads only a request's headers, sends `response` as is, then does
+// `after`. Its small receive buffer keeps a multi-megabyte body from vanishing into kernel
+// buffers, so the client is still writing when the answer comes.
+class EarlyAnswerServer : public std::enable_shared_from_this<EarlyAnswerServer> {
+ public:
+  static std::shared_ptr<EarlyAnswerServer> start(asio::io_context& io, std::string response,
+                                                  AfterAnswer after) {
+    auto s = std::shared_ptr<EarlyAnswerServer>(
+        new EarlyAnswerServer(io, std::move(response), after));
+    asio::co_spawn(io, s->accept_loop(), asio::detached);
+    return s;
+  }
+
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+
+  int connections = 0;
+  std::string head;  // what it read of the last request (its headers, maybe some body)
+
+ private:
+  EarlyAnswerServer(asio::io_context& io, std::string response, AfterAnswer after)
+      : acceptor_(io), response_(std::move(response)), after_(after) {
+    acceptor_.open(tcp::v4());
+    acceptor_.set_option(asio::socket_base::receive_buffer_size(16 * 1024));  // inherited
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+  }
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kToken);
+      if (ec) co_return;
+      ++connections;
+      asio::co_spawn(acceptor_.get_executor(), session(self, std::move(socket)), asio::detached);
+    }
+  }
+
+  static asio::awaitable<void> session(std::shared_ptr<EarlyAnswerServer> self,
+                                       tcp::socket socket) {
+    std::string data;
+    auto [rec, n] =
+        co_await asio::async_read_until(socket, asio::dynamic_buffer(data), "\r\n\r\n", kToken);
+    if (rec) co_return;
+    self->head = data;
+    auto [wec, w] = co_await asio::async_write(socket, asio::buffer(self->response_), kToken);
+    if (wec) co_return;
+    beast::error_code ignored;
+    if (self->after_ != AfterAnswer::close) socket.shutdown(tcp::socket::shutdown_send, ignored);
+    if (self->after_ == AfterAnswer::shutdown_hold) {
+      asio::steady_timer hold(socket.get_executor(), 30s);
+      co_await hold.async_wait(kToken);
+    }
+    socket.close(ignored);
+  }
+
+  tcp::acceptor acceptor_;
+  std::string response_;
+  AfterAnswer after_;
+};
+
+std::string raw_response(std::string_view status_line, std::string_view body,
+                         std::string_view extra_headers = "",
+                         std::optional<std::size_t> content_length = std::nullopt) {
+  return "HTTP/1.1 " + std::string(status_line) +
+         "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(content_length.value_or(body.size())) + "\r\n" +
+         std::string(extra_headers) + "\r\n" + std::string(body);
+}
+
+class CreatifyClientEarlyAnswerTest : public CreatifyClientTest {
+ protected:
+  // Creates a persona whose lipsync video is a local file of 8 MiB against a server that
+  // answers `response` after the request's headers, then does `after`.
+  ApiResult<RemotePersona> create_against(std::string response, AfterAnswer after) {
+    early = EarlyAnswerServer::start(io, std::move(response), after);
+    auto spec = url_spec();
+    spec.lipsync_input = dir.write("big.mp4", std::string(8 * 1024 * 1024, 'v')).string();
+    auto o = options();
+    o.base_url = early->url();
+    auto client = make_client(o);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = run(io, client->create(spec, "ref-early"));
+    elapsed = std::chrono::steady_clock::now() - start;
+    io.restart();
+    io.run_for(50ms);  // time for a second connection, if there were one
+    return r;
+  }
+
+  static constexpr AfterAnswer kAll[] = {AfterAnswer::close, AfterAnswer::shutdown_close,
+                                         AfterAnswer::shutdown_hold};
+  TempDir dir;
+  std::shared_ptr<EarlyAnswerServer> early;
+  std::chrono::steady_clock::duration elapsed{};
+};
+
+std::string name_of(AfterAnswer a) {
+  switch (a) {
+    case AfterAnswer::close:
+      return "close";
+    case AfterAnswer::shutdown_close:
+      return "shutdown_close";
+    case AfterAnswer::shutdown_hold:
+      return "shutdown_hold";
+  }
+  return "?";
+}
+
+TEST_F(CreatifyClientEarlyAnswerTest, TooLargeBeforeTheUploadEndsIsPermanent) {
+  for (auto after : kAll) {
+    SCOPED_TRACE(name_of(after));
+    auto r = create_against(
+        raw_response("413 Request Entity Too Large", R"({"detail":"file too large"})"), after);
+    EXPECT_EQ(r.outcome, Outcome::permanent) << r.message;
+    EXPECT_EQ(r.http_status, 413);
+    EXPECT_EQ(r.message, "POST /api/personas_v2/: HTTP 413: file too large");
+    EXPECT_TRUE(r.sent);  // the API's own rejection, not a request that never arrived
+    EXPECT_EQ(early->connections, 1);
+    EXPECT_NE(early->head.find("POST /api/personas_v2/ HTTP/1.1"), std::string::npos);
+    // The answer ends the upload: no waiting for a blocked write until the timeout (2 s).
+    EXPECT_LT(elapsed, 1500ms);
+  }
+}
+
+TEST_F(CreatifyClientEarlyAnswerTest, FieldErrorBeforeTheUploadEndsIsPermanent) {
+  for (auto after : kAll) {
+    SCOPED_TRACE(name_of(after));
+    auto r = create_against(
+        raw_response(
+            "400 Bad Request",
+            R"({"lipsync_input": ["The submitted file is empty."], "gender": ["Invalid."]})"),
+        after);
+    EXPECT_EQ(r.outcome, Outcome::permanent) << r.message;
+    EXPECT_EQ(r.http_status, 400);
+    EXPECT_EQ(r.message,
+              "POST /api/personas_v2/: HTTP 400: lipsync_input: The submitted file is empty.; "
+              "gender: Invalid.");
+    EXPECT_EQ(early->connections, 1);
+    EXPECT_LT(elapsed, 1500ms);
+  }
+}
+
+TEST_F(CreatifyClientEarlyAnswerTest, UnavailableBeforeTheUploadEndsWasNotActedOn) {
+  for (auto after : kAll) {
+    SCOPED_TRACE(name_of(after));
+    auto r = create_against(
+        raw_response("503 Service Unavailable", R"({"detail":"busy"})", "Retry-After: 30\r\n"),
+        after);
+    EXPECT_EQ(r.outcome, Outcome::transient) << r.message;
+    EXPECT_EQ(r.http_status, 503);
+    EXPECT_EQ(r.retry_after, Millis(30'000));
+    EXPECT_EQ(r.message,
+              "POST /api/personas_v2/: HTTP 503: busy "
+              "(request not completely sent, so not acted on)");
+    EXPECT_FALSE(r.sent);  // certainly not created: resent without a reconcile
+    EXPECT_EQ(early->connections, 1);
+    EXPECT_LT(elapsed, 1500ms);
+  }
+}
+
+TEST_F(CreatifyClientEarlyAnswerTest, EarlyAnswerCutShortWasNotActedOn) {
+  for (auto after : kAll) {
+    SCOPED_TRACE(name_of(after));
+    auto r = create_against(
+        raw_response("503 Service Unavailable", R"({"detail":"bu)", "", 200), after);
+    EXPECT_EQ(r.outcome, Outcome::transient) << r.message;
+    EXPECT_EQ(r.http_status, 0);
+    EXPECT_FALSE(r.sent);
+    EXPECT_EQ(r.message.rfind("POST /api/personas_v2/: HTTP 503 response cut short: ", 0), 0u)
+        << r.message;
+    EXPECT_TRUE(r.message.ends_with(" (request not completely sent, so not acted on)"))
+        << r.message;
+    EXPECT_EQ(early->connections, 1);
+    EXPECT_LT(elapsed, 1500ms);
+  }
+}
+
+// The usual order still holds: the whole upload arrives, then the rejection.
+TEST_F(CreatifyClientTest, TooLargeAfterTheWholeUploadIsPermanent) {
+  serve([](const Request&) { return Reply{413, R"({"detail":"file too large"})"}; });
+  TempDir dir;
+  auto spec = url_spec();
+  spec.lipsync_input = dir.write("big.mp4", std::string(3 * 1024 * 1024, 'v')).string();
+  auto client = make_client();
+  auto r = run(io, client->create(spec, "r"));
+  EXPECT_EQ(r.outcome, Outcome::permanent) << r.message;
+  EXPECT_EQ(r.http_status, 413);
+  EXPECT_EQ(r.message, "POST /api/personas_v2/: HTTP 413: file too large");
+  EXPECT_TRUE(r.sent);
+  ASSERT_EQ(server->seen.size(), 1u);
+  EXPECT_GT(server->seen[0].request.body().size(), 3u * 1024 * 1024);
+}
+
+// ---- absurd headers ----
+
+TEST_F(CreatifyClientTest, HugeRetryAfterIsKeptWithoutWrapping) {
+  serve([](const Request&) {
+    return Reply{429, R"({"detail":"slow down"})", {{"Retry-After", "4294967295"}}};
+  });
+  auto client = make_client();
+  for (auto& r : {run(io, client->create(url_spec(), "r")), run(io, client->get("p"))}) {
+    EXPECT_EQ(r.outcome, Outcome::transient) << r.message;
+    EXPECT_EQ(r.http_status, 429);
+    ASSERT_TRUE(r.retry_after.has_value());
+    EXPECT_GT(*r.retry_after, Millis(0));
+    EXPECT_EQ(*r.retry_after, Millis(4'294'967'295'000));
+  }
+}
+
+TEST_F(CreatifyClientTest, HeaderOverTheLimitIsAClearTransientError) {
+  serve([](const Request&) {
+    return Reply{429, R"({"detail":"slow down"})", {{"Retry-After", std::string(20'000, '9')}}};
+  });
+  auto client = make_client();
+  auto g = run(io, client->get("p"));
+  EXPECT_EQ(g.outcome, Outcome::transient);
+  EXPECT_EQ(g.http_status, 0);
+  EXPECT_EQ(g.message, "GET /api/personas/p/: response header larger than 16384 bytes");
+  auto c = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(c.outcome, Outcome::transient);
+  EXPECT_EQ(c.message,
+            "POST /api/personas_v2/: response header larger than 16384 bytes (request sent; "
+            "outcome unknown)");
+  EXPECT_TRUE(c.sent);
+}
+
 // ---- get ----
 
 TEST_F(CreatifyClientTest, GetMapsResponses) {

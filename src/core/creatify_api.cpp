@@ -113,7 +113,8 @@ std::optional<TimePoint> parse_http_date(std::string_view s) {
     time = parse_clock_time(t[3]);
     year = parse_int(t[4]);
   }
-  if (!day || !month || !year || !time || *year < 1900 || *year > 9999) return std::nullopt;
+  if (!day || !month || !year || !time || *year < 1900 || *year > 9999 || *day < 1 || *day > 31)
+    return std::nullopt;  // checked before the casts below, so a huge day cannot wrap to 1
   std::chrono::year_month_day ymd{std::chrono::year{static_cast<int>(*year)},
                                   std::chrono::month{*month},
                                   std::chrono::day{static_cast<unsigned>(*day)}};
@@ -272,12 +273,22 @@ std::optional<Millis> parse_retry_after(std::string_view value, TimePoint now) {
   value = trim(value);
   if (value.empty()) return std::nullopt;
   if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (value.size() > 10) return std::nullopt;  // beyond any sane delay; also overflow-safe
-    return std::chrono::duration_cast<Millis>(std::chrono::seconds(*parse_int(value)));
+    // delay-seconds of any length: a value past what Millis holds saturates (callers cap it).
+    while (value.size() > 1 && value.front() == '0') value.remove_prefix(1);
+    constexpr std::int64_t kMaxSeconds = Millis::max().count() / 1000;
+    auto seconds = value.size() <= 18 ? parse_int(value) : std::nullopt;  // 18 digits fit
+    if (!seconds || *seconds > kMaxSeconds) return Millis::max();
+    return Millis(*seconds * 1000);
   }
   auto at = parse_http_date(value);
   if (!at) return std::nullopt;
-  return *at > now ? *at - now : Millis(0);
+  if (*at <= now) return Millis(0);
+  // Both are within a few millennia of 1970 in practice, but `now` comes from outside.
+  std::int64_t diff = 0;
+  if (__builtin_sub_overflow(at->time_since_epoch().count(), now.time_since_epoch().count(),
+                             &diff))
+    return Millis::max();
+  return Millis(diff);
 }
 
 Result<RemotePersona> parse_persona(const json::value& v) {

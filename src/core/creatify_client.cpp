@@ -7,6 +7,9 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -320,8 +323,8 @@ struct Connection {
   steady::time_point idle_since{};
 };
 
-// How far a request got when no response came back. For a create this is the difference
-// between "certainly not created" and "maybe created".
+// How far a request got. Without a response, for a create, this is the difference between
+// "certainly not created" and "maybe created"; with one, whether the server answered early.
 enum class Delivery { not_sent, incomplete, sent };
 
 struct Reply {
@@ -333,7 +336,7 @@ struct Reply {
 struct Exchange {
   std::optional<Reply> reply;
   std::string error;  // without a reply: what went wrong, for an operator
-  Delivery delivery = Delivery::not_sent;
+  Delivery delivery = Delivery::not_sent;  // with a reply too: not `sent` when it came early
 };
 
 // One write + read on a connection.
@@ -578,47 +581,109 @@ asio::awaitable<Connected> Core::connect(steady::time_point deadline) {
   co_return out;
 }
 
+// The peer closed or reset the connection while the request was going out: its answer (an early
+// 413, say) may already be waiting to be read.
+bool peer_hung_up(const beast::error_code& ec) {
+  return ec == asio::error::broken_pipe || ec == asio::error::connection_reset ||
+         ec == asio::error::connection_aborted || ec == asio::error::eof ||
+         ec == asio::error::shut_down || ec == asio::error::not_connected;
+}
+
+// The two halves of one exchange, run side by side: a server may answer (413, 400) and close
+// before it has read the whole body, and that answer is the result, not the failed write.
+struct Halves {
+  bool write_done = false;
+  bool read_done = false;
+  bool stopped = false;  // the connection was closed to end the other half
+  beast::error_code wec, rec;
+  std::size_t written = 0;
+};
+
+// Closing (not cancel()) stops the other half for sure: a composed Beast operation between two
+// of its steps has nothing pending to cancel, and would carry on until the deadline.
+void stop_other_half(Connection& c, Halves& h) {
+  h.stopped = true;
+  c.tcp().close();
+}
+
+template <class Body>
+asio::awaitable<void> write_half(Connection& c, http::request<Body>& req, Halves& h) {
+  auto [ec, n] =
+      co_await std::visit([&](auto& s) { return http::async_write(s, req, kToken); }, c.stream);
+  h.wec = ec;
+  h.written = n;
+  h.write_done = true;
+  // A failure of our own (the body's file, a timeout) leaves no answer worth waiting for.
+  if (ec && !h.read_done && !peer_hung_up(ec)) stop_other_half(c, h);
+}
+
+asio::awaitable<void> read_half(Connection& c, http::response_parser<http::string_body>& parser,
+                                Halves& h) {
+  auto [ec, n] = co_await std::visit(
+      [&](auto& s) { return http::async_read(s, c.buffer, parser, kToken); }, c.stream);
+  h.rec = ec;
+  h.read_done = true;
+  // The server has answered while the body is still going out: it does not want the rest, and
+  // may have stopped reading it, so a write left running would only block until the deadline.
+  if (!h.write_done && (!ec || parser.got_some())) stop_other_half(c, h);
+}
+
+// Writes the request and reads the response at once (Beast's streams allow one read and one
+// write in flight). Returns only when both halves have finished.
 template <class Body>
 asio::awaitable<RoundTrip> Core::round_trip(Connection& c, http::request<Body>& req) {
-  RoundTrip rt;
-  auto [wec, written] =
-      co_await std::visit([&](auto& s) { return http::async_write(s, req, kToken); }, c.stream);
-  if (wec) {
-    rt.timed_out = wec == beast::error::timeout;
-    rt.error = rt.timed_out ? timeout_message() : "sending the request failed: " + wec.message();
-    // A request cut short is incomplete, so the server cannot have acted on it.
-    rt.delivery = written == 0 ? Delivery::not_sent : Delivery::incomplete;
-    rt.nothing_received = true;
-    co_return rt;
-  }
-  rt.delivery = Delivery::sent;
-
   http::response_parser<http::string_body> parser;
   parser.header_limit(kHeaderLimit);
   parser.body_limit(options_.max_response_bytes);
-  auto [rec, read] = co_await std::visit(
-      [&](auto& s) { return http::async_read(s, c.buffer, parser, kToken); }, c.stream);
-  if (rec) {
-    rt.timed_out = rec == beast::error::timeout;
-    rt.nothing_received = !parser.got_some() && c.buffer.size() == 0;
-    if (rt.timed_out)
-      rt.error = timeout_message();
-    else if (rec == http::error::body_limit)
-      rt.error = "response larger than " + std::to_string(options_.max_response_bytes) + " bytes";
-    else if (rec == http::error::header_limit)
-      rt.error = "response header larger than " + std::to_string(kHeaderLimit) + " bytes";
-    else if (rt.nothing_received &&
-             (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
-              rec == ssl::error::stream_truncated))
-      rt.error = "connection closed before a response";
-    else
-      rt.error = "reading the response failed: " + rec.message();
+  Halves h;
+  auto ex = co_await asio::this_coro::executor;
+  auto [order, write_error, read_error] =
+      co_await asio::experimental::make_parallel_group(
+          asio::co_spawn(ex, write_half(c, req, h), asio::deferred),
+          asio::co_spawn(ex, read_half(c, parser, h), asio::deferred))
+          .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  if (write_error) std::rethrow_exception(write_error);
+  if (read_error) std::rethrow_exception(read_error);
+
+  RoundTrip rt;
+  // A request cut short is incomplete, so the server cannot have acted on it.
+  rt.delivery = !h.wec             ? Delivery::sent
+                : h.written == 0 ? Delivery::not_sent
+                                 : Delivery::incomplete;
+  if (!h.rec) {
+    auto& res = parser.get();
+    // A connection closed to stop a write can carry nothing more.
+    rt.keep_alive = !h.wec && !h.stopped && res.keep_alive();
+    rt.reply = Reply{static_cast<int>(res.result_int()), std::move(res.body()),
+                     std::string(res[http::field::retry_after])};
     co_return rt;
   }
-  auto& res = parser.get();
-  rt.keep_alive = res.keep_alive();
-  rt.reply = Reply{static_cast<int>(res.result_int()), std::move(res.body()),
-                   std::string(res[http::field::retry_after])};
+
+  const bool got_some = parser.got_some() || c.buffer.size() != 0;
+  rt.nothing_received = !got_some;
+  if (h.wec && !got_some) {
+    rt.timed_out = h.wec == beast::error::timeout;
+    rt.error = rt.timed_out ? timeout_message() : "sending the request failed: " + h.wec.message();
+    co_return rt;
+  }
+  const auto rec = h.rec;
+  // One deadline for both halves: the first to hit it closes the socket under the other.
+  rt.timed_out = rec == beast::error::timeout || h.wec == beast::error::timeout;
+  if (rt.timed_out)
+    rt.error = timeout_message();
+  else if (rec == http::error::body_limit)
+    rt.error = "response larger than " + std::to_string(options_.max_response_bytes) + " bytes";
+  else if (rec == http::error::header_limit)
+    rt.error = "response header larger than " + std::to_string(kHeaderLimit) + " bytes";
+  else if (rt.nothing_received &&
+           (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
+            rec == ssl::error::stream_truncated))
+    rt.error = "connection closed before a response";
+  else if (parser.is_header_done())
+    rt.error = "HTTP " + std::to_string(parser.get().result_int()) +
+               " response cut short: " + rec.message();
+  else
+    rt.error = "reading the response failed: " + rec.message();
   co_return rt;
 }
 
@@ -665,7 +730,7 @@ asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) 
     log_request(method, target, start, rt);
     if (rt.reply) {
       if (rt.keep_alive) give_back(std::move(conn));
-      co_return Exchange{std::move(rt.reply), "", Delivery::sent};
+      co_return Exchange{std::move(rt.reply), "", rt.delivery};
     }
     if (reused && idempotent && attempt == 1 && rt.nothing_received && !rt.timed_out) {
       if (log_)
@@ -713,7 +778,10 @@ ApiResult<RemotePersona> Core::persona_result(std::string_view method, const std
   auto r = map_persona_response(ex.reply->status, ex.reply->body, ex.reply->retry_after, now);
   if (r.outcome != Outcome::ok) {
     r.message = std::string(method) + " " + target + ": " + r.message;
-    if (is_create && r.outcome == Outcome::transient) r.message += delivery_note(Delivery::sent);
+    // An answer that came before the whole request went out (an early 503) says the server
+    // did not act on it. A 4xx stays the API's rejection, whenever it came.
+    if (r.outcome == Outcome::transient && ex.delivery != Delivery::sent) r.sent = false;
+    if (is_create && r.outcome == Outcome::transient) r.message += delivery_note(ex.delivery);
   }
   return r;
 }
