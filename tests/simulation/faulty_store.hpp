@@ -3,6 +3,9 @@
 #pragma once
 
 #include <random>
+#include <map>
+#include <set>
+#include <string>
 
 #include "personad/store.hpp"
 
@@ -15,41 +18,45 @@ class FaultyStore final : public Store {
       : inner_(std::move(inner)), rng_(rng), read_fail_(read_fail), write_fail_(write_fail) {}
 
   std::size_t failures() const { return failures_; }
+  // Scripted faults for tests: the next call of each named operation fails ("get", "apply", …).
+  mutable std::multiset<std::string> fail_next;
+  // Scripted faults for tests: fail the n-th call (1-based, counted from now) of an operation.
+  void fail_nth(const std::string& op, int n) { countdown_[op] = n; }
 
   int schema_version() const override { return inner_->schema_version(); }
   Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
                                               std::string_view source, std::string_view reason,
                                               TimePoint now,
                                               const std::function<std::string()>& new_ref) override {
-    if (fail(write_fail_)) return injected("enqueue");
+    if (fail(write_fail_, "enqueue")) return injected("enqueue");
     return inner_->enqueue(specs, source, reason, now, new_ref);
   }
   Result<void> apply(const Job& job, const Transition& t) override {
-    if (fail(write_fail_)) return injected("apply");
+    if (fail(write_fail_, "apply")) return injected("apply");
     return inner_->apply(job, t);
   }
   Result<void> update(const Job& job) override {
-    if (fail(write_fail_)) return injected("update");
+    if (fail(write_fail_, "update")) return injected("update");
     return inner_->update(job);
   }
   Result<std::optional<Job>> find(std::string_view key) const override {
-    if (fail(read_fail_)) return injected("find");
+    if (fail(read_fail_, "find")) return injected("find");
     return inner_->find(key);
   }
   Result<std::optional<Job>> get(std::int64_t id) const override {
-    if (fail(read_fail_)) return injected("get");
+    if (fail(read_fail_, "get")) return injected("get");
     return inner_->get(id);
   }
   Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const override {
-    if (fail(read_fail_)) return injected("find_by_remote_id");
+    if (fail(read_fail_, "find_by_remote_id")) return injected("find_by_remote_id");
     return inner_->find_by_remote_id(remote_id);
   }
   Result<std::vector<Job>> list(std::optional<State> state) const override {
-    if (fail(read_fail_)) return injected("list");
+    if (fail(read_fail_, "list")) return injected("list");
     return inner_->list(state);
   }
   Result<std::vector<Job>> load_active() const override {
-    if (fail(read_fail_)) return injected("load_active");
+    if (fail(read_fail_, "load_active")) return injected("load_active");
     return inner_->load_active();
   }
   Result<std::vector<Transition>> history(std::int64_t job_id) const override {
@@ -60,7 +67,17 @@ class FaultyStore final : public Store {
   Store& inner() { return *inner_; }
 
  private:
-  bool fail(double p) const {
+  bool fail(double p, const char* op) const {
+    if (auto c = countdown_.find(op); c != countdown_.end() && --c->second == 0) {
+      countdown_.erase(c);
+      ++failures_;
+      return true;
+    }
+    if (auto it = fail_next.find(op); it != fail_next.end()) {
+      fail_next.erase(it);
+      ++failures_;
+      return true;
+    }
     if (p <= 0) return false;
     if (std::uniform_real_distribution<double>(0, 1)(rng_) >= p) return false;
     ++failures_;
@@ -74,6 +91,7 @@ class FaultyStore final : public Store {
   std::mt19937_64& rng_;
   double read_fail_, write_fail_;
   mutable std::size_t failures_ = 0;
+  mutable std::map<std::string, int> countdown_;
 };
 
 }  // namespace personad::simulation

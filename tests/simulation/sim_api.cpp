@@ -127,6 +127,10 @@ asio::awaitable<ApiResult<RemotePersona>> SimApi::create(const PersonaSpec& spec
       r.outcome = Outcome::ok;
       r.http_status = 201;
       r.value = remotes_.at(created_id).persona;
+      if (answer_next_create_with_id) {
+        r.value.id = *answer_next_create_with_id;
+        answer_next_create_with_id.reset();
+      }
       co_return r;
     }
     case K::lost_after_store:
@@ -208,6 +212,11 @@ asio::awaitable<ApiResult<ListPage>> SimApi::list_page(std::string target) {
   const TimePoint sent = clock_.now();
   co_await sleep_until(clock_, sent + latency());
   const std::string what = "GET /api/personas_v2/" + target;
+  ++page_requests[target];
+  if (auto it = fail_page_once.find(target); it != fail_page_once.end()) {
+    fail_page_once.erase(it);
+    co_return failure<ListPage>(Outcome::transient, 502, what + ": HTTP 502");
+  }
   if (faults_.list_broken)
     co_return failure<ListPage>(Outcome::permanent, 404, what + ": HTTP 404: Not found.");
   if (chance(faults_.list_page_fails)) {

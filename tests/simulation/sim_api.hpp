@@ -72,6 +72,12 @@ class SimApi final : public CreatifyApi {
 
   // Scripted plans for the next creates (tests); random ones follow.
   std::deque<CreatePlan> scripted_creates;
+  // A buggy API for tests: the next successful create answers with this id instead of its own.
+  std::optional<std::string> answer_next_create_with_id;
+  // Pages (by target: "" is the first) that answer 502 the next time they are asked for.
+  std::multiset<std::string> fail_page_once;
+  // How often each page was asked for.
+  std::map<std::string, int> page_requests;
 
   // The truth, for the checks.
   const std::map<std::string, Remote>& remotes() const { return remotes_; }

@@ -43,6 +43,16 @@ TrackerOptions simulation_tracker_options() {
   return o;
 }
 
+SimFaults no_faults() {
+  SimFaults f;
+  f.create_lost = f.create_malformed = f.create_not_sent = f.create_rejected = 0;
+  f.create_early_413 = f.create_unauthorized = f.create_throttled = f.create_server_error = 0;
+  f.create_slow = f.list_page_fails = f.get_fails = f.absurd_retry_after = 0;
+  f.never_finishes = f.remote_failure = 0;
+  f.list_lag = Millis(0);
+  return f;
+}
+
 World::World(WorldOptions options)
     : options_(options),
       api_(clock_, options.seed * 3 + 1, options.faults, options.tracker.api.timeout),
@@ -110,6 +120,17 @@ std::size_t World::drain(std::size_t limit, const std::function<void()>& after_e
     if (after_each) after_each();
   }
   return n;
+}
+
+bool World::run_until(TimePoint limit, const std::function<bool()>& done, std::size_t* handlers) {
+  for (;;) {
+    std::size_t n = drain(1'000'000);
+    if (handlers) *handlers += n;
+    if (done()) return true;
+    auto next = clock_.next_timer();
+    if (!next || *next > limit) return done();
+    clock_.fire_next();
+  }
 }
 
 }  // namespace personad::simulation

@@ -27,6 +27,8 @@ struct WorldOptions {
 
 // Sensible options for simulated runs: the daemon's defaults, scaled for a 10-day horizon.
 TrackerOptions simulation_tracker_options();
+// An API that never fails (scenario tests script what they need).
+SimFaults no_faults();
 
 class World {
  public:
@@ -51,7 +53,13 @@ class World {
   bool fire_next() { return clock_.fire_next() != 0; }
   std::optional<TimePoint> next_timer() const { return clock_.next_timer(); }
 
+  // Runs the loop on virtual time until `done()` holds or time would pass `limit`. Returns
+  // done(); counts the handlers run into *handlers when given.
+  bool run_until(TimePoint limit, const std::function<bool()>& done,
+                 std::size_t* handlers = nullptr);
+
   ManualClock& clock() { return clock_; }
+  FaultyStore& faulty_store() { return *store_; }
   SimApi& api() { return api_; }
   Tracker& tracker() { return *tracker_; }
   // The real store, for the checks (never fails on purpose). Open while the world is up.
