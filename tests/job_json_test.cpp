@@ -47,6 +47,18 @@ TEST(JobJson, HasEveryContractField) {
   EXPECT_EQ(o["polls"], 2);
 }
 
+TEST(JobJson, AJobWaitingForTheOperatorSaysWhy) {
+  Job j = sample();
+  j.state = State::submitting;
+  EXPECT_EQ(job_to_json(j)["needs_operator"], false);
+  EXPECT_EQ(job_to_json(j)["operator_reason"], nullptr);
+  j.needs_operator = true;
+  j.operator_reason = "reconcile ambiguous: 2 remote personas match (a, b)";
+  json::object o = job_to_json(j);
+  EXPECT_EQ(o["needs_operator"], true);
+  EXPECT_EQ(o["operator_reason"], "reconcile ambiguous: 2 remote personas match (a, b)");
+}
+
 TEST(JobJson, SpecShowsTheRequestAsSent) {
   json::object spec = job_to_json(sample())["spec"].as_object();
   EXPECT_EQ(spec["creator_name"], "Jane Doe");

@@ -63,6 +63,8 @@ json::object job_to_json(const Job& j) {
   o["spec"] = spec_as_sent_json(j.spec, j.client_ref);
   o["source"] = j.source;
   o["needs_operator"] = j.needs_operator;
+  // Why it waits for `personactl resolve` (null when it does not).
+  o["operator_reason"] = j.needs_operator ? opt_string(j.operator_reason) : json::value(nullptr);
   o["errors"] = j.errors;
   return o;
 }
