@@ -60,14 +60,15 @@ class Scenario : public ::testing::Test {
   std::size_t handlers_ = 0;
 };
 
-// Defect 1. A slow create: the server stores it 50 s after it arrived, our client gave up at
-// 30 s. Meanwhile another job's lost create made the tracker list the API at once. That list
-// started after this job's last_sent_at but before its failure was seen and before the
-// persona was stored; reusing it as proof of absence resent the create: two paid avatars.
-TEST_F(Scenario, AListOlderThanTheFailureNeverProvesACreateAbsent) {
+// Defect 1. A slow create: the server stores it 75 s after it arrived, our client gave up at
+// 30 s. Meanwhile another job's lost create made the tracker list the API at once. Lists taken
+// while the create was still in the server's hands looked fresh (started after last_sent_at,
+// even after last_sent_at + reconcile_after) but could not contain it; resending on their word
+// made two paid avatars. Absence now needs a list started reconcile_after after the failure.
+TEST_F(Scenario, ACreateStillInTheServersHandsIsNeverResent) {
   start();
   world_->api().scripted_creates = {
-      CreatePlan{Kind::ok, Millis(50'000), Millis(50'100), {}},       // slow: times out at 30 s
+      CreatePlan{Kind::ok, Millis(75'000), Millis(75'100), {}},       // slow: times out at 30 s
       CreatePlan{Kind::lost_after_store, Millis(100), Millis(200), {}},  // lost: lists at once
   };
   submit({spec("slow"), spec("lost")});
@@ -149,6 +150,20 @@ TEST_F(Scenario, AbsurdRetryAfterNeitherParksNorSpinsAJob) {
   EXPECT_THAT(job("a").updated_at, ::testing::Ge(*j.expires_at));
   // About one request per retry_max, not thousands.
   EXPECT_LT(world_->api().requests(), 6 * 24 * 60 / 5 + 100);
+}
+
+// Defect 3, on a create: a 429 whose Retry-After says 136 years waits retry_max, no longer.
+TEST_F(Scenario, AnAbsurdRetryAfterOnACreateWaitsRetryMaxAtMost) {
+  start();
+  world_->api().scripted_creates = {
+      CreatePlan{Kind::throttled, {}, {}, Millis(std::chrono::seconds(4'294'967'295LL))}};
+  submit({spec("a")});
+  const TimePoint t0 = now();
+  const auto api = simulation_tracker_options().api;
+  ASSERT_TRUE(run_for(kDay, [&] { return job("a").state == State::pending; }));
+  EXPECT_LE(now() - t0, api.retry_max * 12 / 10 + kMinute);
+  EXPECT_GE(now() - t0, api.retry_max);
+  EXPECT_EQ(personas_of(job("a")), 1u);
 }
 
 // Defect 5. Four jobs waiting on one slow list woke each other forever (one timer, each
