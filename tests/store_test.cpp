@@ -879,6 +879,26 @@ TEST_F(StoreTest, StatsCountEveryStateAndFindTheNextDueJob) {
   EXPECT_EQ(stats->attempts, 4);
   EXPECT_EQ(stats->next_due, kT0 + Millis(20'000));
   EXPECT_EQ(stats->next_due_key, "p1");
+  EXPECT_EQ(stats->needs_operator, 0);
+}
+
+TEST_F(StoreTest, StatsCountJobsWaitingForTheOperator) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("held"), make_spec("free"), make_spec("old")});
+  Job held = job(*store, "held");
+  move(*store, held, State::submitting, kT0);
+  held.needs_operator = true;
+  held.operator_reason = "reconcile ambiguous";
+  ASSERT_TRUE(store->update(held).ok());
+  Job old = job(*store, "old");  // flagged once, cancelled since: no longer waiting
+  move(*store, old, State::submitting, kT0);
+  old.needs_operator = true;
+  ASSERT_TRUE(store->update(old).ok());
+  move(*store, old, State::cancelled, kT0);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  EXPECT_EQ(stats->needs_operator, 1);
 }
 
 }  // namespace

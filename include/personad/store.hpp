@@ -34,6 +34,7 @@ struct StoreStats {
   std::map<State, std::int64_t> counts;  // every state present, zero included
   std::int64_t polls = 0;                // status polls made, all jobs
   std::int64_t attempts = 0;             // create requests sent, all jobs
+  std::int64_t needs_operator = 0;       // non-final jobs waiting for `personactl resolve`
   std::optional<TimePoint> next_due;     // earliest next_poll_at of a non-final job
   std::optional<std::string> next_due_key;
 };

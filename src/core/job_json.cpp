@@ -97,6 +97,7 @@ json::object stats_to_json(const StoreStats& s) {
   o["total"] = total;
   o["polls"] = s.polls;
   o["attempts"] = s.attempts;
+  o["needs_operator"] = s.needs_operator;
   o["next_due_at"] = opt_time(s.next_due);
   o["next_due_key"] = opt_string(s.next_due_key);
   return o;

@@ -380,6 +380,7 @@ struct SqliteImpl {
   Statement active_jobs;
   Statement transitions_of_job;
   Statement counts_by_state;
+  Statement count_needs_operator;
   Statement next_due;
 
   Result<void> prepare_all();
@@ -432,6 +433,9 @@ Result<void> SqliteImpl::prepare_all() {
        "WHERE job_id = ?1 ORDER BY id"},
       {&counts_by_state,
        "SELECT state, count(*), sum(polls), sum(attempts) FROM jobs GROUP BY state"},
+      // Served by the partial index jobs_needs_operator (0002).
+      {&count_needs_operator, "SELECT count(*) FROM jobs WHERE needs_operator = 1 AND state IN "
+                              PERSONAD_ACTIVE_STATES},
       {&next_due, "SELECT key, next_poll_at FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES
                   " AND next_poll_at IS NOT NULL ORDER BY next_poll_at, id LIMIT 1"},
   };
@@ -572,6 +576,12 @@ Result<StoreStats> SqliteImpl::read_stats() {
       stats.polls += counts_by_state.int64(2);
       stats.attempts += counts_by_state.int64(3);
     }
+  }
+  {
+    ResetOnExit reset(count_needs_operator);
+    auto row = count_needs_operator.step();
+    if (!row) return row.error();
+    if (*row) stats.needs_operator = count_needs_operator.int64(0);
   }
   ResetOnExit reset(next_due);
   auto row = next_due.step();
