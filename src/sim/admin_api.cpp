@@ -29,8 +29,15 @@ std::optional<json::object> body_object(const Request& req) {
 }
 
 json::object fault_rates_json(const FaultRates& r) {
-  return {{"5xx", r.server_error}, {"429", r.rate_limited},    {"reset", r.reset},
-          {"slow", r.slow},        {"malformed", r.malformed}, {"lost_create", r.lost_create}};
+  return {{"5xx", r.server_error},
+          {"429", r.rate_limited},
+          {"reset", r.reset},
+          {"slow", r.slow},
+          {"malformed", r.malformed},
+          {"lost_create", r.lost_create},
+          {"slow_create", r.slow_create},
+          {"list_page", r.list_page},
+          {"retry_after_absurd", r.retry_after_absurd}};
 }
 
 }  // namespace
@@ -75,9 +82,18 @@ Response AdminApi::stats(const Request& req) {
   body["gets"] = stats_.gets;
   body["lists"] = stats_.lists;
   body["requests"] = stats_.requests;
-  body["faults"] = {{"5xx", f.server_error},    {"429", f.rate_limited},
-                    {"reset", f.reset},         {"slow", f.slow},
-                    {"malformed", f.malformed}, {"lost_create", f.lost_create}};
+  body["faults"] = {{"5xx", f.server_error},
+                    {"429", f.rate_limited},
+                    {"reset", f.reset},
+                    {"slow", f.slow},
+                    {"malformed", f.malformed},
+                    {"lost_create", f.lost_create},
+                    {"slow_create", f.slow_create},
+                    {"list_page", f.list_page},
+                    {"list_slow", f.list_slow},
+                    {"retry_after_absurd", f.retry_after_absurd},
+                    {"upload_too_large", f.upload_too_large}};
+  body["slow_creates_pending"] = stats_.slow_creates_pending;
   body["label_duplicates"] = book_.label_duplicates();
   body["client_ref_duplicates"] = book_.client_ref_duplicates();
   body["statuses"] = std::move(statuses);
@@ -120,7 +136,9 @@ Response AdminApi::set_faults(const Request& req) {
   const std::pair<std::string_view, double*> fields[] = {
       {"5xx", &rates.server_error},    {"429", &rates.rate_limited},
       {"reset", &rates.reset},         {"slow", &rates.slow},
-      {"malformed", &rates.malformed}, {"lost_create", &rates.lost_create}};
+      {"malformed", &rates.malformed}, {"lost_create", &rates.lost_create},
+      {"slow_create", &rates.slow_create}, {"list_page", &rates.list_page},
+      {"retry_after_absurd", &rates.retry_after_absurd}};
   for (const auto& [key, value] : *body) {
     const auto field = std::find_if(std::begin(fields), std::end(fields),
                                     [&](const auto& f) { return f.first == key; });
@@ -149,7 +167,9 @@ Response AdminApi::advance(const Request& req) {
 
 Response AdminApi::reset(const Request& req) {
   book_.clear();
+  const std::uint64_t pending = stats_.slow_creates_pending;  // still in the server's hands
   stats_ = SimStats{};
+  stats_.slow_creates_pending = pending;
   return json_response(req, http::status::ok, json::object{{"reset", true}});
 }
 

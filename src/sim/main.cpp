@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   std::string stage_duration = "4h";
   std::string api_id, api_key, list_format = "paginated", port_file;
   std::uint64_t seed = 0;
-  unsigned slow_ms = 3000;
+  unsigned slow_ms = 3000, slow_create_ms = 5000, list_lag_ms = 0, list_slow_ms = 0;
   std::size_t body_limit_mb = 64;
   bool no_labels = false, verbose = false;
   const auto probability = CLI::Range(0.0, 1.0);
@@ -71,6 +71,20 @@ int main(int argc, char** argv) {
   app.add_option("--lost-create", config.faults.lost_create,
                  "P(a create is stored but answered with 500 or a reset)")
       ->check(probability);
+  app.add_option("--slow-create", config.faults.slow_create,
+                 "P(a create is stored --slow-create-ms after it arrives, then answered)")
+      ->check(probability);
+  app.add_option("--slow-create-ms", slow_create_ms,
+                 "delay before a slow create is stored and answered, in ms");
+  app.add_option("--list-lag-ms", list_lag_ms, "a new persona shows in lists only N ms later");
+  app.add_option("--retry-after-absurd", config.faults.retry_after_absurd,
+                 "share of 429s whose Retry-After is 4294967295 or a date in year 9999")
+      ->check(probability);
+  app.add_option("--upload-limit-bytes", config.limits.upload_limit,
+                 "answer 413 to a multipart create over N bytes before reading it (0: off)");
+  app.add_option("--fault-list-page", config.faults.list_page, "P(a list page answers 502)")
+      ->check(probability);
+  app.add_option("--list-slow-ms", list_slow_ms, "every list page answers after N ms");
   app.add_option("--list-format", list_format, "GET /api/personas_v2/ shape")
       ->check(CLI::IsMember({"paginated", "array"}));
   app.add_option("--page-size", config.api.page_size, "default page size")
@@ -108,6 +122,9 @@ int main(int argc, char** argv) {
   config.api.list_format = list_format == "array" ? ListFormat::array : ListFormat::paginated;
   config.api.labels_in_lists = !no_labels;
   config.slow_delay = std::chrono::milliseconds(slow_ms);
+  config.slow_create_delay = std::chrono::milliseconds(slow_create_ms);
+  config.list_delay = std::chrono::milliseconds(list_slow_ms);
+  config.book.list_lag = std::chrono::milliseconds(list_lag_ms);
   config.limits.body_limit = body_limit_mb * 1024 * 1024;
   config.log = verbose ? &std::cerr : nullptr;
 

@@ -109,6 +109,7 @@ const Persona& PersonaBook::create(PersonaInput input) {
   Persona p;
   p.id = new_id();
   p.created_at = clock_.now();
+  p.listed_at = p.created_at + clock_.sim_span(settings_.list_lag);
   p.outcome = draw_outcome(input, p.outcome_reason);
   std::uniform_real_distribution<double> spread(0.5, 1.5);
   SimDuration total{};
@@ -137,6 +138,15 @@ const Persona* PersonaBook::find(std::string_view id) const {
 
 const Persona& PersonaBook::newest(std::size_t index) const {
   return personas_[personas_.size() - 1 - index];
+}
+
+std::vector<const Persona*> PersonaBook::listed() const {
+  const SimTime now = clock_.now();
+  std::vector<const Persona*> out;
+  out.reserve(personas_.size());
+  for (auto it = personas_.rbegin(); it != personas_.rend(); ++it)
+    if (it->listed_at <= now) out.push_back(&*it);
+  return out;
 }
 
 PersonaStatus PersonaBook::status_of(const Persona& p) const {

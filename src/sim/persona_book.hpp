@@ -54,6 +54,9 @@ struct Persona {
   std::string id;
   PersonaInput input;
   SimTime created_at;
+  // From then on the persona shows in list endpoints (created_at + --list-lag-ms); get by id
+  // sees it from created_at.
+  SimTime listed_at;
   // Offset from created_at at which kStages[i] ends (cumulative, strictly increasing).
   std::array<SimDuration, kStages.size()> stage_end{};
   Outcome outcome = Outcome::done;
@@ -83,6 +86,7 @@ struct BookSettings {
   SimDuration stage_duration = std::chrono::hours(4);  // mean; each stage is ±50%
   double fail_rate = 0.0;                              // P(failed or rejected), half each
   std::uint64_t seed = 0;                              // outcomes and stage lengths
+  RealDuration list_lag{0};  // --list-lag-ms: a new persona shows in lists this much later
 };
 
 class PersonaBook {
@@ -97,6 +101,9 @@ class PersonaBook {
   const Persona& newest(std::size_t index) const;
   // Every persona, oldest first.
   const std::vector<Persona>& all() const { return personas_; }
+  // The personas list endpoints show now (listed_at reached), newest first. Pointers stay
+  // valid until the next create() or clear().
+  std::vector<const Persona*> listed() const;
 
   PersonaStatus status_of(const Persona& p) const;
 

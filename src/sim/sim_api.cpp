@@ -128,16 +128,18 @@ Response SimApi::get(const Request& req, std::string_view id) {
 }
 
 Response SimApi::list_array(const Request& req) {
+  const std::vector<const Persona*> listed = book_.listed();
   json::array out;
-  out.reserve(book_.size());
-  for (std::size_t i = 0; i < book_.size(); ++i) out.push_back(persona_json(book_.newest(i), true));
+  out.reserve(listed.size());
+  for (const Persona* p : listed) out.push_back(persona_json(*p, true));
   return json_response(req, http::status::ok, out);
 }
 
 Response SimApi::list_page(const Request& req, std::string_view path, std::string_view query) {
   const auto page = parse_page_request(query, settings_.page_size);
   if (!page) return detail_response(req, http::status::not_found, "Invalid page.");
-  const std::size_t count = book_.size();
+  const std::vector<const Persona*> listed = book_.listed();  // --list-lag-ms applies
+  const std::size_t count = listed.size();
   // An empty first page is valid; any page past the last is not.
   const std::size_t pages = count == 0 ? 1 : (count + page->size - 1) / page->size;
   if (page->page > pages) return detail_response(req, http::status::not_found, "Invalid page.");
@@ -153,7 +155,7 @@ Response SimApi::list_page(const Request& req, std::string_view path, std::strin
   const std::size_t last = std::min(count, first + page->size);
   json::array results;
   results.reserve(last - first);
-  for (std::size_t i = first; i < last; ++i) results.push_back(persona_json(book_.newest(i), true));
+  for (std::size_t i = first; i < last; ++i) results.push_back(persona_json(*listed[i], true));
 
   json::object body;
   body["count"] = count;

@@ -38,9 +38,15 @@ RealDuration ScaledClock::real_delay(SimDuration sim) const {
   return clamp_cast<RealDuration>(std::chrono::duration<double, SimDuration::period>(sim) / scale_);
 }
 
+SimDuration ScaledClock::sim_span(RealDuration real) const {
+  return clamp_cast<SimDuration>(std::chrono::duration<double, RealDuration::period>(real) * scale_);
+}
+
 RealDuration ManualClock::real_delay(SimDuration sim) const {
   return clamp_cast<RealDuration>(sim);
 }
+
+SimDuration ManualClock::sim_span(RealDuration real) const { return clamp_cast<SimDuration>(real); }
 
 std::optional<SimDuration> parse_duration(std::string_view text) {
   std::int64_t value = 0;

@@ -21,6 +21,9 @@ class Clock {
   virtual SimTime now() const = 0;
   // How long to wait in real time for `sim` to pass in simulated time.
   virtual RealDuration real_delay(SimDuration sim) const = 0;
+  // How much simulated time passes during `real` (the inverse of real_delay), for settings
+  // given in real time such as --list-lag-ms.
+  virtual SimDuration sim_span(RealDuration real) const = 0;
   // Jumps simulated time forward (the /_sim/advance admin endpoint; tests).
   virtual void advance(SimDuration by) = 0;
 };
@@ -32,6 +35,7 @@ class ScaledClock final : public Clock {
   explicit ScaledClock(double scale);
   SimTime now() const override;
   RealDuration real_delay(SimDuration sim) const override;
+  SimDuration sim_span(RealDuration real) const override;
   void advance(SimDuration by) override { skipped_ += by; }
   double scale() const { return scale_; }
 
@@ -42,13 +46,14 @@ class ScaledClock final : public Clock {
   SimDuration skipped_{};
 };
 
-// Time moves only when told to. real_delay() is the identity so a server under test still arms
+// Time moves only when told to. real_delay() and sim_span() are the identity so a server under test still arms
 // sensible timers.
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(SimTime start) : now_(start) {}
   SimTime now() const override { return now_; }
   RealDuration real_delay(SimDuration sim) const override;
+  SimDuration sim_span(RealDuration real) const override;
   void advance(SimDuration by) override { now_ += by; }
   void set(SimTime t) { now_ = t; }
 

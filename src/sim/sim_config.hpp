@@ -22,6 +22,12 @@ struct ServerLimits {
   std::chrono::seconds body_timeout{300};   // a large upload over a slow link
   std::chrono::seconds write_timeout{60};
   std::chrono::seconds webhook_timeout{5};  // whole webhook delivery attempt
+  // --upload-limit-bytes: a multipart create whose Content-Length exceeds this is answered 413
+  // from its headers alone (0: off). The connection is then closed the way a web server does
+  // it: write side shut down, at most linger_bytes / linger_time of the upload drained, close.
+  std::uint64_t upload_limit = 0;
+  std::size_t linger_bytes = 1024 * 1024;
+  std::chrono::milliseconds linger_time{1000};
 };
 
 struct SimConfig {
@@ -33,6 +39,8 @@ struct SimConfig {
   FaultRates faults;
   unsigned retry_after_s = 1;  // Retry-After of injected 429s
   std::chrono::milliseconds slow_delay{3000};
+  std::chrono::milliseconds slow_create_delay{5000};  // --slow-create-ms: store (and answer) then
+  std::chrono::milliseconds list_delay{0};            // --list-slow-ms: every list page
   ServerLimits limits;
   std::ostream* log = nullptr;  // --verbose: one line per request
 };

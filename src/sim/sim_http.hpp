@@ -30,7 +30,15 @@ struct SimStats {
   struct {
     std::uint64_t server_error = 0, rate_limited = 0, reset = 0, slow = 0, malformed = 0,
                   lost_create = 0;
+    std::uint64_t slow_create = 0;         // creates stored late (--slow-create)
+    std::uint64_t list_page = 0;           // list pages answered 502 (--fault-list-page)
+    std::uint64_t list_slow = 0;           // list pages answered late (--list-slow-ms)
+    std::uint64_t retry_after_absurd = 0;  // 429s with an absurd Retry-After
+    std::uint64_t upload_too_large = 0;    // early 413s (--upload-limit-bytes)
   } faults;
+  // Slow creates received and not stored yet: a duplicate may still appear while this is not
+  // zero. Kept across POST /_sim/reset (those creates are still in the server's hands).
+  std::uint64_t slow_creates_pending = 0;
 };
 
 }  // namespace creatify_sim

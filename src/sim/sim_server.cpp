@@ -47,7 +47,16 @@ struct Reply {
   bool reset = false;                  // close abruptly instead of answering
   std::chrono::milliseconds delay{0};  // wait this long before answering (or resetting)
   std::string fault;                   // for the verbose log
+  // A slow create: the request is handled (the persona stored) only after this wait, then
+  // answered; `decision` holds the faults still to apply after handling.
+  std::chrono::milliseconds store_delay{0};
+  FaultDecision decision;
 };
+
+// Absurd Retry-After values a server may send: the largest 32-bit number of seconds and a date
+// at the end of year 9999. Used alternately.
+constexpr std::string_view kAbsurdRetryAfterSeconds = "4294967295";
+constexpr std::string_view kAbsurdRetryAfterDate = "Fri, 31 Dec 9999 23:59:59 GMT";
 
 void add_fault(Reply& reply, std::string_view name) {
   if (!reply.fault.empty()) reply.fault += ',';
@@ -72,6 +81,24 @@ Response throttled(const Request& req, unsigned retry_after_s) {
                                      std::to_string(retry_after_s) + " seconds.");
   res.set(http::field::retry_after, std::to_string(retry_after_s));
   return res;
+}
+
+Response throttled_absurdly(const Request& req, std::string_view retry_after) {
+  Response res = detail_response(req, http::status::too_many_requests, "Request was throttled.");
+  res.set(http::field::retry_after, retry_after);
+  return res;
+}
+
+// True for a multipart create that announces a body over `limit` bytes.
+bool upload_too_large(const http::request_parser<http::string_body>& parser,
+                      std::uint64_t limit) {
+  if (limit == 0) return false;
+  const auto& req = parser.get();
+  if (route_kind(req.method(), req.target()) != RouteKind::create) return false;
+  const std::string_view type = req[http::field::content_type];
+  if (type.size() < 19 || !beast::iequals(type.substr(0, 19), "multipart/form-data")) return false;
+  const auto length = parser.content_length();
+  return length && *length > limit;
 }
 
 // Keeps a prefix of the JSON body: the status and headers stay valid, the document does not.
@@ -146,6 +173,7 @@ struct SimServer::Impl {
   std::optional<SimTime> armed_webhook;
   std::deque<WebhookCall> webhook_queue;
   std::size_t webhook_senders = 0;
+  std::uint64_t absurd_retry_afters = 0;  // alternates seconds and date
   bool stopping = false;
 
   beast::error_code listen();
@@ -153,11 +181,14 @@ struct SimServer::Impl {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(tcp::socket socket);
   asio::awaitable<bool> serve_one(beast::tcp_stream& stream, beast::flat_buffer& buffer);
+  asio::awaitable<void> reject_upload(beast::tcp_stream& stream, const Request& head);
   asio::awaitable<void> webhook_loop();
   void queue_webhooks(std::vector<WebhookCall> calls);
   asio::awaitable<void> webhook_sender();
   Reply dispatch(const Request& req);
   Reply api_reply(const Request& req);
+  void handle_api(const Request& req, Reply& reply);
+  void rearm_webhooks_if_changed();
   void count(RouteKind kind);
   void log_request(const Request& req, const Reply& reply) const;
 };
@@ -235,6 +266,12 @@ asio::awaitable<bool> SimServer::Impl::serve_one(beast::tcp_stream& stream,
 
   stream.expires_after(config.limits.header_timeout);
   auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+  if (!ec && upload_too_large(parser, config.limits.upload_limit)) {
+    // Like a gateway's body size limit: answered from the headers, before 100-continue,
+    // authentication or any fault; the body is never read.
+    co_await reject_upload(stream, parser.get());
+    co_return false;
+  }
   if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
     // curl and others wait for this before sending a large upload.
     http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
@@ -258,6 +295,17 @@ asio::awaitable<bool> SimServer::Impl::serve_one(beast::tcp_stream& stream,
 
   const Request req = parser.release();
   Reply reply = dispatch(req);
+  if (reply.store_delay.count() > 0) {
+    // A slow create: stored only after the wait, whether or not the client is still there
+    // (a client that timed out has closed; the write below then fails).
+    stream.expires_never();
+    ++stats.slow_creates_pending;
+    asio::steady_timer wait(ioc, reply.store_delay);
+    co_await wait.async_wait(kTuple);
+    --stats.slow_creates_pending;
+    handle_api(req, reply);
+    rearm_webhooks_if_changed();
+  }
   log_request(req, reply);
   if (reply.delay.count() > 0) {
     stream.expires_never();
@@ -273,6 +321,39 @@ asio::awaitable<bool> SimServer::Impl::serve_one(beast::tcp_stream& stream,
   co_return !write_ec && reply.response.keep_alive();
 }
 
+asio::awaitable<void> SimServer::Impl::reject_upload(beast::tcp_stream& stream,
+                                                     const Request& head) {
+  count(RouteKind::create);
+  ++stats.faults.upload_too_large;
+  Response res = detail_response(head, http::status::payload_too_large, "file too large");
+  res.keep_alive(false);
+  if (config.log)
+    *config.log << head.method_string() << ' ' << head.target() << " 413 fault=upload_too_large"
+                << std::endl;
+  stream.expires_after(config.limits.write_timeout);
+  auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+  // A lingering close: closing at once with unread upload data in the receive buffer would
+  // send an RST that can destroy the answer before the client reads it. Shut the write side
+  // (the client sees the end of the answer), read and drop a little of the upload, close.
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  if (!ec) {
+    stream.expires_after(config.limits.linger_time);
+    std::vector<char> sink(64 * 1024);
+    std::size_t drained = 0;
+    while (drained < config.limits.linger_bytes) {
+      std::tie(ec, n) = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      if (ec) break;
+      drained += n;
+    }
+  }
+  stream.socket().close(ignored);
+}
+
+void SimServer::Impl::rearm_webhooks_if_changed() {
+  if (book.next_webhook_due() != armed_webhook) webhook_timer.cancel();
+}
+
 Reply SimServer::Impl::dispatch(const Request& req) {
   if (std::string_view(req.target()).starts_with(kAdminPrefix)) {
     Reply reply;
@@ -282,7 +363,7 @@ Reply SimServer::Impl::dispatch(const Request& req) {
     return reply;
   }
   Reply reply = api_reply(req);
-  if (book.next_webhook_due() != armed_webhook) webhook_timer.cancel();
+  rearm_webhooks_if_changed();
   return reply;
 }
 
@@ -306,12 +387,21 @@ void SimServer::Impl::count(RouteKind kind) {
 Reply SimServer::Impl::api_reply(const Request& req) {
   const RouteKind kind = route_kind(req.method(), req.target());
   count(kind);
-  const FaultDecision fault = faults.decide(kind == RouteKind::create);
+  const FaultTarget target = kind == RouteKind::create ? FaultTarget::create
+                             : kind == RouteKind::list ? FaultTarget::list
+                                                       : FaultTarget::other;
+  const FaultDecision fault = faults.decide(target);
   Reply reply;
+  reply.decision = fault;
   if (fault.slow) {
     reply.delay = config.slow_delay;
     ++stats.faults.slow;
     add_fault(reply, "slow");
+  }
+  if (kind == RouteKind::list && config.list_delay.count() > 0) {
+    reply.delay += config.list_delay;  // every list page, failed ones included
+    ++stats.faults.list_slow;
+    add_fault(reply, "list_slow");
   }
   // Faults that pre-empt handling: the request has no effect.
   switch (fault.preempt) {
@@ -325,17 +415,43 @@ Reply SimServer::Impl::api_reply(const Request& req) {
       add_fault(reply, "5xx");
       reply.response = server_error(req, fault.error_status);
       return reply;
+    case FaultDecision::Preempt::list_page:
+      ++stats.faults.list_page;
+      add_fault(reply, "list_page");
+      reply.response = server_error(req, fault.error_status);
+      return reply;
     case FaultDecision::Preempt::rate_limited:
       ++stats.faults.rate_limited;
       add_fault(reply, "429");
-      reply.response = throttled(req, config.retry_after_s);
+      if (fault.retry_after_absurd) {
+        ++stats.faults.retry_after_absurd;
+        add_fault(reply, "retry_after_absurd");
+        reply.response =
+            throttled_absurdly(req, absurd_retry_afters++ % 2 == 0 ? kAbsurdRetryAfterSeconds
+                                                                   : kAbsurdRetryAfterDate);
+      } else {
+        reply.response = throttled(req, config.retry_after_s);
+      }
       return reply;
     case FaultDecision::Preempt::none:
       break;
   }
+  if (fault.slow_create && config.slow_create_delay.count() > 0) {
+    ++stats.faults.slow_create;
+    add_fault(reply, "slow_create");
+    reply.store_delay = config.slow_create_delay;  // serve_one waits, then calls handle_api
+    return reply;
+  }
+  handle_api(req, reply);
+  return reply;
+}
+
+// Handles a request that no fault pre-empted, then applies the faults that come after
+// handling: the effect happened, the client cannot tell.
+void SimServer::Impl::handle_api(const Request& req, Reply& reply) {
+  const FaultDecision& fault = reply.decision;
   reply.response = api.handle(req);
   const bool success = reply.response.result_int() / 100 == 2;
-  // Faults after handling: the effect happened, the client cannot tell.
   if (fault.lost_create != FaultDecision::LostCreate::none && success) {
     ++stats.faults.lost_create;
     if (fault.lost_create == FaultDecision::LostCreate::reset) {
@@ -350,7 +466,6 @@ Reply SimServer::Impl::api_reply(const Request& req) {
     add_fault(reply, "malformed");
     truncate_body(reply.response, fault.truncate_at);
   }
-  return reply;
 }
 
 void SimServer::Impl::log_request(const Request& req, const Reply& reply) const {

@@ -344,6 +344,38 @@ TEST(PersonaJson, HasTheSampleResponseFields) {
   EXPECT_FALSE(unlabelled.contains("labels"));
 }
 
+TEST(PersonaBook, ListLagHidesANewPersonaFromListsOnlyUntilItPasses) {
+  ManualClock clock(kStart);
+  BookSettings s = settings();
+  s.list_lag = milliseconds(1500);  // ManualClock: one real ms is one sim ms
+  PersonaBook book(clock, s);
+  const std::string old_id = book.create(input("Old")).id;
+  clock.advance(seconds(1));
+  const std::string new_id = book.create(input("New")).id;
+  ASSERT_NE(book.find(new_id), nullptr);  // get by id sees it at once
+  EXPECT_EQ(book.find(new_id)->listed_at, kStart + seconds(1) + milliseconds(1500));
+  std::vector<const Persona*> listed = book.listed();
+  EXPECT_TRUE(listed.empty());
+  clock.advance(milliseconds(500));  // the old one's lag is over, not the new one's
+  listed = book.listed();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]->id, old_id);
+  clock.advance(seconds(1));
+  listed = book.listed();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0]->id, new_id);  // newest first
+  EXPECT_EQ(listed[1]->id, old_id);
+}
+
+TEST(PersonaBook, ListLagUnderATimeScaleIsRealTime) {
+  ScaledClock clock(1000.0);
+  BookSettings s = settings();
+  s.list_lag = milliseconds(2);  // two real ms: two sim seconds
+  PersonaBook book(clock, s);
+  const Persona& p = book.create(input("Scaled"));
+  EXPECT_EQ(duration_cast<milliseconds>(p.listed_at - p.created_at), milliseconds(2000));
+}
+
 TEST(PersonaJson, WebhookPayloadCarriesIdAndStatus) {
   const WebhookCall call{"http://x/", "abc", "failed", std::string("video quality too low")};
   EXPECT_EQ(webhook_payload(call),

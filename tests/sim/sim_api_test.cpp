@@ -192,6 +192,52 @@ TEST_F(SimApiTest, NoLabelsOmitsThemFromListsOnly) {
   EXPECT_EQ(one.at("labels"), json::array{"l"});
 }
 
+TEST(SimApiListLag, ListsCountAndPageOnlyListedPersonas) {
+  ManualClock clock{SimTime(sys_days(year(2024) / 1 / 1))};
+  BookSettings settings{hours(1), 0.0, 1};
+  settings.list_lag = seconds(10);
+  PersonaBook book{clock, settings};
+  SimApi api{book, ApiSettings{}};
+  const auto create = [&](const std::string& name) {
+    const Response res =
+        api.handle(make_request(http::verb::post, "/api/personas_v2/", create_body(name)));
+    EXPECT_EQ(res.result(), http::status::created) << res.body();
+    return std::string(body_json(res).at("id").as_string());
+  };
+  for (int i = 0; i < 3; ++i) create("early" + std::to_string(i));
+  clock.advance(seconds(5));
+  const std::string late = create("late");
+  // The new persona is there by id at once, but in no list yet.
+  EXPECT_EQ(api.handle(make_request(http::verb::get, "/api/personas/" + late + "/")).result(),
+            http::status::ok);
+  EXPECT_EQ(body_json(api.handle(make_request(http::verb::get, "/api/personas_v2/"))),
+            json::parse(R"({"count": 0, "next": null, "previous": null, "results": []})"));
+  EXPECT_TRUE(
+      body_json(api.handle(make_request(http::verb::get, "/api/personas/"))).as_array().empty());
+
+  clock.advance(seconds(5));  // the first three are listed, "late" is not
+  json::value page =
+      body_json(api.handle(make_request(http::verb::get, "/api/personas_v2/?page_size=2")));
+  EXPECT_EQ(page.at("count"), 3);
+  EXPECT_EQ(page.at("results").as_array().size(), 2u);
+  EXPECT_EQ(page.at("results").at(0).at("creator_name"), "early2");
+  page = body_json(
+      api.handle(make_request(http::verb::get, "/api/personas_v2/?page=2&page_size=2")));
+  EXPECT_EQ(page.at("results").as_array().size(), 1u);
+  EXPECT_TRUE(page.at("next").is_null());
+  EXPECT_EQ(api.handle(make_request(http::verb::get, "/api/personas_v2/?page=3&page_size=2"))
+                .result(),
+            http::status::not_found);
+
+  clock.advance(seconds(5));
+  page = body_json(api.handle(make_request(http::verb::get, "/api/personas_v2/")));
+  EXPECT_EQ(page.at("count"), 4);
+  EXPECT_EQ(page.at("results").at(0).at("id"), late.c_str());
+  EXPECT_EQ(
+      body_json(api.handle(make_request(http::verb::get, "/api/personas/paginated/"))).at("count"),
+      4);
+}
+
 TEST_F(SimApiTest, LinksFallBackToTheListenAddressWithoutHost) {
   for (int i = 0; i < 3; ++i) create("p");
   api.settings().fallback_host = "127.0.0.1:9";
@@ -285,6 +331,33 @@ TEST_F(AdminApiTest, FaultRatesCanBeReadAndChanged) {
   EXPECT_EQ(r.at("lost_create"), 1.0);
   call(http::verb::post, "/_sim/faults", R"({"teapot": 1})", http::status::bad_request);
   call(http::verb::post, "/_sim/faults", R"({"5xx": 2})", http::status::bad_request);
+}
+
+TEST_F(AdminApiTest, NewerFaultsAreCountedAndSettable) {
+  stats.faults.slow_create = 3;
+  stats.faults.list_page = 4;
+  stats.faults.list_slow = 5;
+  stats.faults.retry_after_absurd = 6;
+  stats.faults.upload_too_large = 7;
+  stats.slow_creates_pending = 2;
+  const json::value s = call(http::verb::get, "/_sim/stats");
+  EXPECT_EQ(s.at("faults").at("slow_create"), 3);
+  EXPECT_EQ(s.at("faults").at("list_page"), 4);
+  EXPECT_EQ(s.at("faults").at("list_slow"), 5);
+  EXPECT_EQ(s.at("faults").at("retry_after_absurd"), 6);
+  EXPECT_EQ(s.at("faults").at("upload_too_large"), 7);
+  EXPECT_EQ(s.at("slow_creates_pending"), 2);
+
+  const json::value r = call(http::verb::post, "/_sim/faults",
+                             R"({"slow_create": 0.25, "list_page": 0.5, "retry_after_absurd": 1})");
+  EXPECT_EQ(r.at("slow_create"), 0.25);
+  EXPECT_EQ(faults.rates().list_page, 0.5);
+  EXPECT_EQ(faults.rates().retry_after_absurd, 1.0);
+
+  // A reset keeps the count of creates still in the server's hands.
+  call(http::verb::post, "/_sim/reset");
+  EXPECT_EQ(stats.slow_creates_pending, 2u);
+  EXPECT_EQ(stats.faults.list_page, 0u);
 }
 
 TEST_F(AdminApiTest, AdvanceSkipsSimulatedTime) {

@@ -48,6 +48,14 @@ TEST(ScaledClock, RealDelayDividesByTheScale) {
   EXPECT_EQ(clock.real_delay(-hours(1)), RealDuration::zero());
 }
 
+TEST(ScaledClock, SimSpanMultipliesByTheScale) {
+  ScaledClock clock(3600.0);
+  EXPECT_EQ(duration_cast<minutes>(clock.sim_span(seconds(2))), minutes(120));
+  EXPECT_EQ(clock.sim_span(-seconds(1)), SimDuration::zero());
+  ManualClock manual{SimTime{}};
+  EXPECT_EQ(manual.sim_span(milliseconds(1500)), duration_cast<SimDuration>(milliseconds(1500)));
+}
+
 TEST(ScaledClock, AdvanceSkipsSimulatedTime) {
   ScaledClock clock(1.0);
   const SimTime before = clock.now();

@@ -71,6 +71,18 @@ class Client {
     return res;
   }
 
+  // Writes a request and never reads the answer (a client that then times out and closes).
+  void send_only(http::verb method, const std::string& target, std::string body) {
+    Request req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set("X-API-ID", "id");
+    req.set("X-API-KEY", "key");
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(body);
+    req.prepare_payload();
+    http::write(stream_, req);
+  }
+
   Response try_send(http::verb method, const std::string& target, std::string body,
                     std::string content_type, beast::error_code& ec) {
     Request req{method, target, 11};
@@ -319,6 +331,222 @@ TEST(SimServer, SlowFaultDelaysTheAnswer) {
   const auto start = steady_clock::now();
   EXPECT_EQ(client.send(http::verb::get, "/api/personas/").result(), http::status::ok);
   EXPECT_GE(steady_clock::now() - start, milliseconds(200));
+}
+
+json::value sim_stats(std::uint16_t port) {
+  Client admin(port);
+  return parse(admin.send(http::verb::get, "/_sim/stats"));
+}
+
+TEST(SimServer, SlowCreateIsStoredLateEvenWhenTheClientGaveUp) {
+  SimConfig config;
+  config.faults.slow_create = 1.0;
+  config.slow_create_delay = milliseconds(400);
+  RunningSim sim{config};
+  {
+    Client quitter(sim.port());
+    quitter.send_only(http::verb::post, "/api/personas_v2/", create_body("Late"));
+  }  // closed at once, like a client whose timeout is shorter than the server's work
+  std::this_thread::sleep_for(milliseconds(100));
+  json::value stats = sim_stats(sim.port());
+  EXPECT_EQ(stats.at("personas"), 0);  // not stored yet: no get or list can see it
+  EXPECT_EQ(stats.at("slow_creates_pending"), 1);
+  EXPECT_EQ(stats.at("creates"), 1);
+  {
+    Client lister(sim.port());
+    EXPECT_EQ(parse(lister.send(http::verb::get, "/api/personas_v2/")).at("count"), 0);
+  }
+  std::this_thread::sleep_for(milliseconds(600));
+  stats = sim_stats(sim.port());
+  EXPECT_EQ(stats.at("personas"), 1);  // the server stored it after the client left
+  EXPECT_EQ(stats.at("slow_creates_pending"), 0);
+  EXPECT_EQ(stats.at("faults").at("slow_create"), 1);
+  Client lister(sim.port());
+  EXPECT_EQ(parse(lister.send(http::verb::get, "/api/personas_v2/")).at("count"), 1);
+}
+
+TEST(SimServer, SlowCreateIsAnsweredOnceStoredWithItsStoredTime) {
+  SimConfig config;
+  config.faults.slow_create = 1.0;
+  config.slow_create_delay = milliseconds(300);
+  RunningSim sim{config};
+  Client client(sim.port());
+  const auto start = steady_clock::now();
+  const Response res = client.send(http::verb::post, "/api/personas_v2/", create_body("Patient"));
+  EXPECT_GE(steady_clock::now() - start, milliseconds(300));
+  ASSERT_EQ(res.result(), http::status::created) << res.body();
+  const std::string id(parse(res).at("id").as_string());
+  EXPECT_EQ(client.send(http::verb::get, "/api/personas/" + id + "/").result(), http::status::ok);
+  // Gets and lists are never slowed by it.
+  const auto list_start = steady_clock::now();
+  client.send(http::verb::get, "/api/personas_v2/");
+  EXPECT_LT(steady_clock::now() - list_start, milliseconds(250));
+}
+
+TEST(SimServer, SlowCreateCanAlsoLoseItsAnswer) {
+  SimConfig config;
+  config.faults.slow_create = 1.0;
+  config.faults.lost_create = 1.0;
+  config.slow_create_delay = milliseconds(100);
+  config.seed = 4;
+  RunningSim sim{config};
+  for (int i = 0; i < 4; ++i) {
+    Client client(sim.port());
+    beast::error_code ec;
+    const Response res =
+        client.try_send(http::verb::post, "/api/personas_v2/",
+                        create_body("Lost late " + std::to_string(i)), "application/json", ec);
+    EXPECT_TRUE(ec || res.result_int() == 500) << res.result_int();
+  }
+  const json::value stats = sim_stats(sim.port());
+  EXPECT_EQ(stats.at("personas"), 4);
+  EXPECT_EQ(stats.at("faults").at("lost_create"), 4);
+  EXPECT_EQ(stats.at("faults").at("slow_create"), 4);
+}
+
+TEST(SimServer, ListLagKeepsANewPersonaOutOfListsForAWhile) {
+  SimConfig config;
+  config.book.list_lag = milliseconds(300);
+  RunningSim sim{config};
+  Client client(sim.port());
+  const Response res = client.send(http::verb::post, "/api/personas_v2/", create_body("Lagging"));
+  const std::string id(parse(res).at("id").as_string());
+  EXPECT_EQ(client.send(http::verb::get, "/api/personas/" + id + "/").result(), http::status::ok);
+  EXPECT_EQ(parse(client.send(http::verb::get, "/api/personas_v2/")).at("count"), 0);
+  std::this_thread::sleep_for(milliseconds(400));
+  EXPECT_EQ(parse(client.send(http::verb::get, "/api/personas_v2/")).at("count"), 1);
+}
+
+TEST(SimServer, ListPageFaultAnswers502ToListsOnly) {
+  SimConfig config;
+  config.faults.list_page = 1.0;
+  RunningSim sim{config};
+  Client client(sim.port());
+  const Response created =
+      client.send(http::verb::post, "/api/personas_v2/", create_body("Listed"));
+  ASSERT_EQ(created.result(), http::status::created);
+  const std::string id(parse(created).at("id").as_string());
+  EXPECT_EQ(client.send(http::verb::get, "/api/personas/" + id + "/").result(), http::status::ok);
+  for (const char* page : {"/api/personas_v2/", "/api/personas_v2/?page=2&page_size=1",
+                           "/api/personas/", "/api/personas/paginated/?page=1"})
+    EXPECT_EQ(client.send(http::verb::get, page).result(), http::status::bad_gateway) << page;
+  const json::value stats = sim_stats(sim.port());
+  EXPECT_EQ(stats.at("faults").at("list_page"), 4);
+  EXPECT_EQ(stats.at("faults").at("5xx"), 0);
+}
+
+TEST(SimServer, ListSlowDelaysEveryListPageOnly) {
+  SimConfig config;
+  config.list_delay = milliseconds(250);
+  RunningSim sim{config};
+  Client client(sim.port());
+  auto start = steady_clock::now();
+  client.send(http::verb::post, "/api/personas_v2/", create_body("Quick"));
+  EXPECT_LT(steady_clock::now() - start, milliseconds(200));
+  for (const char* page : {"/api/personas_v2/", "/api/personas_v2/?page=1&page_size=1"}) {
+    start = steady_clock::now();
+    EXPECT_EQ(client.send(http::verb::get, page).result(), http::status::ok);
+    EXPECT_GE(steady_clock::now() - start, milliseconds(250)) << page;
+  }
+  EXPECT_EQ(sim_stats(sim.port()).at("faults").at("list_slow"), 2);
+}
+
+TEST(SimServer, AbsurdRetryAfterAlternatesHugeSecondsAndYear9999) {
+  SimConfig config;
+  config.faults.rate_limited = 1.0;
+  config.faults.retry_after_absurd = 1.0;
+  RunningSim sim{config};
+  Client client(sim.port());
+  std::vector<std::string> seen;
+  for (int i = 0; i < 4; ++i) {
+    const Response res = client.send(http::verb::get, "/api/personas_v2/");
+    EXPECT_EQ(res.result(), http::status::too_many_requests);
+    EXPECT_TRUE(parse(res).at("detail").is_string());
+    seen.emplace_back(res[http::field::retry_after]);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"4294967295", "Fri, 31 Dec 9999 23:59:59 GMT",
+                                            "4294967295", "Fri, 31 Dec 9999 23:59:59 GMT"}));
+  const json::value stats = sim_stats(sim.port());
+  EXPECT_EQ(stats.at("faults").at("retry_after_absurd"), 4);
+  EXPECT_EQ(stats.at("faults").at("429"), 4);
+}
+
+std::string multipart_head(std::size_t content_length, bool expect_continue = false) {
+  return "POST /api/personas_v2/ HTTP/1.1\r\nHost: x\r\nX-API-ID: a\r\nX-API-KEY: b\r\n"
+         "Content-Type: multipart/form-data; boundary=b0undary\r\n" +
+         std::string(expect_continue ? "Expect: 100-continue\r\n" : "") +
+         "Content-Length: " + std::to_string(content_length) + "\r\n\r\n";
+}
+
+TEST(SimServer, UploadOverTheLimitIs413FromTheHeadersAlone) {
+  SimConfig config;
+  config.limits.upload_limit = 1024 * 1024;
+  RunningSim sim{config};
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), sim.port()));
+  asio::write(socket, asio::buffer(multipart_head(8 * 1024 * 1024)));
+  // No body byte sent: the answer comes anyway, and the server closes.
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result(), http::status::payload_too_large);
+  EXPECT_EQ(parse(res), json::parse(R"({"detail": "file too large"})"));
+  EXPECT_FALSE(res.keep_alive());
+  beast::error_code ec;
+  char byte;
+  socket.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+  const json::value stats = sim_stats(sim.port());
+  EXPECT_EQ(stats.at("creates"), 1);  // the create was received, and refused
+  EXPECT_EQ(stats.at("personas"), 0);
+  EXPECT_EQ(stats.at("faults").at("upload_too_large"), 1);
+}
+
+TEST(SimServer, EarlyUploadAnswerSurvivesTheBodyAlreadySent) {
+  // The client has sent part of the body before it reads: the lingering close drains it, so
+  // the answer is not destroyed by a reset.
+  SimConfig config;
+  config.limits.upload_limit = 64 * 1024;
+  RunningSim sim{config};
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), sim.port()));
+  const std::size_t total = 4 * 1024 * 1024;
+  asio::write(socket, asio::buffer(multipart_head(total)));
+  asio::write(socket, asio::buffer(std::string(512 * 1024, 'v')));
+  std::this_thread::sleep_for(milliseconds(100));
+  beast::flat_buffer buffer;
+  Response res;
+  beast::error_code ec;
+  http::read(socket, buffer, res, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result(), http::status::payload_too_large);
+}
+
+TEST(SimServer, UploadLimitAnswers413InsteadOf100Continue) {
+  SimConfig config;
+  config.limits.upload_limit = 1000;
+  RunningSim sim{config};
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), sim.port()));
+  asio::write(socket, asio::buffer(multipart_head(5000, true)));
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result(), http::status::payload_too_large);
+}
+
+TEST(SimServer, UploadLimitAppliesToMultipartCreatesOnly) {
+  SimConfig config;
+  config.limits.upload_limit = 100;
+  RunningSim sim{config};
+  Client client(sim.port());
+  // A JSON create over the limit is not an upload: handled as usual.
+  EXPECT_EQ(client.send(http::verb::post, "/api/personas_v2/", create_body("Json")).result(),
+            http::status::created);
+  EXPECT_EQ(sim_stats(sim.port()).at("faults").at("upload_too_large"), 0);
 }
 
 TEST(SimServer, FaultRatesChangeAtRunTime) {
