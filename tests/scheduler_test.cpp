@@ -1,5 +1,6 @@
 // Scheduler: order of firing, replacement, cancellation, past-due entries, and that it sleeps
-// (no timer armed) when nothing is due.
+// (no timer armed) when nothing is due; far and absurd due times (year 9999, TimePoint::max())
+// on virtual and real time neither overflow nor spin.
 #include "personad/scheduler.hpp"
 
 #include <gtest/gtest.h>
@@ -96,6 +97,99 @@ TEST_F(SchedulerTest, StopPreventsFurtherCallbacks) {
   sched_.schedule(2, in(Millis(1'000)));
   run_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(fired_.empty());
+}
+
+// ---- on virtual time (ManualClock): far and absurd due times ----
+
+class SchedulerManualClockTest : public ::testing::Test {
+ protected:
+  ~SchedulerManualClockTest() override { clock_.drop_timers(); }
+
+  // Moves virtual time to the next timer and runs what it posted; false when none is armed.
+  bool step() {
+    if (clock_.fire_next() == 0) return false;
+    ioc_.restart();
+    ioc_.poll();
+    return true;
+  }
+
+  TimePoint t0_ = from_unix_ms(1'790'000'000'000);
+  ManualClock clock_{t0_};
+  boost::asio::io_context ioc_;
+  std::vector<std::int64_t> fired_;
+  Scheduler sched_{ioc_.get_executor(), clock_, [this](std::int64_t id) { fired_.push_back(id); }};
+};
+
+TimePoint year_9999() {
+  return std::chrono::time_point_cast<Millis>(
+      std::chrono::sys_days{std::chrono::year{9999} / 12 / 31});
+}
+
+TEST_F(SchedulerManualClockTest, OneTimerIsArmedForTheEarliestEntryOnly) {
+  sched_.schedule(1, t0_ + Millis(30'000));
+  sched_.schedule(2, t0_ + Millis(10'000));
+  sched_.schedule(3, t0_ + Millis(20'000));
+  EXPECT_EQ(clock_.armed(), 1u);
+  EXPECT_EQ(clock_.next_timer(), t0_ + Millis(10'000));
+  sched_.cancel(2);
+  sched_.cancel(3);
+  sched_.cancel(1);
+  EXPECT_EQ(clock_.armed(), 0u) << "nothing due: no timer";
+}
+
+TEST_F(SchedulerManualClockTest, FarAwayJobDoesNotHoldBackANearOne) {
+  sched_.schedule(1, year_9999());
+  sched_.schedule(2, t0_ + Millis(1'000));
+  ASSERT_TRUE(step());
+  EXPECT_EQ(fired_, (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(clock_.now(), t0_ + Millis(1'000));
+  // Only the far one is left, and the timer waits for it.
+  EXPECT_TRUE(sched_.contains(1));
+  EXPECT_EQ(sched_.next_due(), year_9999());
+  EXPECT_EQ(clock_.next_timer(), year_9999());
+  EXPECT_EQ(clock_.armed(), 1u);
+  ASSERT_TRUE(step());
+  EXPECT_EQ(fired_, (std::vector<std::int64_t>{2, 1}));
+  EXPECT_EQ(clock_.now(), year_9999());
+  EXPECT_FALSE(step());
+}
+
+TEST_F(SchedulerManualClockTest, NearJobScheduledAfterAFarOneRearmsTheTimerEarlier) {
+  sched_.schedule(1, year_9999());
+  EXPECT_EQ(clock_.next_timer(), year_9999());
+  sched_.schedule(2, t0_ + Millis(1'000));
+  EXPECT_EQ(clock_.armed(), 1u);
+  EXPECT_EQ(clock_.next_timer(), t0_ + Millis(1'000));
+}
+
+TEST_F(SchedulerManualClockTest, DueAtTheEndOfTimeNeitherOverflowsNorSpins) {
+  sched_.schedule(1, TimePoint::max());
+  sched_.schedule(2, t0_ + Millis(1'000));
+  EXPECT_EQ(sched_.next_due(), t0_ + Millis(1'000));
+  int steps = 0;
+  while (step() && steps < 100) ++steps;
+  EXPECT_EQ(steps, 2) << "one wake-up per due time";
+  EXPECT_EQ(fired_, (std::vector<std::int64_t>{2, 1}));
+  EXPECT_EQ(clock_.now(), TimePoint::max());
+  EXPECT_EQ(sched_.size(), 0u);
+  EXPECT_EQ(clock_.armed(), 0u);
+}
+
+// ---- on real time: a far due time arms no busy timer ----
+
+TEST_F(SchedulerTest, EndOfTimeEntryRunsNoHandlersWhileWaiting) {
+  // The nearer first: re-arming for an earlier entry would complete the earlier wait (aborted).
+  sched_.schedule(2, year_9999());
+  sched_.schedule(1, TimePoint::max());
+  std::size_t handlers = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  while (std::chrono::steady_clock::now() < end) {
+    ioc_.restart();
+    handlers += ioc_.run_one_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(fired_.empty());
+  EXPECT_EQ(handlers, 0u) << "the timer woke although nothing is due for millennia";
+  EXPECT_EQ(sched_.size(), 2u);
 }
 
 }  // namespace
