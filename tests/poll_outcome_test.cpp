@@ -259,7 +259,7 @@ TEST_F(PollOutcomeTest, ErrorAtOrAfterTheGraceEndExpires) {
   for (TimePoint now : {grace_end(), grace_end() + Millis(1)}) {
     PollDecision d = decide(error(Outcome::transient, 503, "HTTP 503"), now);
     EXPECT_EQ(d.verdict, PollVerdict::expired) << format_rfc3339(now);
-    EXPECT_EQ(d.reason, "no final status within 1h; the API did not answer: HTTP 503");
+    EXPECT_EQ(d.reason, "no final status within 1h; the last polls failed: HTTP 503");
   }
   PollDecision before = decide(error(Outcome::transient, 503, "HTTP 503"), grace_end() - Millis(1));
   EXPECT_EQ(before.verdict, PollVerdict::retry);

@@ -35,7 +35,7 @@ PollDecision decide_poll(const Job& job, const ApiResult<RemotePersona>& r, Time
     if (now >= grace_end) {
       d.verdict = PollVerdict::expired;
       d.reason = "no final status within " + format_duration(poll.give_up_after) +
-                 "; the API did not answer: " + r.message;
+                 "; the last polls failed: " + r.message;
       return d;
     }
     d.verdict = PollVerdict::retry;
