@@ -1,5 +1,6 @@
 // on_transition hooks (see hooks.hpp). A child is started with posix_spawn (no shell, no
-// inherited descriptors) and awaited through a pidfd on the event loop, never with waitpid().
+// inherited descriptors), awaited through a pidfd on the event loop together with its deadline,
+// killed through that pidfd, and reaped once its exit has been seen.
 #include "personad/hooks.hpp"
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -146,22 +148,32 @@ asio::awaitable<void> HookRunner::run(Run r) {
     fail(std::string("pidfd_open: ") + std::strerror(errno));
     co_return;
   }
-  asio::posix::stream_descriptor exited(ex_, pidfd);
+  // The exit and the deadline are awaited together inside this frame: `||` cancels the loser
+  // and waits for it to finish, so no handler can run after the frame is gone.
+  using namespace asio::experimental::awaitable_operators;
+  using Wait = asio::posix::stream_descriptor::wait_type;
+  asio::posix::stream_descriptor exited(ex_, pidfd);  // owns (and closes) the pidfd
   asio::steady_timer deadline(ex_, options_.timeout);
-  bool timed_out = false;
-  deadline.async_wait([&](const boost::system::error_code& ec) {
-    if (ec) return;
-    timed_out = true;
-    ::kill(*pid, SIGKILL);
-  });
-  co_await exited.async_wait(asio::posix::stream_descriptor::wait_read,
-                             asio::as_tuple(asio::use_awaitable));
-  deadline.cancel();
+  auto first = co_await (exited.async_wait(Wait::wait_read, asio::as_tuple(asio::use_awaitable)) ||
+                         deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
+  const bool timed_out = first.index() == 1;
+  // A failed wait on the pidfd (it should not happen) must not leave waitpid() blocking the loop
+  // on a child that runs on: it is killed like an overrunning one.
+  const bool wait_failed = first.index() == 0 && std::get<0>(std::get<0>(first));
+  if (timed_out || wait_failed) {
+    // Through the pidfd: it names this child until it is reaped (by us, below), so a pid the
+    // kernel has handed to another process is never signalled. ESRCH: it is exiting already.
+    ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    co_await exited.async_wait(Wait::wait_read, asio::as_tuple(asio::use_awaitable));
+  }
+  // Readable pidfd: the child has exited, so this does not block.
   int status = 0;
   ::waitpid(*pid, &status, 0);
   ++stats_.runs;
   if (timed_out)
     fail("timed out after " + format_duration(options_.timeout) + "; killed");
+  else if (wait_failed)
+    fail("cannot wait for it: " + std::get<0>(std::get<0>(first)).message() + "; killed");
   else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fail(describe(status));
 }
