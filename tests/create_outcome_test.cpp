@@ -54,6 +54,15 @@ TEST(CreateOutcome, UnauthorizedIsNotSentWhetherOrNotItLeft) {
   }
 }
 
+TEST(CreateOutcome, ThrottledIsNotSentSoItIsResentWithoutAReconcile) {
+  CreateDecision d = decide_create(answer(Outcome::transient, true, "HTTP 429: slow down", 429));
+  EXPECT_EQ(d.verdict, CreateVerdict::not_sent);
+  EXPECT_EQ(d.reason, "HTTP 429: slow down");
+  // A 503 (a proxy may have passed the request on) stays unknown.
+  EXPECT_EQ(decide_create(answer(Outcome::transient, true, "HTTP 503", 503)).verdict,
+            CreateVerdict::unknown);
+}
+
 TEST(CreateOutcome, TransientErrorAfterSendingIsUnknown) {
   CreateDecision d = decide_create(answer(Outcome::transient, true, "timeout"));
   EXPECT_EQ(d.verdict, CreateVerdict::unknown);

@@ -16,6 +16,10 @@ CreateDecision decide_create(const ApiResult<RemotePersona>& r) {
       // 401/403: nothing was created and nothing about this job is at fault.
       return {CreateVerdict::not_sent, r.message};
     case Outcome::transient:
+      // 429: the API's rate limiter declined the request before any handler acted on it (as
+      // 401/403, it sits in front): certainly not created, so it is sent again after the
+      // Retry-After without a reconcile. Every other transient answer leaves it unknown.
+      if (r.http_status == 429) return {CreateVerdict::not_sent, r.message};
       return {r.sent ? CreateVerdict::unknown : CreateVerdict::not_sent, r.message};
   }
   return {CreateVerdict::unknown, r.message};
