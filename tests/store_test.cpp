@@ -275,9 +275,62 @@ TEST_F(StoreTest, DatabaseOfTheOldestSchemaMigratesWithNothingLost) {
   ASSERT_TRUE(h.ok()) << h.message();
   ASSERT_EQ(h->size(), 3u);
   EXPECT_EQ((*h)[2].reason, "created");
-  // And it keeps working: the next poll's write goes through.
+  // Counts per state were built from the rows by the migration.
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  EXPECT_EQ(stats->counts.at(State::pending), 1);
+  EXPECT_EQ(stats->polls, 7);
+  // And it keeps working: the next poll's write goes through, counted.
   j.polls = 8;
   EXPECT_TRUE(store->update(j).ok());
+  EXPECT_EQ(store->stats()->polls, 8);
+}
+
+// The counts kept by triggers (0003) always equal a recount of the rows, whatever moves,
+// updates and offline enqueues happened.
+TEST_F(StoreTest, KeptCountsAlwaysEqualARecount) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::vector<PersonaSpec> specs;
+  for (int i = 0; i < 60; ++i) specs.push_back(make_spec("job-" + std::to_string(i)));
+  enqueue(*store, specs);
+  std::mt19937 random(7);
+  for (int round = 0; round < 400; ++round) {
+    Job j = job(*store, "job-" + std::to_string(random() % 60));
+    if (is_final(j.state)) continue;
+    switch (random() % 4) {
+      case 0: {
+        std::vector<State> next;
+        for (State s : all_states())
+          if (transition_allowed(j.state, s)) next.push_back(s);
+        move(*store, j, next[random() % next.size()], kT0);
+        break;
+      }
+      case 1:
+        j.polls += 1 + random() % 3;
+        ASSERT_TRUE(store->update(j).ok());
+        break;
+      case 2:
+        j.attempts += 1;
+        ASSERT_TRUE(store->update(j).ok());
+        break;
+      default:
+        j.needs_operator = !j.needs_operator;
+        ASSERT_TRUE(store->update(j).ok());
+    }
+  }
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  for (State st : all_states())
+    EXPECT_EQ(std::to_string(stats->counts.at(st)),
+              raw_query(path_, "SELECT count(*) FROM jobs WHERE state = '" +
+                                   std::string(to_string(st)) + "'"))
+        << to_string(st);
+  EXPECT_EQ(std::to_string(stats->polls), raw_query(path_, "SELECT sum(polls) FROM jobs"));
+  EXPECT_EQ(std::to_string(stats->attempts), raw_query(path_, "SELECT sum(attempts) FROM jobs"));
+  EXPECT_EQ(std::to_string(stats->needs_operator),
+            raw_query(path_, "SELECT count(*) FROM jobs WHERE needs_operator = 1 AND state IN "
+                             "('queued', 'submitting', 'pending')"));
 }
 
 // The transition table lives in one place and the store enforces it: a move the table forbids
