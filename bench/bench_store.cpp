@@ -258,6 +258,18 @@ void commits(const Options& o) {
   must(store->enqueue(bench::make_specs(n), "bench", "enqueued from bench", kStart,
                       [] { return new_client_ref(); }),
        "enqueue");
+  store.reset();
+  {
+    // Every job pending, as in the middle of a campaign (one statement, not 20,000 commits).
+    sqlite3* raw = nullptr;
+    sqlite3_open(db.c_str(), &raw);
+    sqlite3_exec(raw,
+                 "UPDATE jobs SET state = 'pending', remote_id = 'remote-' || client_ref, "
+                 "remote_status = 'pending'",
+                 nullptr, nullptr, nullptr);
+    sqlite3_close(raw);
+  }
+  store = open_store(db);
   auto jobs = must(store->load_active(), "load");
   store.reset();
   const auto bytes_before = bench::database_bytes(db);
