@@ -1,5 +1,6 @@
-// Instance lock: a second holder is refused with the first one's pid, and the lock goes away
-// with its holder (the kernel releases flock on close or death).
+// Instance lock: a second holder is refused with the first one's pid, the lock goes away with its
+// holder (the kernel releases flock on close or death), and every path reaching the same
+// database (a symlinked file or directory) takes the same lock.
 #include "personad/instance_lock.hpp"
 
 #include <gmock/gmock.h>
@@ -59,6 +60,63 @@ TEST(InstanceLock, KilledHolderLeavesNoStuckLock) {
   ::close(ready[0]);
   ::close(ready[1]);
   std::filesystem::remove(path);
+}
+
+class DatabaseLock : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("personad-dblock-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_ / "real");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(DatabaseLock, MissingDatabaseIsCreatedEmptyOrReportedNotFound) {
+  std::string db = (dir_ / "real" / "p.db").string();
+  auto absent = database_lock_path(db, false);
+  ASSERT_FALSE(absent);
+  EXPECT_EQ(absent.kind(), ErrorKind::not_found);
+  EXPECT_FALSE(std::filesystem::exists(db));
+  EXPECT_FALSE(database_lock_held(db));
+  auto made = database_lock_path(db, true);
+  ASSERT_TRUE(made) << made.message();
+  EXPECT_EQ(*made, std::filesystem::canonical(db).string() + ".lock");
+  EXPECT_EQ(std::filesystem::file_size(db), 0u);
+}
+
+TEST_F(DatabaseLock, SymlinkedFileTakesTheSameLock) {
+  std::string db = (dir_ / "real" / "p.db").string();
+  std::filesystem::create_symlink(db, dir_ / "link.db");
+  auto first = InstanceLock::acquire_for_database(db);
+  ASSERT_TRUE(first) << first.message();
+  std::string link = (dir_ / "link.db").string();
+  EXPECT_EQ(*database_lock_path(link, false), *database_lock_path(db, false));
+  EXPECT_TRUE(database_lock_held(link));
+  auto second = InstanceLock::acquire_for_database(link);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.kind(), ErrorKind::conflict);
+  EXPECT_THAT(second.message(), HasSubstr("already running"));
+  first->reset();
+  EXPECT_FALSE(database_lock_held(link));
+  EXPECT_TRUE(InstanceLock::acquire_for_database(link));
+}
+
+TEST_F(DatabaseLock, SymlinkedDirectoryTakesTheSameLock) {
+  std::filesystem::create_directory_symlink(dir_ / "real", dir_ / "alias");
+  std::string via_alias = (dir_ / "alias" / "p.db").string();
+  // Created through the alias: the file lands in the real directory, the lock beside it.
+  auto first = InstanceLock::acquire_for_database(via_alias);
+  ASSERT_TRUE(first) << first.message();
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "real" / "p.db.lock"));
+  std::string real = (dir_ / "real" / "p.db").string();
+  EXPECT_TRUE(database_lock_held(real));
+  EXPECT_FALSE(InstanceLock::acquire_for_database(real));
+  // A relative path with ".." reaches it too.
+  std::string dotted = (dir_ / "alias" / ".." / "real" / "p.db").string();
+  EXPECT_FALSE(InstanceLock::acquire_for_database(dotted));
 }
 
 }  // namespace

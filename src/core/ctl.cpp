@@ -263,7 +263,7 @@ int submit(const Context& ctx, const std::vector<std::string>& files) {
       for (const auto& o : *r)
         ctx.out << (o.inserted ? "queued " + o.key : "known " + o.key + " " + std::string(to_string(o.state)))
                   << '\n';
-      if (instance_lock_held(ctx.config.store_path + ".lock"))
+      if (database_lock_held(ctx.config.store_path))
         ctx.err << "personactl: personad is running but its control socket "
                   << ctx.config.control_socket << " did not answer; " << file
                   << " was enqueued in the database and is sent after a reload (SIGHUP)\n";

@@ -78,7 +78,9 @@ class Daemon {
     if (!ensure_parent_directory(config_.store_path, "store") ||
         !ensure_parent_directory(config_.control_socket, "control socket"))
       return false;
-    auto lock = InstanceLock::acquire(config_.store_path + ".lock");
+    // "<real path of the database>.lock": every path reaching the same database (symlinks)
+    // takes the same lock. The database file is created (empty) first if need be.
+    auto lock = InstanceLock::acquire_for_database(config_.store_path);
     if (!lock) return fail("lock", lock.message());
     lock_ = std::move(*lock);
 

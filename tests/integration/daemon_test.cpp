@@ -1,5 +1,6 @@
 // End to end: the daemon against the simulator — a 20-job batch to completion, a restart in
-// the middle, personactl submissions while it runs, the CLI's database fallback, and the log.
+// the middle, personactl submissions while it runs, the CLI's database fallback, one instance
+// per database whatever the path, and the log.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -181,6 +182,38 @@ TEST(Daemon, SecondInstanceOnTheSameDatabaseRefusesToStart) {
                     env.credentials_env());
   EXPECT_EQ(second.code, 1);
   EXPECT_THAT(second.err, HasSubstr("already running"));
+  EXPECT_TRUE(env.daemon()->running());
+}
+
+// Two configurations reaching the same database through a symlink (of the file, or of a
+// directory above it) used to take different lock files and both run.
+TEST(Daemon, SecondInstanceThroughASymlinkRefusesToStart) {
+  Environment env("symlock");
+  ASSERT_TRUE(env.start_sim({}));
+  env.write_config();
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  fs::create_symlink(env.dir() / "personad.db", env.dir() / "link.db");
+  fs::create_directory_symlink(env.dir(), env.dir() / "alias");
+  const std::string config = read_file(env.config_path());
+  const std::string db = (env.dir() / "personad.db").string();
+  int round = 0;
+  for (const std::string& other : {(env.dir() / "link.db").string(),
+                                   (env.dir() / "alias" / "personad.db").string()}) {
+    const std::string err = "second-" + std::to_string(++round) + ".err";
+    std::string text = config;
+    text.replace(text.find(db), db.size(), other);
+    const std::string sock = (env.dir() / "control.sock").string();
+    text.replace(text.find(sock), sock.size(), (env.dir() / "second.sock").string());
+    write_file(env.dir() / "second.toml", text);
+    Process second({PERSONAD_BIN, "--config", (env.dir() / "second.toml").string()},
+                   env.credentials_env(), env.dir() / "second.out", env.dir() / err);
+    ASSERT_TRUE(wait_until([&] { return !second.running(); }, seconds(5)))
+        << "a second personad runs on " << other;
+    EXPECT_EQ(second.wait(), 1);
+    EXPECT_THAT(read_file(env.dir() / err), HasSubstr("already running"));
+    EXPECT_FALSE(fs::exists(env.dir() / "second.sock"));
+  }
   EXPECT_TRUE(env.daemon()->running());
 }
 
