@@ -1,11 +1,13 @@
 // Control API: routes, status codes and bodies, submit validation (nothing enqueued from an
-// invalid request), operator actions, metrics; and the Unix socket server and client.
+// invalid request), the submit check, operator actions, metrics; and the Unix socket server and client (a refusal the server answers before
+// reading the body reaches the client as the answer it is).
 #include "personad/control.hpp"
 #include "personad/job_json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/json.hpp>
 #include <thread>
 
@@ -117,9 +119,13 @@ TEST_F(ControlTest, SocketServerAndClientTalk) {
   std::atomic<bool> done{false};
   Result<ControlReply> health = make_error("not run");
   Result<ControlReply> big = make_error("not run");
+  Result<ControlReply> huge = make_error("not run");
   std::thread client([&] {
-    health = control_call(path, "GET", "/v1/health", "", Millis(5000), nullptr);
-    big = control_call(path, "POST", "/v1/submit", std::string(10000, 'x'), Millis(5000), nullptr);
+    health = control_call(path, "GET", "/v1/health", "", Millis(5000));
+    big = control_call(path, "POST", "/v1/submit", std::string(10000, 'x'), Millis(5000));
+    // Far more than the socket buffers hold: the server answers 413 and closes while the client
+    // is still writing; the client must read that answer, not fail on the broken pipe.
+    huge = control_call(path, "POST", "/v1/submit", std::string(4 << 20, 'x'), Millis(5000));
     done = true;
   });
   run_until([&] { return done.load(); });
@@ -129,12 +135,38 @@ TEST_F(ControlTest, SocketServerAndClientTalk) {
   EXPECT_THAT(health->body, HasSubstr("\"status\":\"ok\""));
   ASSERT_TRUE(big) << big.message();
   EXPECT_EQ(big->status, 413);
+  ASSERT_TRUE(huge) << huge.message();
+  EXPECT_EQ(huge->status, 413);
+  EXPECT_THAT(huge->body, HasSubstr("request body larger than 4096 bytes"));
   (*server)->stop();
   EXPECT_FALSE(std::filesystem::exists(path));
-  bool unreachable = false;
-  auto down = control_call(path, "GET", "/v1/health", "", Millis(1000), &unreachable);
-  EXPECT_FALSE(down);
-  EXPECT_TRUE(unreachable);
+  auto down = control_call(path, "GET", "/v1/health", "", Millis(1000));
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.kind(), ErrorKind::unavailable);
+  // A socket file nobody listens on (a daemon that died) is no daemon either.
+  {
+    boost::asio::local::stream_protocol::acceptor stale(ioc_);
+    stale.open();
+    stale.bind(boost::asio::local::stream_protocol::endpoint(path));
+  }
+  ASSERT_TRUE(std::filesystem::exists(path));
+  auto dead = control_call(path, "GET", "/v1/health", "", Millis(1000));
+  ASSERT_FALSE(dead);
+  EXPECT_EQ(dead.kind(), ErrorKind::unavailable);
+}
+
+TEST_F(ControlTest, SubmitCheckValidatesAndEnqueuesNothing) {
+  auto ok = call("POST", "/v1/submit/check", submit_body({make_spec("a"), make_spec("b")}));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body).at("valid"), 2);
+  PersonaSpec bad = make_spec("bad");
+  bad.gender = "x";
+  auto r = call("POST", "/v1/submit/check", submit_body({make_spec("c"), bad}));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("gender"));
+  EXPECT_FALSE(*store_->find("a"));
+  EXPECT_FALSE(*store_->find("c"));
+  EXPECT_EQ(api_.creates, 0);
 }
 
 }  // namespace

@@ -1,13 +1,23 @@
 // personactl's commands without a daemon: reads fall back to the database, submit writes queued
-// rows, steering is refused with a clear message; tables and JSON as the contract says.
+// rows, steering is refused with a clear message; tables and JSON as the contract says. And
+// submit against a daemon (a control socket served by the test): large files go in chunks, the
+// daemon's refusals are shown as its messages.
 #include "personad/ctl.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
+#include <chrono>
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <thread>
 
+#include "personad/control.hpp"
+#include "personad/instance_lock.hpp"
 #include "personad/store.hpp"
 #include "temp_dir.hpp"
 
@@ -16,6 +26,88 @@ namespace {
 
 using ::testing::HasSubstr;
 namespace json = boost::json;
+
+// A batch file text of `count` valid entries, keys PREFIX-0 … (about 300 bytes of JSON each).
+std::string big_batch(const std::string& prefix, int count) {
+  std::string b;
+  b.reserve(static_cast<std::size_t>(count) * 330);
+  for (int i = 0; i < count; ++i) {
+    std::string n = std::to_string(i);
+    b += "[[persona]]\nkey = \"" + prefix + "-" + n + "\"\ngender = \"f\"\ncreator_name = \"Person " +
+         prefix + " " + n + "\"\nvideo_scene = \"office\"\nkeywords = \"friendly, calm\"\n" +
+         "lipsync_input = \"https://cdn.example.com/" + prefix + n + "/lipsync.mp4\"\n" +
+         "consent_video = \"https://cdn.example.com/" + prefix + n + "/consent.mp4\"\n" +
+         "labels = [\"acme\", \"" + prefix + "\"]\n\n";
+  }
+  return b;
+}
+
+std::size_t count_lines(const std::string& text, const std::string& prefix) {
+  std::size_t n = 0;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) n += l.rfind(prefix, 0) == 0 ? 1 : 0;
+  return n;
+}
+
+// A control socket served on its own thread by a handler the test writes (what personad would
+// answer), recording every request.
+class FakeDaemon {
+ public:
+  FakeDaemon(const std::string& path, ControlHandler handler,
+             std::size_t max_body = std::size_t{1} << 20)
+      : handler_(std::move(handler)) {
+    auto server = ControlServer::listen(
+        ioc_.get_executor(), path,
+        [this](const ControlRequest& r) {
+          {
+            std::lock_guard lock(mutex_);
+            requests_.push_back(r);
+          }
+          return handler_(r);
+        },
+        nullptr, max_body);
+    EXPECT_TRUE(server) << server.message();
+    if (server) server_ = std::move(*server);
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~FakeDaemon() {
+    ioc_.stop();
+    thread_.join();
+    server_.reset();  // closes the listener and removes the socket file
+  }
+  std::vector<ControlRequest> requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  std::size_t count(const std::string& target) {
+    std::size_t n = 0;
+    for (const auto& r : requests()) n += r.target == target ? 1 : 0;
+    return n;
+  }
+
+ private:
+  ControlHandler handler_;
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      ioc_.get_executor()};
+  std::unique_ptr<ControlServer> server_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<ControlRequest> requests_;
+};
+
+// What personad answers to a submit it accepts: every key queued.
+ControlResponse accept_all(const ControlRequest& r) {
+  auto v = json::parse(r.body);
+  const auto& personas = v.at("personas").as_array();
+  if (r.target == "/v1/submit/check")
+    return ControlResponse{200, json::serialize(json::object{{"valid", personas.size()}})};
+  json::array results;
+  for (const auto& p : personas)
+    results.push_back(
+        json::object{{"key", p.at("key")}, {"result", "queued"}, {"state", "queued"}});
+  return ControlResponse{200, json::serialize(json::object{{"results", results}})};
+}
 
 class CtlTest : public ::testing::Test {
  protected:
@@ -91,6 +183,95 @@ TEST_F(CtlTest, UnknownKeysAndSteeringWithoutDaemonAreRefused) {
   EXPECT_THAT(err_.str(), HasSubstr("personad is not running"));
   EXPECT_EQ(ctl::resolve(ctx(), "a", "", false), ctl::kInvalid);
   EXPECT_EQ(ctl::list(ctx(), "sideways", false), ctl::kInvalid);
+}
+
+// 4,000 entries (1.2 MB of JSON) used to go in one request over the daemon's 1 MiB limit: the
+// daemon answered 413 and closed, personactl died on "Broken pipe" and nothing was enqueued.
+TEST_F(CtlTest, LargeSubmitGoesToTheDaemonInChunks) {
+  FakeDaemon daemon(config_.control_socket, accept_all);
+  std::string file = dir_.write("big.toml", big_batch("big", 4000)).string();
+  ASSERT_EQ(ctl::submit(ctx(), {file}), ctl::kOk) << err_.str();
+  EXPECT_EQ(count_lines(out_.str(), "queued big-"), 4000u);
+  std::set<std::string> keys;
+  std::size_t submits = 0;
+  for (const auto& r : daemon.requests()) {
+    EXPECT_LE(r.body.size(), ctl::kSubmitChunkBytes);
+    if (r.target != "/v1/submit") continue;
+    ++submits;
+    auto personas = json::parse(r.body).at("personas").as_array();
+    EXPECT_LE(personas.size(), ctl::kSubmitChunkEntries);
+    for (const auto& p : personas) keys.insert(std::string(p.at("key").as_string()));
+  }
+  EXPECT_EQ(keys.size(), 4000u);
+  EXPECT_GE(submits, 4u);
+  // Every chunk was checked before the first was enqueued.
+  EXPECT_EQ(daemon.count("/v1/submit/check"), submits);
+  EXPECT_EQ(daemon.requests().front().target, "/v1/submit/check");
+}
+
+// The daemon refuses the request (413 over its body limit, answered before it read the body):
+// personactl shows the daemon's message, never the broken pipe of the rest of its write.
+TEST_F(CtlTest, DaemonRefusalIsShownAsItsMessage) {
+  FakeDaemon daemon(config_.control_socket, accept_all, 4096);
+  std::string file = dir_.write("big.toml", big_batch("big", 4000)).string();
+  EXPECT_EQ(ctl::submit(ctx(), {file}), ctl::kRefused);
+  EXPECT_THAT(err_.str(), HasSubstr("request body larger than 4096 bytes"));
+  EXPECT_THAT(err_.str(), ::testing::Not(HasSubstr("Broken pipe")));
+  EXPECT_THAT(err_.str(), HasSubstr("big.toml: nothing enqueued from this file"));
+  EXPECT_EQ(out_.str(), "");
+}
+
+// A later chunk refused (the daemon began shutting down): its message, and how much of the file
+// got in before.
+TEST_F(CtlTest, LaterChunkRefusedSaysHowMuchWasEnqueued) {
+  std::atomic<int> submits{0};
+  FakeDaemon daemon(config_.control_socket, [&](const ControlRequest& r) {
+    if (r.target == "/v1/submit" && ++submits > 1)
+      return ControlResponse{503, R"({"error":"personad is shutting down; nothing was enqueued"})"};
+    return accept_all(r);
+  });
+  std::string file = dir_.write("mid.toml", big_batch("mid", 2500)).string();
+  EXPECT_EQ(ctl::submit(ctx(), {file}), ctl::kRefused);
+  EXPECT_EQ(count_lines(out_.str(), "queued mid-"), ctl::kSubmitChunkEntries);
+  EXPECT_THAT(err_.str(), HasSubstr("personad is shutting down; nothing was enqueued"));
+  EXPECT_THAT(err_.str(), HasSubstr("the first 1000 of 2500 entries were enqueued"));
+}
+
+// The daemon finds a chunk invalid (say, a local video it may not read): nothing of the file is
+// enqueued, exit 2, its field errors shown.
+TEST_F(CtlTest, DaemonFieldErrorsEnqueueNothingOfTheFile) {
+  FakeDaemon daemon(config_.control_socket, [&](const ControlRequest& r) {
+    if (r.body.find("\"bad-1500\"") != std::string::npos)
+      return ControlResponse{
+          400, R"({"error":"invalid personas; nothing was enqueued","errors":[{"index":500,)"
+               R"("key":"bad-1500","field":"lipsync_input","message":"cannot read it"}]})"};
+    return accept_all(r);
+  });
+  std::string file = dir_.write("bad.toml", big_batch("bad", 2500)).string();
+  EXPECT_EQ(ctl::submit(ctx(), {file}), ctl::kInvalid);
+  EXPECT_THAT(err_.str(), HasSubstr("key 'bad-1500' field 'lipsync_input': cannot read it"));
+  EXPECT_THAT(err_.str(), HasSubstr("bad.toml: nothing enqueued from this file"));
+  EXPECT_EQ(daemon.count("/v1/submit"), 0u);
+  EXPECT_EQ(out_.str(), "");
+}
+
+// No daemon: 100,000 entries go straight into the database, in transactions of 10,000.
+TEST_F(CtlTest, OfflineSubmitOfAHundredThousandEntries) {
+  std::string file = dir_.write("huge.toml", big_batch("h", 100'000)).string();
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(ctl::submit(ctx(), {file}), ctl::kOk) << err_.str();
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(count_lines(out_.str(), "queued h-"), 100'000u);
+  auto store = Store::open(config_.store_path, OpenMode::read_only);
+  ASSERT_TRUE(store) << store.message();
+  auto stats = (*store)->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->counts[State::queued], 100'000);
+  auto last = (*store)->find("h-99999");
+  ASSERT_TRUE(last && *last);
+  EXPECT_LT(took, std::chrono::seconds(30));
+  std::cerr << "100,000 entries offline in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
 }
 
 }  // namespace

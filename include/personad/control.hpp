@@ -35,7 +35,11 @@ struct ControlResponse {
 //   GET  /v1/jobs/KEY/history        → [transition…] (404)
 //   GET  /v1/stats                   → stats
 //   POST /v1/submit   {source, personas: [spec…]} → {results: [{key, result, state}]}
-//                     (400 with {error, errors: [{key, field, message}]}: nothing enqueued)
+//                     (400 with {error, errors: [{key, field, message}]}: nothing enqueued;
+//                     all of one request in one transaction; personactl sends large files in
+//                     several requests of at most 1,000 entries)
+//   POST /v1/submit/check  {source, personas: [spec…]} → {valid: N} (400 as above); enqueues
+//                     nothing: personactl checks every chunk of a file before sending the first
 //   POST /v1/jobs/KEY/cancel                        → {job, message} (404, 409)
 //   POST /v1/jobs/KEY/retry   {resubmit: bool}      → {job, message} (404, 409)
 //   POST /v1/jobs/KEY/resolve {adopt: ID} | {resubmit: true} → {job, message} (404, 409)
@@ -49,7 +53,7 @@ class ControlApi {
   void set_extra_metrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
 
  private:
-  ControlResponse submit(const std::string& body);
+  ControlResponse submit(const std::string& body, bool check_only);
   ControlResponse metrics();
   Tracker& tracker_;
   Store& store_;
@@ -82,10 +86,13 @@ struct ControlReply {
   std::string body;
 };
 
-// One synchronous request to the daemon's control socket. `unreachable` is set when no daemon
-// listens there (no socket file, connection refused), so the CLI can fall back to the database.
+// One synchronous request to the daemon's control socket. Fails with ErrorKind::unavailable
+// when no daemon listens there (no socket file, connection refused), so the CLI can fall back to
+// the database; any other failure is ErrorKind::io. An answer the daemon gives before it has
+// read the whole request (413 over its body limit) is returned as the reply, not as the broken
+// pipe the rest of the write runs into.
 Result<ControlReply> control_call(const std::string& socket_path, const std::string& method,
                                   const std::string& target, const std::string& body,
-                                  Millis timeout, bool* unreachable);
+                                  Millis timeout);
 
 }  // namespace personad

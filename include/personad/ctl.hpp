@@ -2,6 +2,7 @@
 // reads the database when the daemon is down) and prints a table or the contract's JSON.
 #pragma once
 
+#include <cstddef>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -16,9 +17,17 @@ constexpr int kOk = 0;
 constexpr int kRefused = 1;  // unknown key, not allowed, daemon unreachable
 constexpr int kInvalid = 2;  // invalid input
 
+// `submit` sends a file's entries to the daemon in requests of at most this many entries and
+// bytes (the daemon refuses bodies over 1 MiB; each request is one transaction there).
+constexpr std::size_t kSubmitChunkEntries = 1000;
+constexpr std::size_t kSubmitChunkBytes = 512 * 1024;
+// With the daemon down it writes them into the database in transactions of at most this many
+// (each commit is an fsync).
+constexpr std::size_t kOfflineChunkEntries = 10'000;
+
 struct Context {
   Config config;  // control.socket and store.path are what matter
-  Millis timeout{30'000};
+  Millis timeout{30'000};  // per request to the daemon
   std::ostream& out;
   std::ostream& err;
 };

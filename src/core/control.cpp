@@ -87,7 +87,8 @@ ControlResponse ControlApi::handle(const ControlRequest& req) {
     if (!s) return error_reply(500, s.message());
     return reply(200, stats_to_json(*s));
   }
-  if (post && seg == std::vector<std::string>{"submit"}) return submit(req.body);
+  if (post && seg == std::vector<std::string>{"submit"}) return submit(req.body, false);
+  if (post && seg == std::vector<std::string>{"submit", "check"}) return submit(req.body, true);
   if (seg.empty() || seg[0] != "jobs") return error_reply(404, "no such route: " + req.target);
 
   if (get && seg.size() == 1) {
@@ -129,7 +130,7 @@ ControlResponse ControlApi::handle(const ControlRequest& req) {
   return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
 }
 
-ControlResponse ControlApi::submit(const std::string& body_text) {
+ControlResponse ControlApi::submit(const std::string& body_text, bool check_only) {
   auto body = body_object(body_text);
   if (!body) return error_reply(400, body.message());
   std::string source = "personactl";
@@ -158,6 +159,7 @@ ControlResponse ControlApi::submit(const std::string& body_text) {
     json::object o{{"error", "invalid personas; nothing was enqueued"}, {"errors", errors}};
     return reply(400, o);
   }
+  if (check_only) return reply(200, json::object{{"valid", specs.size()}});
   auto outcome = tracker_.enqueue(specs, source);
   if (!outcome) return error_reply(503, outcome.message());
   json::array results;

@@ -62,14 +62,16 @@ struct Answer {
   json::value body;
 };
 
+// Fails with ErrorKind::unavailable when no daemon listens on the socket.
 Result<Answer> from_socket(const Context& ctx, const std::string& method, const std::string& target,
-                           const std::string& body, bool* unreachable) {
-  auto reply = control_call(ctx.config.control_socket, method, target, body, ctx.timeout,
-                            unreachable);
+                           const std::string& body) {
+  auto reply = control_call(ctx.config.control_socket, method, target, body, ctx.timeout);
   if (!reply) return reply.error();
   boost::system::error_code ec;
   json::value v = json::parse(reply->body, ec);
-  if (ec) return make_error("personad answered with invalid JSON: " + ec.message());
+  if (ec)
+    return make_error(ErrorKind::io, "personad answered HTTP " + std::to_string(reply->status) +
+                                         " with invalid JSON: " + ec.message());
   return Answer{reply->status, std::move(v)};
 }
 
@@ -80,9 +82,8 @@ Result<std::unique_ptr<Store>> open_db(const Context& ctx) {
 // GET through the daemon, else straight from the database.
 Result<Answer> read(const Context& ctx, const std::string& target,
                     const std::function<Result<Answer>(Store&)>& from_db) {
-  bool unreachable = false;
-  auto a = from_socket(ctx, "GET", target, "", &unreachable);
-  if (a || !unreachable) return a;
+  auto a = from_socket(ctx, "GET", target, "");
+  if (a || a.kind() != ErrorKind::unavailable) return a;
   auto store = open_db(ctx);
   if (!store)
     return make_error("personad is not running (" + ctx.config.control_socket +
@@ -106,9 +107,8 @@ void print_json(const Context& ctx, const json::value& v) { ctx.out << json::ser
 
 // Steering commands need the daemon: it is the only writer of job state.
 int steer(const Context& ctx, const std::string& target, const json::object& body) {
-  bool unreachable = false;
-  auto a = from_socket(ctx, "POST", target, json::serialize(body), &unreachable);
-  if (!a && unreachable)
+  auto a = from_socket(ctx, "POST", target, json::serialize(body));
+  if (!a && a.kind() == ErrorKind::unavailable)
     return print_error(ctx, "personad is not running (no answer on " + ctx.config.control_socket +
                            "); start it and try again",
                        kRefused);
@@ -234,8 +234,194 @@ int stats(const Context& ctx, bool as_json) {
 }
 
 
+// ---- submit ----
+//
+// A file is parsed and validated whole first: a file with any error enqueues nothing. Then its
+// entries go to the daemon in chunks (each one transaction there), small enough for the control
+// socket's body limit whatever the batch's size. Every chunk is checked by the daemon before the
+// first is enqueued, so a file the daemon finds invalid (a local video it may not read) still
+// enqueues nothing. Known keys answer `known KEY STATE`, so sending a file again is always safe.
+
+namespace {
+
+struct Chunk {
+  std::size_t begin = 0;  // entries [begin, end) of the file
+  std::size_t end = 0;
+  std::string body;       // the POST /v1/submit request
+};
+
+std::vector<Chunk> make_chunks(const std::string& file, const std::vector<PersonaSpec>& specs) {
+  const std::string head = "{\"source\":" + json::serialize(json::value(file)) + ",\"personas\":[";
+  std::vector<Chunk> chunks;
+  Chunk c;
+  c.body = head;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    std::string entry = json::serialize(spec_to_json(specs[i]));
+    const std::size_t n = i - c.begin;
+    if (n > 0 && (n >= kSubmitChunkEntries || c.body.size() + entry.size() + 2 > kSubmitChunkBytes)) {
+      c.end = i;
+      c.body += "]}";
+      chunks.push_back(std::move(c));
+      c = Chunk{i, i, head};
+    }
+    if (i > c.begin) c.body += ',';
+    c.body += entry;
+  }
+  c.end = specs.size();
+  c.body += "]}";
+  if (c.end > c.begin) chunks.push_back(std::move(c));
+  return chunks;
+}
+
+void print_outcome(const Context& ctx, const std::string& key, bool inserted,
+                   std::string_view state) {
+  if (inserted)
+    ctx.out << "queued " << key << '\n';
+  else
+    ctx.out << "known " << key << ' ' << state << '\n';
+}
+
+void print_field_errors(const Context& ctx, const std::string& file, const Answer& a) {
+  if (a.body.is_object())
+    if (auto it = a.body.get_object().find("errors");
+        it != a.body.get_object().end() && it->value().is_array())
+      for (const auto& e : it->value().get_array()) {
+        if (!e.is_object()) continue;
+        const auto& eo = e.get_object();
+        ctx.err << "personactl: " << file << ": key '" << field(eo, "key") << "' field '"
+                << field(eo, "field") << "': " << field(eo, "message") << '\n';
+      }
+}
+
+// What became of a file's first `done` entries when the rest could not be sent.
+void print_partial(const Context& ctx, const std::string& file, std::size_t done,
+                   std::size_t total) {
+  if (done == 0) {
+    ctx.err << "personactl: " << file << ": nothing enqueued from this file\n";
+    return;
+  }
+  ctx.err << "personactl: " << file << ": the first " << done << " of " << total
+          << " entries were enqueued (or already known, as printed above), the other "
+          << total - done << " were not; submitting the file again is safe (known keys are "
+          << "reported, never sent twice)\n";
+}
+
+// Files written straight into the database, and the store they were written with.
+struct Offline {
+  std::unique_ptr<Store> store;
+  std::vector<std::string> files;
+};
+
+// No daemon on the socket: the store is the queue. Entries [from, end) of the file, in chunks
+// of their own transaction.
+int write_offline(const Context& ctx, Offline& offline, const std::string& file,
+                  const std::vector<PersonaSpec>& specs, std::size_t from) {
+  if (!offline.store) {
+    auto store = Store::open(ctx.config.store_path, OpenMode::read_write);
+    if (!store) {
+      print_error(ctx, store.message(), kRefused);
+      print_partial(ctx, file, from, specs.size());
+      return kRefused;
+    }
+    offline.store = std::move(*store);
+  }
+  const std::string reason = "enqueued from " + file + " (personactl, offline)";
+  for (std::size_t i = from; i < specs.size(); i += kOfflineChunkEntries) {
+    const std::size_t end = std::min(specs.size(), i + kOfflineChunkEntries);
+    std::vector<PersonaSpec> chunk(specs.begin() + static_cast<std::ptrdiff_t>(i),
+                                   specs.begin() + static_cast<std::ptrdiff_t>(end));
+    auto r = offline.store->enqueue(chunk, file, reason, SystemClock().now(),
+                                    [] { return new_client_ref(); });
+    if (!r) {
+      print_error(ctx, r.message(), kRefused);
+      print_partial(ctx, file, i, specs.size());
+      return kRefused;
+    }
+    for (const auto& o : *r) print_outcome(ctx, o.key, o.inserted, to_string(o.state));
+  }
+  offline.files.push_back(file);
+  return kOk;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// After writing into the database: say when the jobs are sent.
+void after_offline(const Context& ctx, Offline& offline) {
+  offline.store.reset();
+  const std::string what = join(offline.files) + (offline.files.size() == 1 ? " was" : " were");
+  if (database_lock_held(ctx.config.store_path))
+    ctx.err << "personactl: personad is running but its control socket "
+            << ctx.config.control_socket << " did not answer; " << what
+            << " enqueued in the database and is sent after a reload (SIGHUP)\n";
+  else
+    ctx.err << "personactl: personad is not running; " << what
+            << " enqueued in the database and is sent when personad starts\n";
+}
+
+// Through the daemon; `offline` when it does not listen. Returns an exit code; `stop` when the
+// command should not go on with the next file.
+int submit_file(const Context& ctx, Offline& offline, const std::string& file,
+                const std::vector<PersonaSpec>& specs, bool& stop) {
+  const auto chunks = make_chunks(file, specs);
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    auto a = from_socket(ctx, "POST", "/v1/submit/check", chunks[i].body);
+    if (!a && a.kind() == ErrorKind::unavailable) return write_offline(ctx, offline, file, specs, 0);
+    if (!a) {
+      stop = true;
+      print_error(ctx, a.message(), kRefused);
+      print_partial(ctx, file, 0, specs.size());
+      return kRefused;
+    }
+    if (a->status == 404) break;  // a personad without the check: each chunk is checked as sent
+    if (a->status == 400) {
+      print_field_errors(ctx, file, *a);
+      print_partial(ctx, file, 0, specs.size());
+      return kInvalid;
+    }
+    if (a->status != 200) {
+      stop = true;
+      print_error(ctx, error_of(*a), kRefused);
+      print_partial(ctx, file, 0, specs.size());
+      return kRefused;
+    }
+  }
+  for (const auto& c : chunks) {
+    auto a = from_socket(ctx, "POST", "/v1/submit", c.body);
+    if (!a && a.kind() == ErrorKind::unavailable) {
+      // It stopped between two chunks: the rest waits in the database like any offline write.
+      if (c.begin > 0)
+        ctx.err << "personactl: personad stopped answering after " << c.begin << " entries of "
+                << file << "; the rest is written into the database\n";
+      return write_offline(ctx, offline, file, specs, c.begin);
+    }
+    if (!a || a->status != 200 || !a->body.is_object() ||
+        !a->body.get_object().contains("results")) {
+      stop = !a || a->status != 400;
+      if (a && a->status == 400) print_field_errors(ctx, file, *a);
+      print_error(ctx, !a ? a.message() : error_of(*a), kRefused);
+      print_partial(ctx, file, c.begin, specs.size());
+      return a && a->status == 400 ? kInvalid : kRefused;
+    }
+    const auto& results = a->body.get_object().at("results");
+    if (results.is_array())
+      for (const auto& r : results.get_array()) {
+        if (!r.is_object()) continue;
+        const auto& o = r.get_object();
+        print_outcome(ctx, field(o, "key"), field(o, "result") == "queued", field(o, "state"));
+      }
+  }
+  return kOk;
+}
+
+}  // namespace
+
 int submit(const Context& ctx, const std::vector<std::string>& files) {
   int code = kOk;
+  Offline offline;
   for (const auto& file : files) {
     BatchParse parse = load_batch_file(file);
     if (!parse.ok()) {
@@ -245,55 +431,14 @@ int submit(const Context& ctx, const std::vector<std::string>& files) {
       continue;
     }
     std::vector<PersonaSpec> specs;
-    json::array personas;
-    for (auto& e : parse.entries) {
-      personas.push_back(spec_to_json(e.spec));
-      specs.push_back(std::move(e.spec));
-    }
-    bool unreachable = false;
-    json::object body{{"source", file}, {"personas", personas}};
-    auto a = from_socket(ctx, "POST", "/v1/submit", json::serialize(body), &unreachable);
-    if (!a && unreachable) {
-      // No daemon: the store is the queue. personad sends these when it starts.
-      auto store = Store::open(ctx.config.store_path, OpenMode::read_write);
-      if (!store) return print_error(ctx, store.message(), kRefused);
-      auto r = (*store)->enqueue(specs, file, "enqueued from " + file + " (personactl, offline)",
-                                 SystemClock().now(), [] { return new_client_ref(); });
-      if (!r) return print_error(ctx, r.message(), kRefused);
-      for (const auto& o : *r)
-        ctx.out << (o.inserted ? "queued " + o.key : "known " + o.key + " " + std::string(to_string(o.state)))
-                  << '\n';
-      if (database_lock_held(ctx.config.store_path))
-        ctx.err << "personactl: personad is running but its control socket "
-                  << ctx.config.control_socket << " did not answer; " << file
-                  << " was enqueued in the database and is sent after a reload (SIGHUP)\n";
-      else
-        ctx.err << "personactl: personad is not running; " << file
-                  << " was enqueued in the database and is sent when personad starts\n";
-      continue;
-    }
-    if (!a) return print_error(ctx, a.message(), kRefused);
-    if (a->status == 400) {
-      const auto& o = a->body.get_object();
-      if (auto it = o.find("errors"); it != o.end())
-        for (const auto& e : it->value().get_array()) {
-          const auto& eo = e.get_object();
-          ctx.err << "personactl: " << file << ": key '" << field(eo, "key") << "' field '"
-                    << field(eo, "field") << "': " << field(eo, "message") << '\n';
-        }
-      ctx.err << "personactl: " << file << ": nothing enqueued from this file\n";
-      code = kInvalid;
-      continue;
-    }
-    if (a->status != 200) return print_error(ctx, error_of(*a), kRefused);
-    for (const auto& r : a->body.get_object().at("results").get_array()) {
-      const auto& o = r.get_object();
-      if (field(o, "result") == "queued")
-        ctx.out << "queued " << field(o, "key") << '\n';
-      else
-        ctx.out << "known " << field(o, "key") << ' ' << field(o, "state") << '\n';
-    }
+    specs.reserve(parse.entries.size());
+    for (auto& e : parse.entries) specs.push_back(std::move(e.spec));
+    bool stop = false;
+    int r = submit_file(ctx, offline, file, specs, stop);
+    if (r != kOk) code = code == kOk ? r : code;
+    if (stop) break;
   }
+  if (!offline.files.empty()) after_offline(ctx, offline);
   return code;
 }
 

@@ -1,6 +1,6 @@
 // End to end: the daemon against the simulator — a 20-job batch to completion, a restart in
-// the middle, personactl submissions while it runs, the CLI's database fallback, one instance
-// per database whatever the path, and the log.
+// the middle, personactl submissions while it runs (a 4,000-entry one too), the CLI's database
+// fallback, one instance per database whatever the path, and the log.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -185,6 +185,45 @@ TEST(Daemon, SecondInstanceOnTheSameDatabaseRefusesToStart) {
   EXPECT_TRUE(env.daemon()->running());
 }
 
+// 4,000 entries (1.2 MB) used to fail with "Broken pipe" (one request over the socket's 1 MiB
+// limit) and enqueue nothing. Sending the file again is safe: every key is known.
+TEST(Daemon, LargeSubmitGoesThroughInChunks) {
+  Environment env("bigsubmit");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket());
+  write_file(env.dir() / "big.toml", make_batch("big", 4000));
+  ASSERT_GT(fs::file_size(env.dir() / "big.toml"), std::uintmax_t{1} << 20);  // over the socket's limit
+  auto r = env.ctl({"submit", (env.dir() / "big.toml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("Broken pipe")));
+  std::set<std::string> printed;
+  std::istringstream lines(r.out);
+  for (std::string l; std::getline(lines, l);) {
+    ASSERT_EQ(l.rfind("queued big-", 0), 0u) << l;
+    printed.insert(l.substr(7));
+  }
+  EXPECT_EQ(printed.size(), 4000u);
+  auto js = jobs(env);
+  std::size_t found = 0;
+  for (int i = 0; i < 4000; ++i) found += js.count("big-" + std::to_string(i));
+  EXPECT_EQ(found, 4000u);
+
+  auto again = env.ctl({"submit", (env.dir() / "big.toml").string()});
+  ASSERT_EQ(again.code, 0) << again.err;
+  std::istringstream known(again.out);
+  std::size_t n = 0;
+  for (std::string l; std::getline(known, l); ++n) EXPECT_EQ(l.rfind("known big-", 0), 0u) << l;
+  EXPECT_EQ(n, 4000u);
+}
+
+// Rows written into the database while the daemon starts (it holds the lock, loads its queue,
+// then listens) used to wait for a SIGHUP when they arrived after the load. A backlog of jobs
+// due tomorrow makes the load take a while without being sent; meanwhile the test writes one
+// queued row after the other, as personactl does when it finds no socket. Every row committed
+// before the socket appeared must leave `queued` without a reload; a personactl submit during
+// start-up too.
 // Two configurations reaching the same database through a symlink (of the file, or of a
 // directory above it) used to take different lock files and both run.
 TEST(Daemon, SecondInstanceThroughASymlinkRefusesToStart) {
