@@ -1,5 +1,6 @@
 // Control API: routes, status codes and bodies, submit validation (nothing enqueued from an
-// invalid request), the submit check, operator actions, metrics; and the Unix socket server and client (a refusal the server answers before
+// invalid request), the submit check, adopting rows written to the database directly, operator
+// actions, metrics; and the Unix socket server and client (a refusal the server answers before
 // reading the body reaches the client as the answer it is).
 #include "personad/control.hpp"
 #include "personad/job_json.hpp"
@@ -167,6 +168,21 @@ TEST_F(ControlTest, SubmitCheckValidatesAndEnqueuesNothing) {
   EXPECT_FALSE(*store_->find("a"));
   EXPECT_FALSE(*store_->find("c"));
   EXPECT_EQ(api_.creates, 0);
+}
+
+// Rows personactl wrote into the database while the socket was not listening are scheduled on
+// request, without a reload.
+TEST_F(ControlTest, AdoptQueuedSchedulesRowsWrittenDirectly) {
+  auto written = store_->enqueue({make_spec("direct")}, "x.toml", "enqueued from x.toml (offline)",
+                                 clock_.now(), [] { return new_client_ref(); });
+  ASSERT_TRUE(written) << written.message();
+  ASSERT_FALSE(run_until([&] { return state("direct") != State::queued; },
+                         std::chrono::milliseconds(200)));
+  auto r = call("POST", "/v1/adopt-queued");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("adopted"), 1);
+  ASSERT_TRUE(run_until([&] { return final_state("direct"); }));
+  EXPECT_EQ(json::parse(call("POST", "/v1/adopt-queued").body).at("adopted"), 0);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // personactl's commands without a daemon: reads fall back to the database, submit writes queued
 // rows, steering is refused with a clear message; tables and JSON as the contract says. And
 // submit against a daemon (a control socket served by the test): large files go in chunks, the
-// daemon's refusals are shown as its messages.
+// daemon's refusals are shown as its messages, a starting daemon is asked to pick up what was
+// written into the database meanwhile.
 #include "personad/ctl.hpp"
 
 #include <gmock/gmock.h>
@@ -272,6 +273,45 @@ TEST_F(CtlTest, OfflineSubmitOfAHundredThousandEntries) {
   EXPECT_LT(took, std::chrono::seconds(30));
   std::cerr << "100,000 entries offline in "
             << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+}
+
+// The daemon holds the database (it takes the lock first) but does not listen yet: personactl
+// writes into the database, then waits for the socket and has the daemon pick the jobs up, so
+// they do not wait for a SIGHUP.
+TEST_F(CtlTest, SubmitWhileTheDaemonStartsIsPickedUp) {
+  config_.store_path = (std::filesystem::canonical(dir_.path()) / "p.db").string();
+  auto lock = InstanceLock::acquire(config_.store_path + ".lock");
+  ASSERT_TRUE(lock) << lock.message();
+  std::unique_ptr<FakeDaemon> daemon;
+  std::thread starter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    daemon = std::make_unique<FakeDaemon>(config_.control_socket, [](const ControlRequest& r) {
+      if (r.target == "/v1/adopt-queued") return ControlResponse{200, R"({"adopted":1})"};
+      return ControlResponse{404, R"({"error":"no such route"})"};
+    });
+  });
+  int code = ctl::submit(ctx(), {batch("early")});
+  starter.join();
+  EXPECT_EQ(code, ctl::kOk) << err_.str();
+  EXPECT_EQ(out_.str(), "queued early\n");
+  EXPECT_EQ(daemon->count("/v1/adopt-queued"), 1u);
+  EXPECT_THAT(err_.str(), HasSubstr("picked it up (1 queued jobs scheduled now)"));
+  EXPECT_THAT(err_.str(), ::testing::Not(HasSubstr("SIGHUP")));
+}
+
+// The daemon holds the database and its socket never answers: the jobs are in the database, the
+// message says a reload sends them, and personactl does not wait for ever.
+TEST_F(CtlTest, SubmitWhileTheDaemonHoldsTheDatabaseButNeverListens) {
+  config_.store_path = (std::filesystem::canonical(dir_.path()) / "p.db").string();
+  auto lock = InstanceLock::acquire(config_.store_path + ".lock");
+  ASSERT_TRUE(lock) << lock.message();
+  auto c = ctx();
+  c.startup_wait = Millis(300);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ctl::submit(c, {batch("stuck")}), ctl::kOk) << err_.str();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(out_.str(), "queued stuck\n");
+  EXPECT_THAT(err_.str(), HasSubstr("sent after a reload (SIGHUP)"));
 }
 
 }  // namespace

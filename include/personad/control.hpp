@@ -40,6 +40,8 @@ struct ControlResponse {
 //                     several requests of at most 1,000 entries)
 //   POST /v1/submit/check  {source, personas: [spec…]} → {valid: N} (400 as above); enqueues
 //                     nothing: personactl checks every chunk of a file before sending the first
+//   POST /v1/adopt-queued          → {adopted: N}  schedules queued rows written to the database
+//                     directly (personactl while the socket was not listening yet)
 //   POST /v1/jobs/KEY/cancel                        → {job, message} (404, 409)
 //   POST /v1/jobs/KEY/retry   {resubmit: bool}      → {job, message} (404, 409)
 //   POST /v1/jobs/KEY/resolve {adopt: ID} | {resubmit: true} → {job, message} (404, 409)

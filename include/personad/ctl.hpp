@@ -22,7 +22,7 @@ constexpr int kInvalid = 2;  // invalid input
 constexpr std::size_t kSubmitChunkEntries = 1000;
 constexpr std::size_t kSubmitChunkBytes = 512 * 1024;
 // With the daemon down it writes them into the database in transactions of at most this many
-// (each commit is an fsync).
+// (each commit is an fsync; a starting daemon's own writes wait at most one of them).
 constexpr std::size_t kOfflineChunkEntries = 10'000;
 
 struct Context {
@@ -30,6 +30,10 @@ struct Context {
   Millis timeout{30'000};  // per request to the daemon
   std::ostream& out;
   std::ostream& err;
+  // After `submit` wrote into the database because the socket did not answer while the daemon
+  // holds the database (it is starting): how long to wait for the socket, to have the daemon
+  // pick the jobs up at once.
+  Millis startup_wait{5'000};
 };
 
 int submit(const Context& ctx, const std::vector<std::string>& files);

@@ -89,6 +89,8 @@ ControlResponse ControlApi::handle(const ControlRequest& req) {
   }
   if (post && seg == std::vector<std::string>{"submit"}) return submit(req.body, false);
   if (post && seg == std::vector<std::string>{"submit", "check"}) return submit(req.body, true);
+  if (post && seg == std::vector<std::string>{"adopt-queued"})
+    return reply(200, json::object{{"adopted", tracker_.adopt_queued()}});
   if (seg.empty() || seg[0] != "jobs") return error_reply(404, "no such route: " + req.target);
 
   if (get && seg.size() == 1) {

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
+#include <thread>
 
 #include "personad/batch.hpp"
 #include "personad/control.hpp"
@@ -349,17 +350,39 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-// After writing into the database: say when the jobs are sent.
+// After writing into the database: a daemon that holds the database but did not answer on its
+// socket is (almost always) starting: it takes the lock before it listens, and loads the queue
+// in between. Wait for it a little, then ask it to pick up what was written meanwhile.
 void after_offline(const Context& ctx, Offline& offline) {
   offline.store.reset();
   const std::string what = join(offline.files) + (offline.files.size() == 1 ? " was" : " were");
-  if (database_lock_held(ctx.config.store_path))
+  const auto deadline = std::chrono::steady_clock::now() + ctx.startup_wait;
+  for (;;) {
+    if (!database_lock_held(ctx.config.store_path)) {
+      ctx.err << "personactl: personad is not running; " << what
+              << " enqueued in the database and is sent when personad starts\n";
+      return;
+    }
+    auto a = from_socket(ctx, "POST", "/v1/adopt-queued", "");
+    if (a && a->status == 200) {
+      std::string n = a->body.is_object() ? field(a->body.get_object(), "adopted") : "-";
+      ctx.err << "personactl: personad was starting; " << what
+              << " enqueued in the database and personad has picked it up (" << n
+              << " queued jobs scheduled now)\n";
+      return;
+    }
+    if (!a && a.kind() == ErrorKind::unavailable && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    std::string why = !a ? a.message()
+                         : a->status == 404 ? "this personad has no adopt-queued route"
+                                            : error_of(*a);
     ctx.err << "personactl: personad is running but its control socket "
-            << ctx.config.control_socket << " did not answer; " << what
+            << ctx.config.control_socket << " did not take the jobs (" << why << "); " << what
             << " enqueued in the database and is sent after a reload (SIGHUP)\n";
-  else
-    ctx.err << "personactl: personad is not running; " << what
-            << " enqueued in the database and is sent when personad starts\n";
+    return;
+  }
 }
 
 // Through the daemon; `offline` when it does not listen. Returns an exit code; `stop` when the

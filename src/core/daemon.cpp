@@ -112,6 +112,9 @@ class Daemon {
         log_.logger_ptr());
     if (!server) return fail("control socket", server.message());
     control_ = std::move(*server);
+    // `personactl submit` found no socket between the lock and now and wrote its jobs into the
+    // database; the load above may have missed them. From here on it reaches the socket.
+    tracker_->adopt_queued();
 
     scan_batches();
     watch_batches();

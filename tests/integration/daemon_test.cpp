@@ -1,12 +1,16 @@
 // End to end: the daemon against the simulator — a 20-job batch to completion, a restart in
-// the middle, personactl submissions while it runs (a 4,000-entry one too), the CLI's database
-// fallback, one instance per database whatever the path, and the log.
+// the middle, personactl submissions while it runs (a 4,000-entry one too, and during the
+// daemon's start-up), the CLI's database fallback, one instance per database whatever the path,
+// and the log.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <set>
 
+#include <sqlite3.h>
+
 #include "harness.hpp"
+#include "personad/store.hpp"
 
 namespace personad::it {
 namespace {
@@ -224,6 +228,78 @@ TEST(Daemon, LargeSubmitGoesThroughInChunks) {
 // queued row after the other, as personactl does when it finds no socket. Every row committed
 // before the socket appeared must leave `queued` without a reload; a personactl submit during
 // start-up too.
+TEST(Daemon, SubmitDuringStartUpLeavesQueuedWithoutReload) {
+  Environment env("startup");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  const std::string db = (env.dir() / "personad.db").string();
+  auto store = Store::open(db, OpenMode::read_write);
+  ASSERT_TRUE(store) << store.message();
+  auto spec = [](const std::string& key) {
+    PersonaSpec s;
+    s.key = key;
+    s.gender = "f";
+    s.creator_name = "Person " + key;
+    s.video_scene = "office";
+    s.lipsync_input = "https://cdn.example.com/" + key + "/lipsync.mp4";
+    s.labels = {"it"};
+    return s;
+  };
+  std::vector<PersonaSpec> backlog;
+  for (int i = 0; i < 20'000; ++i) backlog.push_back(spec("backlog-" + std::to_string(i)));
+  ASSERT_TRUE((*store)->enqueue(backlog, "backlog.toml", "backlog", SystemClock().now(),
+                                [] { return new_client_ref(); }));
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    const std::int64_t tomorrow = to_unix_ms(SystemClock().now()) + 86'400'000;
+    std::string sql = "UPDATE jobs SET next_poll_at = " + std::to_string(tomorrow) +
+                      " WHERE source = 'backlog.toml'";
+    EXPECT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(raw);
+    sqlite3_close(raw);
+  }
+  write_file(env.dir() / "during.toml", make_batch("during", 1));
+
+  env.start_daemon();
+  Process during({PERSONACTL_BIN, "--config", env.config_path().string(), "submit",
+                  (env.dir() / "during.toml").string()},
+                 {}, env.dir() / "during.out", env.dir() / "during.err");
+  const fs::path socket = env.dir() / "control.sock";
+  std::vector<std::string> written;  // committed while there was no socket
+  auto give_up = std::chrono::steady_clock::now() + seconds(20);
+  for (int i = 0; !fs::exists(socket) && std::chrono::steady_clock::now() < give_up; ++i) {
+    std::string key = "early-" + std::to_string(i);
+    auto r = (*store)->enqueue({spec(key)}, "early.toml", "enqueued from early.toml (offline)",
+                               SystemClock().now(), [] { return new_client_ref(); });
+    ASSERT_TRUE(r) << r.message();
+    if (!fs::exists(socket)) written.push_back(key);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  store->reset();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  EXPECT_EQ(during.wait(), 0) << read_file(env.dir() / "during.err");
+  EXPECT_THAT(read_file(env.dir() / "during.out"), HasSubstr("queued during-0"));
+  EXPECT_THAT(read_file(env.log_path()), Not(HasSubstr("reloading")));
+  ASSERT_FALSE(written.empty());
+  written.push_back("during-0");
+  std::cerr << written.size() << " keys written while the daemon started\n";
+
+  auto left_queued = [&] {
+    std::vector<std::string> still;
+    auto reader = Store::open(db, OpenMode::read_only);
+    if (!reader) return written;
+    for (const auto& key : written) {
+      auto j = (*reader)->find(key);
+      if (!j || !*j || (*j)->state == State::queued) still.push_back(key);
+    }
+    return still;
+  };
+  std::vector<std::string> still;
+  ASSERT_TRUE(wait_until([&] { return (still = left_queued()).empty(); }, seconds(30)))
+      << still.size() << " of " << written.size() << " still queued, first " << still.front();
+}
+
 // Two configurations reaching the same database through a symlink (of the file, or of a
 // directory above it) used to take different lock files and both run.
 TEST(Daemon, SecondInstanceThroughASymlinkRefusesToStart) {
