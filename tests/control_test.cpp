@@ -106,6 +106,8 @@ TEST_F(ControlTest, MetricsArePrometheusText) {
   EXPECT_THAT(r.content_type, HasSubstr("text/plain"));
   EXPECT_THAT(r.body, HasSubstr("personad_jobs{state=\"done\"} 1"));
   EXPECT_THAT(r.body, HasSubstr("personad_creates_sent_total 1"));
+  EXPECT_THAT(r.body, HasSubstr("personad_jobs_needs_operator 0"));
+  EXPECT_THAT(r.body, HasSubstr("personad_flagged_total 0"));
 }
 
 TEST_F(ControlTest, SocketServerAndClientTalk) {

@@ -187,12 +187,19 @@ ControlResponse ControlApi::metrics() {
       out << "personad_jobs{state=\"" << to_string(st) << "\"} "
           << (it == s->counts.end() ? 0 : it->second) << '\n';
     }
+    out << "# HELP personad_jobs_needs_operator Jobs waiting for personactl resolve.\n"
+        << "# TYPE personad_jobs_needs_operator gauge\npersonad_jobs_needs_operator "
+        << s->needs_operator << '\n';
   }
   counter("personad_polls_total", "Status polls answered since start.", m.polls);
   counter("personad_creates_sent_total", "Create requests sent since start.", m.creates_sent);
   counter("personad_reconciles_total", "Reconcile passes since start.", m.reconciles);
   counter("personad_adopted_total", "Remote personas adopted since start.", m.adopted);
   counter("personad_resent_total", "Creates sent again after a reconcile.", m.resent);
+  counter("personad_flagged_total",
+          "Jobs flagged for the operator since start (ambiguous reconcile, reconcile deadline, "
+          "permanent list error, a remote id another job holds).",
+          m.flagged);
   counter("personad_store_errors_total", "Store operations that failed.", m.store_errors);
   out << "# HELP personad_api_errors_total API requests that failed, by kind.\n"
       << "# TYPE personad_api_errors_total counter\n"

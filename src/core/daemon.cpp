@@ -250,6 +250,7 @@ class Daemon {
     next.api.retry_initial = fresh.api.retry_initial;
     next.api.retry_max = fresh.api.retry_max;
     next.api.reconcile_after = fresh.api.reconcile_after;
+    next.api.reconcile_give_up = fresh.api.reconcile_give_up;
     next.poll = fresh.poll;
     next.batches_directory = fresh.batches_directory;
     next.log.level = fresh.log.level;
