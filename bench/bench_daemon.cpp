@@ -15,6 +15,8 @@
 #include "fake_api.hpp"
 #include "personad/logging.hpp"
 #include "personad/store.hpp"
+#include "personad/store_runner.hpp"
+#include "await.hpp"
 #include "personad/tracker.hpp"
 
 namespace {
@@ -172,7 +174,9 @@ RunResult run(std::size_t n, const std::filesystem::path& base, const Settings& 
   api.latency = std::chrono::milliseconds(settings.api_latency_ms);
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  Tracker tracker(ioc.get_executor(), *store, api, clock, log, bench_options(settings),
+  // As in the daemon: the store on its own thread, commits grouped.
+  ThreadedStoreRunner runner(std::move(store));
+  Tracker tracker(ioc.get_executor(), runner, api, clock, log, bench_options(settings),
                   [&] { return unit(rng); });
   if (auto r = tracker.start(); !r) {
     std::fprintf(stderr, "bench_daemon: start: %s\n", r.message().c_str());
@@ -185,9 +189,15 @@ RunResult run(std::size_t n, const std::filesystem::path& base, const Settings& 
   g_sql.reset();
   LagProbe lag(ioc);
   bench::Stopwatch wall;
-  if (auto r = tracker.enqueue(specs, "bench"); !r) {
-    std::fprintf(stderr, "bench_daemon: enqueue: %s\n", r.message().c_str());
-    std::exit(1);
+  // Intake as the daemon does it: chunks of 1,000 entries, one transaction each.
+  for (std::size_t first = 0; first < specs.size(); first += 1'000) {
+    std::vector<PersonaSpec> chunk(specs.begin() + static_cast<std::ptrdiff_t>(first),
+                                   specs.begin() + static_cast<std::ptrdiff_t>(
+                                                       std::min(specs.size(), first + 1'000)));
+    if (auto r = testing::await(ioc, tracker.enqueue(std::move(chunk), "bench")); !r) {
+      std::fprintf(stderr, "bench_daemon: enqueue: %s\n", r.message().c_str());
+      std::exit(1);
+    }
   }
   RunResult out;
   out.enqueue_s = wall.seconds();
@@ -217,7 +227,7 @@ RunResult run(std::size_t n, const std::filesystem::path& base, const Settings& 
   out.wall_s = wall.seconds();
   lag.stop();
   if (!done()) {
-    auto stats = store->stats();
+    auto stats = testing::await(ioc, runner.read([](Store& st) { return st.stats(); }));
     std::fprintf(stderr, "bench_daemon: STALLED (%s): in flight %zu, scheduled %zu",
                  idle ? "tracker idle with unfinished jobs: lost wake-ups" : "no progress for 5 s",
                  tracker.in_flight(), tracker.scheduled());

@@ -19,6 +19,8 @@
 #include "personad/remote_list.hpp"
 #include "personad/logging.hpp"
 #include "personad/store.hpp"
+#include "personad/store_runner.hpp"
+#include "await.hpp"
 #include "personad/tracker.hpp"
 
 namespace {
@@ -188,11 +190,12 @@ void tracker_figures(const std::string& base_url, std::size_t n, const std::file
   o.poll.give_up_after = Millis(3650LL * 24 * 3600 * 1000);
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  Tracker tracker(ioc.get_executor(), **store, *client, clock, log, o, [&] { return unit(rng); });
+  ThreadedStoreRunner runner(std::move(*store));
+  Tracker tracker(ioc.get_executor(), runner, *client, clock, log, o, [&] { return unit(rng); });
   if (auto r = tracker.start(); !r) std::exit(1);
   bench::reset_peak_rss();
   bench::Stopwatch wall;
-  if (auto r = tracker.enqueue(bench::make_specs(n), "bench"); !r) {
+  if (auto r = testing::await(ioc, tracker.enqueue(bench::make_specs(n), "bench")); !r) {
     std::fprintf(stderr, "bench_http: enqueue: %s\n", r.message().c_str());
     std::exit(1);
   }

@@ -25,11 +25,11 @@ class ControlTest : public TrackerFixture {
   void SetUp() override {
     TrackerFixture::SetUp();
     make_tracker();
-    api_ctl_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
+    api_ctl_ = std::make_unique<ControlApi>(*tracker_, *runner_, clock_);
   }
   ControlResponse call(const std::string& method, const std::string& target,
                        const std::string& body = "") {
-    return api_ctl_->handle(ControlRequest{method, target, body});
+    return run_op(api_ctl_->handle(ControlRequest{method, target, body}));
   }
   std::string submit_body(const std::vector<PersonaSpec>& specs) {
     json::array a;
@@ -113,7 +113,7 @@ TEST_F(ControlTest, MetricsArePrometheusText) {
 TEST_F(ControlTest, SocketServerAndClientTalk) {
   std::string path = (dir_ / "ctl.sock").string();
   auto server = ControlServer::listen(
-      ioc_.get_executor(), path, [&](const ControlRequest& r) { return api_ctl_->handle(r); },
+      ioc_.get_executor(), path, [&](ControlRequest r) { return api_ctl_->handle(std::move(r)); },
       nullptr, 4096);
   ASSERT_TRUE(server) << server.message();
   EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,

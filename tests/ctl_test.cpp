@@ -54,17 +54,19 @@ std::size_t count_lines(const std::string& text, const std::string& prefix) {
 // answer), recording every request.
 class FakeDaemon {
  public:
-  FakeDaemon(const std::string& path, ControlHandler handler,
+  using Handler = std::function<ControlResponse(const ControlRequest&)>;
+
+  FakeDaemon(const std::string& path, Handler handler,
              std::size_t max_body = std::size_t{1} << 20)
       : handler_(std::move(handler)) {
     auto server = ControlServer::listen(
         ioc_.get_executor(), path,
-        [this](const ControlRequest& r) {
+        [this](ControlRequest r) -> boost::asio::awaitable<ControlResponse> {
           {
             std::lock_guard lock(mutex_);
             requests_.push_back(r);
           }
-          return handler_(r);
+          co_return handler_(r);
         },
         nullptr, max_body);
     EXPECT_TRUE(server) << server.message();
@@ -87,7 +89,7 @@ class FakeDaemon {
   }
 
  private:
-  ControlHandler handler_;
+  Handler handler_;
   boost::asio::io_context ioc_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
       ioc_.get_executor()};

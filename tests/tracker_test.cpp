@@ -43,7 +43,9 @@ TEST_F(TrackerTest, HappyPathGoesQueuedSubmittingPendingDoneWithOneCreate) {
 TEST_F(TrackerTest, EveryTransitionRowHasALogLine) {
   make_tracker();
   enqueue({make_spec("a"), make_spec("b")});
-  ASSERT_TRUE(run_until([&] { return final_state("a") && final_state("b"); }));
+  // The log line follows its commit: wait until the last steps have finished too.
+  ASSERT_TRUE(run_until(
+      [&] { return final_state("a") && final_state("b") && tracker_->in_flight() == 0; }));
   for (const char* key : {"a", "b"}) {
     auto h = store_->history(job(key).id);
     std::size_t lines = 0;
@@ -144,7 +146,7 @@ TEST_F(TrackerTest, AmbiguousFieldMatchWaitsForOperatorAndResolveAdopts) {
   run_until([] { return false; }, std::chrono::milliseconds(100));
   EXPECT_EQ(api_.creates, 2);  // never resent on its own
   std::string created = api_.order.back();  // the lost create's persona
-  auto r = tracker_->resolve("second", created, false);
+  auto r = run_op(tracker_->resolve("second", created, false));
   ASSERT_TRUE(r) << r.message();
   ASSERT_TRUE(run_until([&] { return final_state("second"); }));
   EXPECT_EQ(state("second"), State::done);
@@ -195,7 +197,7 @@ TEST_F(TrackerTest, ExpiresAfterGiveUpAndRetryResumesPolling) {
 
   api_.statuses = {"done"};
   for (auto& [id, p] : api_.personas) p.step = 0;
-  auto r = tracker_->retry("slow", false);
+  auto r = run_op(tracker_->retry("slow", false));
   ASSERT_TRUE(r) << r.message();
   ASSERT_TRUE(run_until([&] { return final_state("slow"); }));
   EXPECT_EQ(state("slow"), State::done);
@@ -226,13 +228,13 @@ TEST_F(TrackerTest, RemoteFailureFailsAndResubmitUsesAFreshReference) {
   EXPECT_EQ(failed.state, State::failed);
   EXPECT_EQ(failed.failed_reason, api_.failed_reason);
 
-  auto refused = tracker_->retry("rej", false);
+  auto refused = run_op(tracker_->retry("rej", false));
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.kind(), ErrorKind::conflict);
   EXPECT_THAT(refused.message(), HasSubstr("--resubmit"));
 
   api_.statuses = {"done"};
-  auto r = tracker_->retry("rej", true);
+  auto r = run_op(tracker_->retry("rej", true));
   ASSERT_TRUE(r) << r.message();
   ASSERT_TRUE(run_until([&] { return final_state("rej"); }));
   Job again = job("rej");
@@ -251,13 +253,13 @@ TEST_F(TrackerTest, CancelledQueuedJobIsNeverSent) {
   ASSERT_TRUE(r0);
   tracker_.reset();
   make_tracker();
-  auto r = tracker_->cancel("c");
+  auto r = run_op(tracker_->cancel("c"));
   ASSERT_TRUE(r) << r.message();
   run_until([] { return false; }, std::chrono::milliseconds(100));
   EXPECT_EQ(state("c"), State::cancelled);
   EXPECT_EQ(api_.creates, 0);
-  EXPECT_EQ(tracker_->cancel("c").kind(), ErrorKind::conflict);
-  EXPECT_EQ(tracker_->cancel("nope").kind(), ErrorKind::not_found);
+  EXPECT_EQ(run_op(tracker_->cancel("c")).kind(), ErrorKind::conflict);
+  EXPECT_EQ(run_op(tracker_->cancel("nope")).kind(), ErrorKind::not_found);
 }
 
 TEST_F(TrackerTest, QueuedRowsWrittenBehindItsBackAreAdoptedOnce) {
@@ -267,8 +269,8 @@ TEST_F(TrackerTest, QueuedRowsWrittenBehindItsBackAreAdoptedOnce) {
   ASSERT_TRUE(r);
   run_until([] { return false; }, std::chrono::milliseconds(30));
   EXPECT_EQ(api_.creates, 0);  // the tracker did not know of it
-  EXPECT_EQ(tracker_->adopt_queued(), 1u);
-  EXPECT_EQ(tracker_->adopt_queued(), 0u);  // already scheduled
+  EXPECT_EQ(run_op(tracker_->adopt_queued()), 1u);
+  EXPECT_EQ(run_op(tracker_->adopt_queued()), 0u);  // already scheduled
   ASSERT_TRUE(run_until([&] { return final_state("offline"); }));
   EXPECT_EQ(api_.creates, 1);
 }
@@ -327,7 +329,7 @@ TEST_F(TrackerTest, KnownKeyIsNotResubmittedAndChangedSpecWarns) {
   enqueue({make_spec("k")});
   ASSERT_TRUE(run_until([&] { return final_state("k"); }));
   auto changed = make_spec("k", "Someone Else");
-  auto r = tracker_->enqueue({changed}, "again.toml");
+  auto r = run_op(tracker_->enqueue({changed}, "again.toml"));
   ASSERT_TRUE(r);
   ASSERT_EQ(r->size(), 1u);
   EXPECT_FALSE((*r)[0].inserted);

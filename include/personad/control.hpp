@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@ namespace personad {
 
 class Tracker;
 class Store;
+class StoreRunner;
 
 struct ControlRequest {
   std::string method;  // GET, POST
@@ -49,21 +51,23 @@ struct ControlResponse {
 //   GET  /v1/health                  → {status, version, pid}
 class ControlApi {
  public:
-  ControlApi(Tracker& tracker, Store& store, const Clock& clock);
-  ControlResponse handle(const ControlRequest& request);
+  // Reads go through `store` (the store's thread in the daemon), actions through the tracker:
+  // the event loop never waits on the disk for a request.
+  ControlApi(Tracker& tracker, StoreRunner& store, const Clock& clock);
+  boost::asio::awaitable<ControlResponse> handle(ControlRequest request);
   // More Prometheus text appended to /metrics (hooks, …).
   void set_extra_metrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
 
  private:
-  ControlResponse submit(const std::string& body, bool check_only);
-  ControlResponse metrics();
+  boost::asio::awaitable<ControlResponse> submit(std::string body, bool check_only);
+  boost::asio::awaitable<ControlResponse> metrics();
   Tracker& tracker_;
-  Store& store_;
+  StoreRunner& store_;
   const Clock& clock_;
   std::function<std::string()> extra_metrics_;
 };
 
-using ControlHandler = std::function<ControlResponse(const ControlRequest&)>;
+using ControlHandler = std::function<boost::asio::awaitable<ControlResponse>(ControlRequest)>;
 
 // Listens on a Unix socket (mode 0660; a stale socket file is replaced). Requests over
 // max_body_bytes are refused with 413; idle connections close after a timeout.

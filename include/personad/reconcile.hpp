@@ -53,6 +53,11 @@ TimePoint reconcile_deadline(const Job& job, const ApiConfig& api);
 // Which job (id) already holds a remote persona, if any.
 using RemoteOwner = std::function<std::optional<std::int64_t>(std::string_view remote_id)>;
 
+// The remote ids decide_reconcile may ask `owner` about (so a caller can look them up first):
+// the personas carrying the job's label, or, when the list carries no labels, those whose
+// fields match.
+std::vector<std::string> owner_checks(const Job& job, const Listing& listing);
+
 // `job` must have unknown_since set (the tracker sets it at its first look after a failure or
 // a restart). `listing` comes from SharedListing::get (value set when the outcome is ok).
 ReconcileDecision decide_reconcile(const Job& job, const SharedListingResult& listing,

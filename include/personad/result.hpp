@@ -29,6 +29,9 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
+  // Empty: an internal error. Coroutine machinery (co_spawn's completion after an exception)
+  // needs a default; real results always carry a value or a described error.
+  Result() : v_(std::in_place_index<1>, Error{"no result", ErrorKind::internal}) {}
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 

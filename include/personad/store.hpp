@@ -39,6 +39,14 @@ struct StoreStats {
   std::optional<std::string> next_due_key;
 };
 
+// What scheduling needs of an active job.
+struct ScheduleEntry {
+  std::int64_t id = 0;
+  State state = State::queued;
+  std::optional<TimePoint> due;  // next_poll_at
+  bool needs_operator = false;
+};
+
 // The truth about every job and every transition, behind one interface: SQLite is the backend
 // (Store::open); tests wrap it to inject faults, and a PostgreSQL backend is planned.
 //
@@ -79,6 +87,18 @@ class Store {
   virtual Result<std::vector<Job>> load_active() const = 0;  // every job not in a final state
   virtual Result<std::vector<Transition>> history(std::int64_t job_id) const = 0;
   virtual Result<StoreStats> stats() const = 0;
+
+  // What scheduling needs of every active job, row by row (start-up at a million jobs reads
+  // 24 bytes a job, not the whole row). Stops at the first error.
+  virtual Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const = 0;
+
+  // Grouped commits (the store thread). Between begin_group() and end_group() every write runs
+  // in a savepoint of one transaction, so a write that fails leaves the others in the group;
+  // end_group() commits them all with one fsync, or (failing) none of them.
+  virtual Result<void> begin_group() = 0;
+  virtual Result<void> end_group() = 0;
+  // Rolls the open group back: none of its writes happened.
+  virtual void abort_group() = 0;
 
  protected:
   Store() = default;

@@ -27,6 +27,7 @@
 #include "personad/scheduler.hpp"
 #include "personad/step_runner.hpp"
 #include "personad/store.hpp"
+#include "personad/store_runner.hpp"
 
 namespace personad {
 
@@ -61,30 +62,34 @@ class Tracker {
   using TransitionHook = std::function<void(const Job&, const Transition&)>;
   using Random = std::function<double()>;  // uniform in [0, 1)
 
-  Tracker(boost::asio::any_io_executor ex, Store& store, CreatifyApi& api, const Clock& clock,
-          const EventLog& log, TrackerOptions options, Random random);
+  // Every read and write goes through `store` (awaitable; on its own thread in the daemon).
+  Tracker(boost::asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
+          const Clock& clock, const EventLog& log, TrackerOptions options, Random random);
   ~Tracker();
 
-  // Loads every active job from the store and schedules it (overdue ones spread out).
+  // Loads what scheduling needs of every active job and schedules it (overdue ones spread
+  // out). Called before the event loop runs: it waits for the store.
   Result<void> start();
   // Applies reloadable options (poll policy, status mapping, retry timing).
   void update_options(TrackerOptions options);
 
   // Intake: unknown keys become queued jobs (due at once); known keys are reported, untouched.
-  Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
-                                              std::string_view source);
+  // One transaction per call: callers chunk big batches.
+  boost::asio::awaitable<Result<std::vector<EnqueueOutcome>>> enqueue(
+      std::vector<PersonaSpec> specs, std::string source);
 
   // Schedules queued jobs the tracker does not know of yet: rows `personactl submit` wrote
   // straight into the database when it could not reach the control socket. Returns how many.
-  std::size_t adopt_queued();
+  boost::asio::awaitable<std::size_t> adopt_queued();
 
   // Operator actions (personactl).
-  Result<ActionOutcome> cancel(std::string_view key);
+  boost::asio::awaitable<Result<ActionOutcome>> cancel(std::string key);
   // expired → pending (polling resumes); failed → queued with a fresh client_ref (resubmit).
-  Result<ActionOutcome> retry(std::string_view key, bool resubmit);
+  boost::asio::awaitable<Result<ActionOutcome>> retry(std::string key, bool resubmit);
   // A `submitting` job: adopt a remote persona id, or declare it not created and resend.
-  Result<ActionOutcome> resolve(std::string_view key, std::optional<std::string> adopt_remote_id,
-                                bool resubmit);
+  boost::asio::awaitable<Result<ActionOutcome>> resolve(std::string key,
+                                                        std::optional<std::string> adopt_remote_id,
+                                                        bool resubmit);
 
   // Called after every committed transition (hooks, notify STATUS).
   void set_transition_hook(TransitionHook hook) { hook_ = std::move(hook); }
@@ -113,14 +118,14 @@ class Tracker {
 
   // The intent record, committed before a create leaves (see mark_sending in tracker.cpp).
   void mark_sending(Job& job);
-  // One committed transition: the row, the history entry, then the log line, the hook and
-  // the schedule. Errors: conflict when an operator changed the job meanwhile, else io.
-  Result<void> commit(Job& job, State to, std::string reason);
-  // The row only (poll counters, schedule, remote_status that did not change state), then the
-  // schedule.
-  Result<void> save(Job& job);
+  // One committed transition: the row and the history entry, durable; then the log line and
+  // the hook. Errors: conflict when an operator changed the job meanwhile, else io.
+  boost::asio::awaitable<Result<void>> commit(Job& job, State to, std::string reason);
+  // The row only (poll counters, schedule, remote_status that did not change state).
+  boost::asio::awaitable<Result<void>> save(Job& job);
   // Re-reads the job after an await: conflict when an operator changed its state meanwhile.
-  Result<Job> reload(const Job& before);
+  boost::asio::awaitable<Result<Job>> reload(const Job& before);
+  boost::asio::awaitable<Result<Job>> find_job(std::string key);
   // How a failed commit, save or reload ends the step (logged once here).
   StepEnd end_after(const Error& e, const Job& job, std::string_view what);
   void schedule(const Job& job);
@@ -130,7 +135,7 @@ class Tracker {
   double rnd() { return random_(); }
 
   boost::asio::any_io_executor ex_;
-  Store& store_;
+  StoreRunner& store_;
   CreatifyApi& api_;
   const Clock& clock_;
   const EventLog& log_;

@@ -16,6 +16,7 @@
 namespace personad {
 
 namespace json = boost::json;
+namespace asio = boost::asio;
 
 namespace {
 
@@ -55,117 +56,28 @@ Result<json::object> body_object(const std::string& body) {
   return v.get_object();
 }
 
-bool flag(const json::object& o, std::string_view name) {
-  auto it = o.find(name);
-  return it != o.end() && it->value().is_bool() && it->value().get_bool();
+// Replies built outside the coroutines: GCC 12 miscompiles braced JSON initialisers holding
+// string literals inside a coroutine ("array used as initializer").
+ControlResponse health_reply() {
+  return reply(200, json::object{{"status", "ok"},
+                                 {"version", PERSONAD_VERSION},
+                                 {"pid", static_cast<std::int64_t>(::getpid())}});
 }
 
-}  // namespace
-
-ControlApi::ControlApi(Tracker& tracker, Store& store, const Clock& clock)
-    : tracker_(tracker), store_(store), clock_(clock) {}
-
-ControlResponse ControlApi::handle(const ControlRequest& req) {
-  auto parsed = boost::urls::parse_origin_form(req.target);
-  if (!parsed) return error_reply(400, "bad request target");
-  boost::urls::url_view url = *parsed;
-  std::vector<std::string> seg;
-  for (auto s : url.segments()) seg.emplace_back(s);
-  const bool get = req.method == "GET";
-  const bool post = req.method == "POST";
-
-  if (get && seg == std::vector<std::string>{"metrics"}) return metrics();
-  if (seg.empty() || seg[0] != "v1") return error_reply(404, "no such route: " + req.target);
-  seg.erase(seg.begin());
-
-  if (get && seg == std::vector<std::string>{"health"})
-    return reply(200, json::object{{"status", "ok"},
-                                   {"version", PERSONAD_VERSION},
-                                   {"pid", static_cast<std::int64_t>(::getpid())}});
-  if (get && seg == std::vector<std::string>{"stats"}) {
-    auto s = store_.stats();
-    if (!s) return error_reply(500, s.message());
-    return reply(200, stats_to_json(*s));
-  }
-  if (post && seg == std::vector<std::string>{"submit"}) return submit(req.body, false);
-  if (post && seg == std::vector<std::string>{"submit", "check"}) return submit(req.body, true);
-  if (post && seg == std::vector<std::string>{"adopt-queued"})
-    return reply(200, json::object{{"adopted", tracker_.adopt_queued()}});
-  if (seg.empty() || seg[0] != "jobs") return error_reply(404, "no such route: " + req.target);
-
-  if (get && seg.size() == 1) {
-    std::optional<State> filter;
-    if (auto it = url.params().find("state"); it != url.params().end()) {
-      filter = parse_state((*it).value);
-      if (!filter) return error_reply(400, "unknown state '" + std::string((*it).value) + "'");
-    }
-    auto jobs = store_.list(filter);
-    if (!jobs) return error_reply(500, jobs.message());
-    json::array a;
-    for (const auto& j : *jobs) a.push_back(job_to_json(j));
-    return reply(200, a);
-  }
-  if (seg.size() < 2) return error_reply(404, "no such route: " + req.target);
-  const std::string& key = seg[1];
-
-  if (get && (seg.size() == 2 || (seg.size() == 3 && seg[2] == "history"))) {
-    auto job = store_.find(key);
-    if (!job) return error_reply(500, job.message());
-    if (!*job) return error_reply(404, "unknown key '" + key + "'");
-    if (seg.size() == 2) return reply(200, job_to_json(**job));
-    auto h = store_.history((*job)->id);
-    if (!h) return error_reply(500, h.message());
-    return reply(200, history_to_json(*h));
-  }
-  if (post && seg.size() == 3) {
-    auto body = body_object(req.body);
-    if (!body) return error_reply(400, body.message());
-    if (seg[2] == "cancel") return action_reply(tracker_.cancel(key));
-    if (seg[2] == "retry") return action_reply(tracker_.retry(key, flag(*body, "resubmit")));
-    if (seg[2] == "resolve") {
-      std::optional<std::string> adopt;
-      if (auto it = body->find("adopt"); it != body->end() && it->value().is_string())
-        adopt = std::string(it->value().get_string());
-      return action_reply(tracker_.resolve(key, adopt, flag(*body, "resubmit")));
-    }
-  }
-  return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
+ControlResponse adopted_reply(std::size_t adopted) {
+  return reply(200, json::object{{"adopted", adopted}});
 }
 
-ControlResponse ControlApi::submit(const std::string& body_text, bool check_only) {
-  auto body = body_object(body_text);
-  if (!body) return error_reply(400, body.message());
-  std::string source = "personactl";
-  if (auto it = body->find("source"); it != body->end() && it->value().is_string())
-    source = std::string(it->value().get_string());
-  auto it = body->find("personas");
-  if (it == body->end() || !it->value().is_array())
-    return error_reply(400, "request body: 'personas' must be an array");
+ControlResponse invalid_reply(json::array errors) {
+  return reply(400, json::object{{"error", "invalid personas; nothing was enqueued"},
+                                 {"errors", std::move(errors)}});
+}
 
-  std::vector<PersonaSpec> specs;
-  json::array errors;
-  std::size_t index = 0;
-  for (const auto& v : it->value().get_array()) {
-    auto spec = spec_from_json(v);
-    if (!spec) {
-      errors.push_back(json::object{{"index", index}, {"key", nullptr}, {"message", spec.message()}});
-    } else {
-      for (const auto& fe : validate_spec(*spec))
-        errors.push_back(json::object{
-            {"index", index}, {"key", spec->key}, {"field", fe.field}, {"message", fe.message}});
-      specs.push_back(std::move(*spec));
-    }
-    ++index;
-  }
-  if (!errors.empty()) {
-    json::object o{{"error", "invalid personas; nothing was enqueued"}, {"errors", errors}};
-    return reply(400, o);
-  }
-  if (check_only) return reply(200, json::object{{"valid", specs.size()}});
-  auto outcome = tracker_.enqueue(specs, source);
-  if (!outcome) return error_reply(503, outcome.message());
+ControlResponse valid_reply(std::size_t n) { return reply(200, json::object{{"valid", n}}); }
+
+ControlResponse enqueued_reply(const std::vector<EnqueueOutcome>& outcome) {
   json::array results;
-  for (const auto& o : *outcome)
+  for (const auto& o : outcome)
     results.push_back(json::object{{"key", o.key},
                                    {"result", o.inserted ? "queued" : "known"},
                                    {"state", to_string(o.state)},
@@ -173,14 +85,130 @@ ControlResponse ControlApi::submit(const std::string& body_text, bool check_only
   return reply(200, json::object{{"results", results}});
 }
 
-ControlResponse ControlApi::metrics() {
+json::object spec_error(std::size_t index, const std::string& message) {
+  return json::object{{"index", index}, {"key", nullptr}, {"message", message}};
+}
+
+json::object field_error(std::size_t index, const std::string& key, const std::string& field,
+                         const std::string& message) {
+  return json::object{{"index", index}, {"key", key}, {"field", field}, {"message", message}};
+}
+
+bool flag(const json::object& o, std::string_view name) {
+  auto it = o.find(name);
+  return it != o.end() && it->value().is_bool() && it->value().get_bool();
+}
+
+}  // namespace
+
+ControlApi::ControlApi(Tracker& tracker, StoreRunner& store, const Clock& clock)
+    : tracker_(tracker), store_(store), clock_(clock) {}
+
+asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
+  auto parsed = boost::urls::parse_origin_form(req.target);
+  if (!parsed) co_return error_reply(400, "bad request target");
+  boost::urls::url_view url = *parsed;
+  std::vector<std::string> seg;
+  for (auto s : url.segments()) seg.emplace_back(s);
+  const bool get = req.method == "GET";
+  const bool post = req.method == "POST";
+
+  if (get && seg == std::vector<std::string>{"metrics"}) co_return co_await metrics();
+  if (seg.empty() || seg[0] != "v1") co_return error_reply(404, "no such route: " + req.target);
+  seg.erase(seg.begin());
+
+  if (get && seg == std::vector<std::string>{"health"}) co_return health_reply();
+  if (get && seg == std::vector<std::string>{"stats"}) {
+    auto s = co_await store_.read([](Store& st) { return st.stats(); });
+    if (!s) co_return error_reply(500, s.message());
+    co_return reply(200, stats_to_json(*s));
+  }
+  if (post && seg == std::vector<std::string>{"submit"}) co_return co_await submit(std::move(req.body), false);
+  if (post && seg == std::vector<std::string>{"submit", "check"}) co_return co_await submit(std::move(req.body), true);
+  if (post && seg == std::vector<std::string>{"adopt-queued"}) {
+    const std::size_t adopted = co_await tracker_.adopt_queued();
+    co_return adopted_reply(adopted);
+  }
+  if (seg.empty() || seg[0] != "jobs") co_return error_reply(404, "no such route: " + req.target);
+
+  if (get && seg.size() == 1) {
+    std::optional<State> filter;
+    if (auto it = url.params().find("state"); it != url.params().end()) {
+      filter = parse_state((*it).value);
+      if (!filter) co_return error_reply(400, "unknown state '" + std::string((*it).value) + "'");
+    }
+    auto jobs = co_await store_.read([filter](Store& st) { return st.list(filter); });
+    if (!jobs) co_return error_reply(500, jobs.message());
+    json::array a;
+    for (const auto& j : *jobs) a.push_back(job_to_json(j));
+    co_return reply(200, a);
+  }
+  if (seg.size() < 2) co_return error_reply(404, "no such route: " + req.target);
+  const std::string key = seg[1];
+
+  if (get && (seg.size() == 2 || (seg.size() == 3 && seg[2] == "history"))) {
+    auto job = co_await store_.read([&key](Store& st) { return st.find(key); });
+    if (!job) co_return error_reply(500, job.message());
+    if (!*job) co_return error_reply(404, "unknown key '" + key + "'");
+    if (seg.size() == 2) co_return reply(200, job_to_json(**job));
+    auto h = co_await store_.read([id = (*job)->id](Store& st) { return st.history(id); });
+    if (!h) co_return error_reply(500, h.message());
+    co_return reply(200, history_to_json(*h));
+  }
+  if (post && seg.size() == 3) {
+    auto body = body_object(req.body);
+    if (!body) co_return error_reply(400, body.message());
+    if (seg[2] == "cancel") co_return action_reply(co_await tracker_.cancel(key));
+    if (seg[2] == "retry") co_return action_reply(co_await tracker_.retry(key, flag(*body, "resubmit")));
+    if (seg[2] == "resolve") {
+      std::optional<std::string> adopt;
+      if (auto it = body->find("adopt"); it != body->end() && it->value().is_string())
+        adopt = std::string(it->value().get_string());
+      co_return action_reply(co_await tracker_.resolve(key, adopt, flag(*body, "resubmit")));
+    }
+  }
+  co_return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
+}
+
+asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool check_only) {
+  auto body = body_object(body_text);
+  if (!body) co_return error_reply(400, body.message());
+  std::string source = "personactl";
+  if (auto it = body->find("source"); it != body->end() && it->value().is_string())
+    source = std::string(it->value().get_string());
+  auto it = body->find("personas");
+  if (it == body->end() || !it->value().is_array())
+    co_return error_reply(400, "request body: 'personas' must be an array");
+
+  std::vector<PersonaSpec> specs;
+  json::array errors;
+  std::size_t index = 0;
+  for (const auto& v : it->value().get_array()) {
+    auto spec = spec_from_json(v);
+    if (!spec) {
+      errors.push_back(spec_error(index, spec.message()));
+    } else {
+      for (const auto& fe : validate_spec(*spec))
+        errors.push_back(field_error(index, spec->key, fe.field, fe.message));
+      specs.push_back(std::move(*spec));
+    }
+    ++index;
+  }
+  if (!errors.empty()) co_return invalid_reply(std::move(errors));
+  if (check_only) co_return valid_reply(specs.size());
+  auto outcome = co_await tracker_.enqueue(std::move(specs), source);
+  if (!outcome) co_return error_reply(503, outcome.message());
+  co_return enqueued_reply(*outcome);
+}
+
+asio::awaitable<ControlResponse> ControlApi::metrics() {
   std::ostringstream out;
   auto counter = [&](const char* name, const char* help, std::int64_t v) {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
         << name << ' ' << v << '\n';
   };
   const TrackerMetrics& m = tracker_.metrics();
-  if (auto s = store_.stats(); s) {
+  if (auto s = co_await store_.read([](Store& st) { return st.stats(); }); s) {
     out << "# HELP personad_jobs Jobs per state.\n# TYPE personad_jobs gauge\n";
     for (State st : all_states()) {
       auto it = s->counts.find(st);
@@ -220,7 +248,7 @@ ControlResponse ControlApi::metrics() {
         << "# TYPE personad_next_due_seconds gauge\npersonad_next_due_seconds "
         << std::max<double>(0, std::chrono::duration<double>(*due - clock_.now()).count()) << '\n';
   if (extra_metrics_) out << extra_metrics_();
-  return ControlResponse{200, out.str(), "text/plain; version=0.0.4"};
+  co_return ControlResponse{200, out.str(), "text/plain; version=0.0.4"};
 }
 
 }  // namespace personad

@@ -69,7 +69,7 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
       auto request = parser.release();
       ControlRequest req{std::string(request.method_string()), std::string(request.target()),
                          std::move(request.body())};
-      ControlResponse res = handler(req);
+      ControlResponse res = co_await handler(std::move(req));
       http::response<http::string_body> out{static_cast<http::status>(res.status),
                                             request.version()};
       out.set(http::field::server, "personad");

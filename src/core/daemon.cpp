@@ -1,6 +1,7 @@
 // Start-up, the batches directory, reload, status reporting and graceful stop (see daemon.hpp).
 #include "personad/daemon.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +17,7 @@
 #include "personad/instance_lock.hpp"
 #include "personad/notify.hpp"
 #include "personad/store.hpp"
+#include "personad/store_runner.hpp"
 #include "personad/tracker.hpp"
 
 namespace personad {
@@ -86,7 +88,8 @@ class Daemon {
 
     auto store = Store::open(config_.store_path, OpenMode::read_write);
     if (!store) return fail("store", store.message());
-    store_ = std::move(*store);
+    // From here on the database is the store thread's: the loop never waits on the disk.
+    store_ = std::make_unique<ThreadedStoreRunner>(std::move(*store));
 
     auto client = CreatifyClient::create_client(ioc_.get_executor(),
                                                 client_options_from(config_.api), credentials_,
@@ -108,15 +111,15 @@ class Daemon {
     control_api_->set_extra_metrics([this] { return hook_metrics(); });
     auto server = ControlServer::listen(
         ioc_.get_executor(), config_.control_socket,
-        [this](const ControlRequest& req) { return control_api_->handle(req); },
+        [this](ControlRequest req) { return control_api_->handle(std::move(req)); },
         log_.logger_ptr());
     if (!server) return fail("control socket", server.message());
     control_ = std::move(*server);
     // `personactl submit` found no socket between the lock and now and wrote its jobs into the
     // database; the load above may have missed them. From here on it reaches the socket.
-    tracker_->adopt_queued();
+    spawn(tracker_->adopt_queued());
 
-    scan_batches();
+    request_scan();
     watch_batches();
     watch_signals();
     notifier_.ready();
@@ -132,47 +135,95 @@ class Daemon {
     return true;
   }
 
-  // Every *.toml of the batches directory; a file with any error enqueues nothing.
-  void scan_batches() {
+  // Runs a coroutine of the daemon on the loop; what it throws is logged, never propagated.
+  template <class T>
+  void spawn(asio::awaitable<T> work) {
+    asio::co_spawn(ioc_, std::move(work), [this](std::exception_ptr e, auto&&...) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log_.event(level_enum::err, "internal_error", {{"reason", ex.what()}});
+      }
+    });
+  }
+
+  // One scan at a time; a request during a scan runs one more after it (files dropped while
+  // it read the directory), never several.
+  void request_scan() {
+    if (scanning_) {
+      rescan_ = true;
+      return;
+    }
+    scanning_ = true;
+    spawn(scan_loop());
+  }
+
+  asio::awaitable<void> scan_loop() {
+    do {
+      rescan_ = false;
+      co_await scan_batches();
+    } while (rescan_ && !stopping_);
+    scanning_ = false;
+  }
+
+  // Every *.toml of the batches directory; a file with any error enqueues nothing. A file is
+  // enqueued in chunks (one transaction each, on the store's thread), so a big batch neither
+  // holds one huge transaction nor the loop.
+  asio::awaitable<void> scan_batches() {
+    static constexpr std::size_t kChunk = 1'000;
     std::size_t files = 0, queued = 0, invalid = 0;
     for (const auto& path : list_batch_files(config_.batches_directory)) {
+      if (stopping_) co_return;
       ++files;
       BatchParse parse = load_batch_file(path);
       if (!parse.ok()) {
         ++invalid;
-        for (const auto& e : parse.errors)
+        log_batch_errors(path.string(), parse);
+        continue;
+      }
+      std::size_t n = 0, entries = parse.entries.size();
+      bool failed = false;
+      for (std::size_t first = 0; first < entries && !failed; first += kChunk) {
+        std::vector<PersonaSpec> specs;
+        for (std::size_t i = first; i < std::min(entries, first + kChunk); ++i)
+          specs.push_back(std::move(parse.entries[i].spec));
+        auto r = co_await tracker_->enqueue(std::move(specs), path.string());
+        if (!r) {
           log_.event(level_enum::err, "batch_error",
-                     {{"file", e.file},
-                      {"line", std::to_string(e.line)},
-                      {"field", e.field},
-                      {"reason", e.message}});
-        log_.event(level_enum::err, "batch_rejected",
-                   {{"file", path.string()},
-                    {"errors", std::to_string(parse.errors.size())},
-                    {"reason", "the file has errors; nothing of it was enqueued"}});
-        continue;
+                     {{"file", path.string()},
+                      {"reason", r.message() + " (" + std::to_string(n) +
+                                     " entries enqueued before; the next scan goes on)"}});
+          failed = true;
+          break;
+        }
+        for (const auto& o : *r) n += o.inserted ? 1 : 0;
       }
-      std::vector<PersonaSpec> specs;
-      for (auto& e : parse.entries) specs.push_back(std::move(e.spec));
-      auto r = tracker_->enqueue(specs, path.string());
-      if (!r) {
-        log_.event(level_enum::err, "batch_error", {{"file", path.string()}, {"reason", r.message()}});
-        continue;
-      }
-      std::size_t n = 0;
-      for (const auto& o : *r) n += o.inserted ? 1 : 0;
       queued += n;
       log_.event(n ? level_enum::info : level_enum::debug, "batch_read",
                  {{"file", path.string()},
-                  {"entries", std::to_string(specs.size())},
+                  {"entries", std::to_string(entries)},
                   {"queued", std::to_string(n)},
-                  {"known", std::to_string(specs.size() - n)}});
+                  {"known", std::to_string(entries - n)}});
     }
     log_.event(level_enum::info, "batches_scanned",
                {{"directory", config_.batches_directory},
                 {"files", std::to_string(files)},
                 {"queued", std::to_string(queued)},
                 {"invalid", std::to_string(invalid)}});
+  }
+
+  void log_batch_errors(const std::string& path, const BatchParse& parse) {
+    for (const auto& e : parse.errors)
+      log_.event(level_enum::err, "batch_error",
+                 {{"file", e.file},
+                  {"line", std::to_string(e.line)},
+                  {"field", e.field},
+                  {"reason", e.message}});
+    log_.event(level_enum::err, "batch_rejected",
+               {{"file", path},
+                {"errors", std::to_string(parse.errors.size())},
+                {"reason", "the file has errors; nothing of it was enqueued"}});
   }
 
   // Files dropped into the directory are read without waiting for a SIGHUP. A missing
@@ -185,7 +236,7 @@ class Daemon {
       log_.event(level_enum::info, "created_directory",
                  {{"path", config_.batches_directory}, {"for", "batches"}});
     auto w = DirWatcher::watch(ioc_.get_executor(), config_.batches_directory,
-                               [this] { scan_batches(); });
+                               [this] { request_scan(); });
     if (!w) {
       log_.event(level_enum::warn, "batches_not_watched",
                  {{"directory", config_.batches_directory},
@@ -222,9 +273,9 @@ class Daemon {
     } else {
       apply_reloadable(*fresh);
     }
-    scan_batches();
+    request_scan();
     watch_batches();
-    tracker_->adopt_queued();
+    spawn(tracker_->adopt_queued());
     notifier_.ready();
     update_status();
   }
@@ -330,9 +381,11 @@ class Daemon {
     });
   }
 
-  void update_status() {
-    auto s = store_->stats();
-    if (!s) return;
+  void update_status() { spawn(send_status()); }
+
+  asio::awaitable<void> send_status() {
+    auto s = co_await store_->read([](Store& st) { return st.stats(); });
+    if (!s || stopping_) co_return;
     std::string text;
     for (State st : all_states()) {
       auto it = s->counts.find(st);
@@ -342,6 +395,9 @@ class Daemon {
     if (auto due = tracker_->next_due()) text += "; next poll " + format_rfc3339(*due);
     notifier_.status(text);
   }
+
+  bool scanning_ = false;
+  bool rescan_ = false;
 
   Config config_;
   Credentials credentials_;
@@ -354,7 +410,7 @@ class Daemon {
   Notifier notifier_;
   std::mt19937_64 rng_;
   std::unique_ptr<InstanceLock> lock_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<StoreRunner> store_;
   std::unique_ptr<CreatifyClient> client_;
   std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<HookRunner> hooks_;

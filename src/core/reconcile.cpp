@@ -38,6 +38,20 @@ ReconcileDecision flag(std::string reason) {
 
 }  // namespace
 
+std::vector<std::string> owner_checks(const Job& job, const Listing& listing) {
+  const std::string label = client_label(job.client_ref);
+  std::vector<std::string> ids;
+  bool any_labels = false;
+  for (const auto& p : listing.items) {
+    any_labels = any_labels || p.has_labels;
+    if (std::find(p.labels.begin(), p.labels.end(), label) != p.labels.end()) ids.push_back(p.id);
+  }
+  if (!ids.empty() || any_labels) return ids;
+  for (const auto& p : listing.items)
+    if (fields_match(job, p)) ids.push_back(p.id);
+  return ids;
+}
+
 TimePoint absence_proof_after(const Job& job, const ApiConfig& api) {
   // From the later of the send and the failure: a create whose answer timed out may still be
   // in the server's hands when we give up on it, and gets reconcile_after from then on.

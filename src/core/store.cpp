@@ -368,6 +368,11 @@ struct SqliteImpl {
   Statement begin_read;
   Statement commit;
   Statement rollback;
+  Statement savepoint;    // a write inside a group: SAVEPOINT / RELEASE / ROLLBACK TO
+  Statement release;
+  Statement rollback_to;
+  Statement active_schedule;
+  bool in_group = false;
   Statement key_lookup;
   Statement insert_job;
   Statement insert_transition;
@@ -403,6 +408,12 @@ Result<void> SqliteImpl::prepare_all() {
       {&begin_read, "BEGIN DEFERRED"},
       {&commit, "COMMIT"},
       {&rollback, "ROLLBACK"},
+      {&savepoint, "SAVEPOINT personad_write"},
+      {&release, "RELEASE personad_write"},
+      // Leaves an empty savepoint on the stack; the group's COMMIT releases it with the rest.
+      {&rollback_to, "ROLLBACK TO personad_write"},
+      {&active_schedule, "SELECT id, state, next_poll_at, needs_operator FROM jobs WHERE state IN "
+                         PERSONAD_ACTIVE_STATES},
       {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1"},
       {&insert_job,
        "INSERT INTO jobs (key, state, client_ref, spec, source, created_at, updated_at, "
@@ -452,7 +463,9 @@ Result<void> SqliteImpl::writable(std::string_view what) const {
 }
 
 Result<sqlite::Transaction> SqliteImpl::begin(Statement& how, std::string_view what) {
-  auto tx = sqlite::Transaction::begin(db, how, commit, rollback);
+  // Inside a group, a write is a savepoint of the group's transaction.
+  auto tx = in_group ? sqlite::Transaction::begin(db, savepoint, release, rollback_to)
+                     : sqlite::Transaction::begin(db, how, commit, rollback);
   if (!tx) return fail(std::string(what) + " (begin)", tx.error());
   return tx;
 }
@@ -607,6 +620,10 @@ class SqliteStore final : public Store {
   Result<std::vector<Job>> load_active() const override;
   Result<std::vector<Transition>> history(std::int64_t job_id) const override;
   Result<StoreStats> stats() const override;
+  Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
+  Result<void> begin_group() override;
+  Result<void> end_group() override;
+  void abort_group() override;
 
  private:
   std::unique_ptr<SqliteImpl> impl_;
@@ -766,6 +783,56 @@ Result<StoreStats> SqliteStore::stats() const {
   if (!stats) return fail("stats", stats.error());
   if (auto r = tx->commit(); !r) return fail("stats (commit)", r.error());
   return stats;
+}
+
+Result<void> SqliteStore::for_each_active(
+    const std::function<void(const ScheduleEntry&)>& f) const {
+  auto& stmt = impl_->active_schedule;
+  ResetOnExit reset(stmt);
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return fail("load the schedule", row.error());
+    if (!*row) return {};
+    ScheduleEntry e;
+    e.id = stmt.int64(0);
+    const auto state = parse_state(stmt.text(1));
+    if (!state) return fail("load the schedule", make_error("unknown state '" + stmt.text(1) + "'"));
+    e.state = *state;
+    e.due = from_ms(stmt.optional_int64(2));
+    e.needs_operator = stmt.int64(3) != 0;
+    f(e);
+  }
+}
+
+Result<void> SqliteStore::begin_group() {
+  if (impl_->in_group) return make_error(ErrorKind::internal, "store: a group is already open");
+  if (auto r = impl_->writable("group"); !r) return r.error();
+  ResetOnExit reset(impl_->begin_write);
+  if (auto r = impl_->begin_write.run(); !r) return fail("begin a group of writes", r.error());
+  impl_->in_group = true;
+  return {};
+}
+
+Result<void> SqliteStore::end_group() {
+  if (!impl_->in_group) return make_error(ErrorKind::internal, "store: no group is open");
+  impl_->in_group = false;
+  {
+    ResetOnExit reset(impl_->commit);
+    if (auto r = impl_->commit.run(); r) return {};
+  }
+  Error e = fail("commit a group of writes", make_error(impl_->db.errmsg()));
+  if (impl_->db.in_transaction()) {
+    ResetOnExit reset(impl_->rollback);
+    (void)impl_->rollback.run();
+  }
+  return e;
+}
+
+void SqliteStore::abort_group() {
+  impl_->in_group = false;
+  if (!impl_->db.in_transaction()) return;
+  ResetOnExit reset(impl_->rollback);
+  (void)impl_->rollback.run();
 }
 
 }  // namespace personad

@@ -6,6 +6,8 @@
 #include <spdlog/logger.h>
 
 #include <algorithm>
+#include <future>
+#include <map>
 
 #include "personad/backoff.hpp"
 #include "personad/create_outcome.hpp"
@@ -32,8 +34,8 @@ std::size_t in_flight_limit(const ApiConfig& api) {
 
 }  // namespace
 
-Tracker::Tracker(asio::any_io_executor ex, Store& store, CreatifyApi& api, const Clock& clock,
-                 const EventLog& log, TrackerOptions options, Random random)
+Tracker::Tracker(asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
+                 const Clock& clock, const EventLog& log, TrackerOptions options, Random random)
     : ex_(ex),
       store_(store),
       api_(api),
@@ -65,20 +67,32 @@ void Tracker::update_options(TrackerOptions options) {
 
 Result<void> Tracker::start() {
   started_at_ = clock_.now();
-  auto jobs = store_.load_active();
-  if (!jobs) return jobs.error();
   TimePoint now = clock_.now();
   std::size_t overdue = 0;
   std::size_t held = 0;
+  std::size_t active = 0;
   double rps = options_.api.max_requests_per_second;
   std::vector<std::pair<TimePoint, std::int64_t>> due;
-  for (Job& job : *jobs) {
-    if (job.needs_operator) {
-      ++held;
-      continue;  // waits for `personactl resolve`
-    }
-    due.emplace_back(job.next_poll_at.value_or(now), job.id);
-  }
+  // Before the loop runs: wait for the store thread (a promise, not the loop).
+  std::promise<Result<void>> loaded;
+  StoreRunner::Task task;
+  std::optional<Result<void>> outcome;
+  task.access = StoreRunner::Access::read;
+  task.work = [&](Store& s) {
+    outcome.emplace(s.for_each_active([&](const ScheduleEntry& e) {
+      ++active;
+      if (e.needs_operator) {
+        ++held;  // waits for `personactl resolve`
+        return;
+      }
+      due.emplace_back(e.due.value_or(now), e.id);
+    }));
+  };
+  task.group_failed = [&](const Error& e) { outcome.emplace(e); };
+  task.finish = [&] { loaded.set_value(outcome ? std::move(*outcome) : Result<void>()); };
+  store_.submit(std::move(task));
+  auto r = loaded.get_future().get();
+  if (!r) return r.error();
   // In due order: overdue work keeps its order and is spread at the request rate instead of
   // all firing at once, and the scheduler's timer is armed once rather than per job.
   std::sort(due.begin(), due.end());
@@ -87,22 +101,30 @@ Result<void> Tracker::start() {
     scheduler_.schedule(id, at);
   }
   log_.event(level_enum::info, "loaded",
-             {{"active", std::to_string(jobs->size())},
+             {{"active", std::to_string(active)},
               {"overdue", std::to_string(overdue)},
               {"awaiting_operator", std::to_string(held)}});
   return {};
 }
 
-Result<std::vector<EnqueueOutcome>> Tracker::enqueue(const std::vector<PersonaSpec>& specs,
-                                                     std::string_view source) {
+asio::awaitable<Result<std::vector<EnqueueOutcome>>> Tracker::enqueue(
+    std::vector<PersonaSpec> specs, std::string source) {
   if (!accepting_)
-    return make_error(ErrorKind::unavailable, "personad is shutting down; nothing was enqueued");
-  std::string reason = "enqueued from " + std::string(source);
+    co_return make_error(ErrorKind::unavailable, "personad is shutting down; nothing was enqueued");
+  std::string reason = "enqueued from " + source;
   TimePoint now = clock_.now();
-  auto r = store_.enqueue(specs, source, reason, now, new_ref_);
+  // The references are made here, on the loop (the source may not be thread-safe), one per
+  // spec; a known key leaves its reference unused.
+  std::vector<std::string> refs;
+  refs.reserve(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) refs.push_back(new_ref_());
+  auto r = co_await store_.write([&specs, &source, &reason, now, &refs](Store& s) {
+    std::size_t next = 0;
+    return s.enqueue(specs, source, reason, now, [&] { return refs[next++]; });
+  });
   if (!r) {
     ++metrics_.store_errors;
-    return r;
+    co_return r;
   }
   for (std::size_t i = 0; i < r->size(); ++i) {
     const EnqueueOutcome& o = (*r)[i];
@@ -129,15 +151,15 @@ Result<std::vector<EnqueueOutcome>> Tracker::enqueue(const std::vector<PersonaSp
                              "sent again (cancel it and use a new key to create it anew)"}});
     }
   }
-  return r;
+  co_return r;
 }
 
-std::size_t Tracker::adopt_queued() {
-  auto queued = store_.list(State::queued);
+asio::awaitable<std::size_t> Tracker::adopt_queued() {
+  auto queued = co_await store_.read([](Store& s) { return s.list(State::queued); });
   if (!queued) {
     ++metrics_.store_errors;
     log_.event(level_enum::err, "store_error", {{"reason", queued.message()}});
-    return 0;
+    co_return 0;
   }
   std::size_t n = 0;
   for (const Job& job : *queued) {
@@ -149,7 +171,7 @@ std::size_t Tracker::adopt_queued() {
     log_.event(level_enum::info, "adopted_queued",
                {{"jobs", std::to_string(n)},
                 {"reason", "queued rows written to the database by personactl"}});
-  return n;
+  co_return n;
 }
 
 void Tracker::stop_taking_work() {
@@ -161,7 +183,7 @@ void Tracker::stop_taking_work() {
 // ---- Steps ----
 
 asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
-  auto loaded = store_.get(id);
+  auto loaded = co_await store_.read([id](Store& s) { return s.get(id); });
   if (!loaded) {
     ++metrics_.store_errors;
     log_.event(level_enum::err, "store_error",
@@ -178,7 +200,7 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
       if (job.send_unknown) co_return co_await reconcile(std::move(job));
       // The last attempt certainly never left: send again without a reconcile.
       mark_sending(job);
-      if (auto r = save(job); !r) co_return end_after(r.error(), job, "record the send");
+      if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
       co_return co_await send_create(std::move(job));
     case State::pending:
       co_return co_await poll(std::move(job));
@@ -207,7 +229,7 @@ asio::awaitable<StepEnd> Tracker::submit(Job job) {
   job.submitting_since = clock_.now();
   job.errors = 0;
   mark_sending(job);
-  if (auto r = commit(job, State::submitting, "submitting create request"); !r)
+  if (auto r = co_await commit(job, State::submitting, "submitting create request"); !r)
     co_return end_after(r.error(), job, "record the submission");
   co_return co_await send_create(std::move(job));
 }
@@ -228,7 +250,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   auto r = co_await api_.create(job.spec, job.client_ref);
   const CreateDecision d = decide_create(r);
 
-  auto current = reload(job);
+  auto current = co_await reload(job);
   if (!current) {
     if (current.kind() == ErrorKind::conflict && d.verdict == CreateVerdict::created)
       log_.event(level_enum::warn, "late_result",
@@ -244,14 +266,15 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   switch (d.verdict) {
     case CreateVerdict::created: {
       // A remote id another job holds is the API's fault: never adopt it twice, never resend.
-      auto holder = store_.find_by_remote_id(r.value.id);
+      const std::string remote_id = r.value.id;
+      auto holder = co_await store_.read([&remote_id](Store& s) { return s.find_by_remote_id(remote_id); });
       if (!holder) co_return end_after(holder.error(), job, "look up the remote id");
       if (*holder && (*holder)->id != job.id) {
         flag_for_operator(job, "the API answered the create with remote persona " + r.value.id +
                                    ", which belongs to job '" + (*holder)->key +
                                    "'; personactl resolve " + job.key +
                                    " --adopt REMOTE_ID | --resubmit");
-        if (auto c = commit(job, State::submitting, *job.operator_reason); !c)
+        if (auto c = co_await commit(job, State::submitting, *job.operator_reason); !c)
           co_return end_after(c.error(), job, "flag the job");
         co_return StepEnd::settled;
       }
@@ -263,7 +286,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
       job.submitted_at = now;
       job.expires_at = expiry_time(options_.poll, now);
       job.next_poll_at = next_poll_time(options_.poll, now, 0, now, rnd());
-      if (auto c = commit(job, State::pending, d.reason); !c)
+      if (auto c = co_await commit(job, State::pending, d.reason); !c)
         co_return end_after(c.error(), job, "record the create");
       schedule(job);
       co_return StepEnd::settled;
@@ -272,7 +295,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
       job.send_unknown = false;
       job.unknown_since.reset();
       job.failed_reason = r.message;
-      if (auto c = commit(job, State::failed, d.reason); !c)
+      if (auto c = co_await commit(job, State::failed, d.reason); !c)
         co_return end_after(c.error(), job, "record the rejection");
       co_return StepEnd::settled;
     }
@@ -294,7 +317,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
                   {"next", not_sent ? "resend" : "reconcile"},
                   {"at", format_rfc3339(*job.next_poll_at)},
                   {"reason", d.reason}});
-      if (auto s = save(job); !s) co_return end_after(s.error(), job, "record the create's failure");
+      if (auto s = co_await save(job); !s) co_return end_after(s.error(), job, "record the create's failure");
       schedule(job);
       co_return StepEnd::settled;
     }
@@ -319,16 +342,34 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
     const TimePoint not_before = look >= proof_after ? proof_after : since;
     auto listed = co_await listing_.get(not_before);
 
-    auto current = reload(job);
+    auto current = co_await reload(job);
     if (!current) co_return end_after(current.error(), job, "read the job after listing");
     job = std::move(*current);
     if (first_look) job.unknown_since = since;
     TimePoint now = clock_.now();
 
-    const RemoteOwner owner = [this](std::string_view remote_id) -> std::optional<std::int64_t> {
-      auto holder = store_.find_by_remote_id(remote_id);
-      if (!holder || !*holder) return std::nullopt;  // a read error only loses a hint
-      return (*holder)->id;
+    // Which of the candidates other jobs already hold: one read for all of them.
+    std::map<std::string, std::int64_t> holders;
+    if (listed.outcome == Outcome::ok && listed.value) {
+      auto ids = owner_checks(job, *listed.value);
+      if (!ids.empty()) {
+        auto found = co_await store_.read([&ids](Store& s) -> Result<std::map<std::string, std::int64_t>> {
+          std::map<std::string, std::int64_t> out;
+          for (const auto& id : ids) {
+            auto holder = s.find_by_remote_id(id);
+            if (!holder) return holder.error();
+            if (*holder) out[id] = (*holder)->id;
+          }
+          return out;
+        });
+        if (!found) co_return end_after(found.error(), job, "look up the listed personas");
+        holders = std::move(*found);
+      }
+    }
+    const RemoteOwner owner = [&holders](std::string_view remote_id) -> std::optional<std::int64_t> {
+      auto it = holders.find(std::string(remote_id));
+      if (it == holders.end()) return std::nullopt;
+      return it->second;
     };
     const ReconcileDecision d = decide_reconcile(job, listed, now, options_.api, owner, rnd());
     switch (d.verdict) {
@@ -347,7 +388,7 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
         job.submitted_at = created;
         job.expires_at = expiry_time(options_.poll, created);
         job.next_poll_at = now;  // read its current status at once
-        if (auto c = commit(job, State::pending, d.reason); !c)
+        if (auto c = co_await commit(job, State::pending, d.reason); !c)
           co_return end_after(c.error(), job, "record the adoption");
         schedule(job);
         co_return StepEnd::settled;
@@ -355,7 +396,7 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
       case ReconcileVerdict::ambiguous:
       case ReconcileVerdict::flag: {
         flag_for_operator(job, d.reason);
-        if (auto c = commit(job, State::submitting, d.reason); !c)
+        if (auto c = co_await commit(job, State::submitting, d.reason); !c)
           co_return end_after(c.error(), job, "flag the job");
         co_return StepEnd::settled;
       }
@@ -370,7 +411,7 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
         log_.event(retry ? level_enum::warn : level_enum::info,
                    retry ? "reconcile_deferred" : "reconcile_wait",
                    {{"key", job.key}, {"at", format_rfc3339(d.at)}, {"reason", d.reason}});
-        if (auto s = save(job); !s) co_return end_after(s.error(), job, "record the reconcile");
+        if (auto s = co_await save(job); !s) co_return end_after(s.error(), job, "record the reconcile");
         schedule(job);
         co_return StepEnd::settled;
       }
@@ -378,7 +419,7 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
         ++metrics_.resent;
         job.errors = 0;
         mark_sending(job);
-        if (auto c = commit(job, State::submitting, d.reason); !c)
+        if (auto c = co_await commit(job, State::submitting, d.reason); !c)
           co_return end_after(c.error(), job, "record the resend");
         break;
       }
@@ -391,12 +432,12 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
   if (!job.remote_id) {
     // Cannot happen through the tracker; an edited database could. Say so rather than loop.
     job.failed_reason = "pending without a remote id";
-    if (auto c = commit(job, State::failed, "inconsistent row: pending without a remote id"); !c)
+    if (auto c = co_await commit(job, State::failed, "inconsistent row: pending without a remote id"); !c)
       co_return end_after(c.error(), job, "fail the job");
     co_return StepEnd::settled;
   }
   auto r = co_await api_.get(*job.remote_id);
-  auto current = reload(job);
+  auto current = co_await reload(job);
   if (!current) co_return end_after(current.error(), job, "read the job after its poll");
   job = std::move(*current);
   TimePoint now = clock_.now();
@@ -417,12 +458,17 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
       State to = d.verdict == PollVerdict::done     ? State::done
                  : d.verdict == PollVerdict::failed ? State::failed
                                                     : State::expired;
-      if (auto c = commit(job, to, d.reason); !c) co_return end_after(c.error(), job, "record the poll");
+      if (auto c = co_await commit(job, to, d.reason); !c) co_return end_after(c.error(), job, "record the poll");
       co_return StepEnd::settled;
     }
     case PollVerdict::pending: {
       job.next_poll_at = d.next_at;
-      auto w = d.status_changed ? commit(job, State::pending, d.reason) : save(job);
+      // (No co_await inside ?: — GCC 12 destroys its result twice.)
+      Result<void> w;
+      if (d.status_changed)
+        w = co_await commit(job, State::pending, d.reason);
+      else
+        w = co_await save(job);
       if (!w) co_return end_after(w.error(), job, "record the poll");
       schedule(job);
       co_return StepEnd::settled;
@@ -436,7 +482,7 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
                   {"remote_id", *job.remote_id},
                   {"at", format_rfc3339(d.next_at)},
                   {"reason", d.reason}});
-      if (auto s = save(job); !s) co_return end_after(s.error(), job, "record the poll");
+      if (auto s = co_await save(job); !s) co_return end_after(s.error(), job, "record the poll");
       schedule(job);
       co_return StepEnd::settled;
     }
@@ -446,7 +492,7 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
 
 // ---- Writes and their effects ----
 
-Result<void> Tracker::commit(Job& job, State to, std::string reason) {
+asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string reason) {
   Transition t;
   t.job_id = job.id;
   t.at = clock_.now();
@@ -458,27 +504,36 @@ Result<void> Tracker::commit(Job& job, State to, std::string reason) {
   next.state = to;
   next.updated_at = t.at;
   if (is_final(to)) next.next_poll_at.reset();
-  if (auto r = store_.apply(next, t); !r) return r.error();
+  auto r = co_await store_.write([&next, &t](Store& s) { return s.apply(next, t); });
+  if (!r) co_return r.error();
   job = std::move(next);
   log_.transition(job, t);
   ++metrics_.transitions[to];
   if (hook_) hook_(job, t);
-  return {};
+  co_return Result<void>();
 }
 
-Result<void> Tracker::save(Job& job) {
+asio::awaitable<Result<void>> Tracker::save(Job& job) {
   job.updated_at = clock_.now();
-  return store_.update(job);
+  co_return co_await store_.write([&job](Store& s) { return s.update(job); });
 }
 
-Result<Job> Tracker::reload(const Job& before) {
-  auto r = store_.get(before.id);
-  if (!r) return r.error();
-  if (!*r) return make_error(ErrorKind::not_found, "the job vanished from the store");
+asio::awaitable<Result<Job>> Tracker::reload(const Job& before) {
+  auto r = co_await store_.read([id = before.id](Store& s) { return s.get(id); });
+  if (!r) co_return r.error();
+  if (!*r) co_return make_error(ErrorKind::not_found, "the job vanished from the store");
   if ((*r)->state != before.state)
-    return make_error(ErrorKind::conflict, "the job is " + std::string(to_string((*r)->state)) +
-                                               " now, not " + std::string(to_string(before.state)));
-  return std::move(**r);
+    co_return make_error(ErrorKind::conflict, "the job is " +
+                                                  std::string(to_string((*r)->state)) +
+                                                  " now, not " + std::string(to_string(before.state)));
+  co_return std::move(**r);
+}
+
+asio::awaitable<Result<Job>> Tracker::find_job(std::string key) {
+  auto found = co_await store_.read([&key](Store& s) { return s.find(key); });
+  if (!found) co_return found.error();
+  if (!*found) co_return make_error(ErrorKind::not_found, "unknown key '" + key + "'");
+  co_return std::move(**found);
 }
 
 StepEnd Tracker::end_after(const Error& e, const Job& job, std::string_view what) {
@@ -531,13 +586,6 @@ void Tracker::warn_unknown_status(const Job& job, const std::string& status) {
 
 namespace {
 
-Result<Job> find_job(const Store& store, std::string_view key) {
-  auto found = store.find(key);
-  if (!found) return found.error();
-  if (!*found) return make_error(ErrorKind::not_found, "unknown key '" + std::string(key) + "'");
-  return std::move(**found);
-}
-
 Error refuse(std::string message) { return make_error(ErrorKind::conflict, std::move(message)); }
 
 Error not_recorded(std::string_view what, const Error& e) {
@@ -547,26 +595,26 @@ Error not_recorded(std::string_view what, const Error& e) {
 
 }  // namespace
 
-Result<ActionOutcome> Tracker::cancel(std::string_view key) {
-  auto found = find_job(store_, key);
-  if (!found) return found.error();
+asio::awaitable<Result<ActionOutcome>> Tracker::cancel(std::string key) {
+  auto found = co_await find_job(key);
+  if (!found) co_return found.error();
   Job job = std::move(*found);
   if (is_final(job.state))
-    return refuse("job '" + job.key + "' is already " + std::string(to_string(job.state)));
+    co_return refuse("job '" + job.key + "' is already " + std::string(to_string(job.state)));
   std::string reason = "cancelled by operator";
   if (job.state == State::queued) reason += "; nothing was sent";
   if (job.state == State::submitting)
     reason += "; a create may exist remotely with label " + client_label(job.client_ref);
   if (job.state == State::pending)
     reason += "; remote persona " + job.remote_id.value_or("?") + " is no longer tracked";
-  if (auto c = commit(job, State::cancelled, reason); !c) return not_recorded("cancel", c.error());
+  if (auto c = co_await commit(job, State::cancelled, reason); !c) co_return not_recorded("cancel", c.error());
   scheduler_.cancel(job.id);
-  return ActionOutcome{reason, job};
+  co_return ActionOutcome{reason, job};
 }
 
-Result<ActionOutcome> Tracker::retry(std::string_view key, bool resubmit) {
-  auto found = find_job(store_, key);
-  if (!found) return found.error();
+asio::awaitable<Result<ActionOutcome>> Tracker::retry(std::string key, bool resubmit) {
+  auto found = co_await find_job(key);
+  if (!found) co_return found.error();
   Job job = std::move(*found);
   // Only final jobs are retried, and a step writes nothing after its final commit, so a step
   // still winding down cannot race with this one.
@@ -575,17 +623,17 @@ Result<ActionOutcome> Tracker::retry(std::string_view key, bool resubmit) {
     job.expires_at = add_saturating(now, options_.poll.give_up_after);
     job.next_poll_at = now;
     job.errors = 0;
-    if (auto c = commit(job, State::pending,
+    if (auto c = co_await commit(job, State::pending,
                         "retry by operator: polling resumes for another " +
                             format_duration(options_.poll.give_up_after));
         !c)
-      return not_recorded("retry", c.error());
+      co_return not_recorded("retry", c.error());
     schedule(job);
-    return ActionOutcome{"polling resumed", job};
+    co_return ActionOutcome{"polling resumed", job};
   }
   if (job.state == State::failed) {
     if (!resubmit)
-      return refuse("job '" + job.key + "' failed (" + job.failed_reason.value_or("") +
+      co_return refuse("job '" + job.key + "' failed (" + job.failed_reason.value_or("") +
                     "); creating it anew costs credits: confirm with --resubmit");
     std::string old_id = job.remote_id.value_or("none");
     job.client_ref = new_ref_();  // the old persona keeps the old label
@@ -603,29 +651,30 @@ Result<ActionOutcome> Tracker::retry(std::string_view key, bool resubmit) {
     job.polls = 0;
     job.errors = 0;
     job.next_poll_at = now;
-    if (auto c = commit(job, State::queued,
+    if (auto c = co_await commit(job, State::queued,
                         "retry --resubmit by operator: a new create with client_ref " +
                             job.client_ref + " (previous remote persona: " + old_id + ")");
         !c)
-      return not_recorded("retry", c.error());
+      co_return not_recorded("retry", c.error());
     schedule(job);
-    return ActionOutcome{"queued for a new create", job};
+    co_return ActionOutcome{"queued for a new create", job};
   }
-  return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
+  co_return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
                 "; only failed or expired jobs can be retried");
 }
 
-Result<ActionOutcome> Tracker::resolve(std::string_view key, std::optional<std::string> adopt,
-                                       bool resubmit) {
-  auto found = find_job(store_, key);
-  if (!found) return found.error();
+asio::awaitable<Result<ActionOutcome>> Tracker::resolve(std::string key,
+                                                        std::optional<std::string> adopt,
+                                                        bool resubmit) {
+  auto found = co_await find_job(key);
+  if (!found) co_return found.error();
   Job job = std::move(*found);
   if (job.state != State::submitting)
-    return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
+    co_return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
                   "; only a submitting job can be resolved");
-  if (runner_.is_running(job.id)) return refuse("job '" + job.key + "' has a request in flight");
+  if (runner_.is_running(job.id)) co_return refuse("job '" + job.key + "' has a request in flight");
   if (adopt.has_value() == resubmit)
-    return make_error(ErrorKind::invalid, "give exactly one of --adopt REMOTE_ID or --resubmit");
+    co_return make_error(ErrorKind::invalid, "give exactly one of --adopt REMOTE_ID or --resubmit");
   TimePoint now = clock_.now();
   job.needs_operator = false;
   job.operator_reason.reset();
@@ -634,26 +683,27 @@ Result<ActionOutcome> Tracker::resolve(std::string_view key, std::optional<std::
   job.send_unknown = false;
   job.unknown_since.reset();
   if (adopt) {
-    auto owner = store_.find_by_remote_id(*adopt);
-    if (!owner) return owner.error();
+    const std::string& remote_id = *adopt;
+    auto owner = co_await store_.read([&remote_id](Store& s) { return s.find_by_remote_id(remote_id); });
+    if (!owner) co_return owner.error();
     if (*owner)
-      return refuse("remote persona " + *adopt + " already belongs to job '" + (*owner)->key + "'");
+      co_return refuse("remote persona " + *adopt + " already belongs to job '" + (*owner)->key + "'");
     job.remote_id = *adopt;
     job.submitted_at = now;
     job.expires_at = expiry_time(options_.poll, now);
-    if (auto c = commit(job, State::pending, "resolved by operator: adopted remote persona " + *adopt);
+    if (auto c = co_await commit(job, State::pending, "resolved by operator: adopted remote persona " + *adopt);
         !c)
-      return not_recorded("resolve", c.error());
+      co_return not_recorded("resolve", c.error());
     ++metrics_.adopted;
   } else {
     job.submitting_since.reset();
-    if (auto c = commit(job, State::queued, "resolved by operator: not created; submitting again");
+    if (auto c = co_await commit(job, State::queued, "resolved by operator: not created; submitting again");
         !c)
-      return not_recorded("resolve", c.error());
+      co_return not_recorded("resolve", c.error());
   }
   scheduler_.cancel(job.id);
   schedule(job);
-  return ActionOutcome{adopt ? "adopted" : "queued for a new create", job};
+  co_return ActionOutcome{adopt ? "adopted" : "queued for a new create", job};
 }
 
 }  // namespace personad

@@ -63,6 +63,19 @@ class FaultyStore final : public Store {
     return inner_->history(job_id);  // the checks read it; the tracker never does
   }
   Result<StoreStats> stats() const override { return inner_->stats(); }
+  Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override {
+    if (fail(read_fail_, "for_each_active")) return injected("for_each_active");
+    return inner_->for_each_active(f);
+  }
+  Result<void> begin_group() override { return inner_->begin_group(); }
+  Result<void> end_group() override {
+    if (fail(write_fail_, "end_group")) {
+      inner_->abort_group();  // the whole group is lost, as when COMMIT fails on a full disk
+      return injected("end_group");
+    }
+    return inner_->end_group();
+  }
+  void abort_group() override { inner_->abort_group(); }
 
   Store& inner() { return *inner_; }
 

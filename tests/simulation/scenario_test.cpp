@@ -40,8 +40,8 @@ class Scenario : public ::testing::Test {
     ASSERT_TRUE(world_->boot());
   }
   void submit(std::vector<PersonaSpec> specs) {
-    auto r = world_->tracker().enqueue(specs, "test");
-    ASSERT_TRUE(r) << r.message();
+    auto r = world_->call(world_->tracker().enqueue(specs, "test"));
+    ASSERT_TRUE(r && *r) << (r ? r->message() : "the intake did not finish");
   }
   Job job(const std::string& key) {
     auto j = world_->truth().find(key);

@@ -185,8 +185,8 @@ class Run {
       pending_submits_.insert(pending_submits_.end(), specs.begin(), specs.end());
       return;
     }
-    auto r = world_->tracker().enqueue(specs, "simulation");
-    if (!r) {  // a store failure: the operator submits again (known keys are never resent)
+    auto r = world_->call(world_->tracker().enqueue(specs, "simulation"));
+    if (!r || !*r) {  // a store failure: the operator submits again (known keys are never resent)
       pending_submits_.insert(pending_submits_.end(), specs.begin(), specs.end());
       push(world_->clock().now() + Millis(1'000), EventKind::submit);
     }
@@ -233,14 +233,15 @@ class Run {
         std::vector<Job> live;
         for (auto& j : jobs())
           if (!is_final(j.state)) live.push_back(j);
-        if (!live.empty()) (void)world_->tracker().cancel(live[pick(0, live.size() - 1)].key);
+        if (!live.empty()) (void)world_->call(world_->tracker().cancel(live[pick(0, live.size() - 1)].key));
         return;
       }
       case EventKind::retry: {
         std::vector<Job> ended;
         for (auto& j : jobs())
           if (j.state == State::failed || j.state == State::expired) ended.push_back(j);
-        if (!ended.empty()) (void)world_->tracker().retry(ended[pick(0, ended.size() - 1)].key, true);
+        if (!ended.empty())
+          (void)world_->call(world_->tracker().retry(ended[pick(0, ended.size() - 1)].key, true));
         return;
       }
       case EventKind::resolve:
@@ -259,11 +260,11 @@ class Run {
     for (const auto& id : ids) {
       auto holder = world_->truth().find_by_remote_id(id);
       if (holder && !*holder) {
-        (void)world_->tracker().resolve(j.key, id, false);
+        (void)world_->call(world_->tracker().resolve(j.key, id, false));
         return;
       }
     }
-    if (ids.empty()) (void)world_->tracker().resolve(j.key, std::nullopt, true);
+    if (ids.empty()) (void)world_->call(world_->tracker().resolve(j.key, std::nullopt, true));
   }
 
   // ---- Checks ----

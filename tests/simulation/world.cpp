@@ -82,8 +82,9 @@ bool World::boot() {
   }
   store_ = std::make_unique<FaultyStore>(std::move(*opened), store_rng_, options_.store_read_fail,
                                          options_.store_write_fail);
+  runner_ = std::make_unique<InlineStoreRunner>(*store_);
   tracker_ = std::make_unique<Tracker>(
-      ioc_->get_executor(), *store_, api_, clock_, *log_, options_.tracker,
+      ioc_->get_executor(), *runner_, api_, clock_, *log_, options_.tracker,
       [this] { return std::uniform_real_distribution<double>(0, 1)(tracker_rng_); });
   tracker_->set_client_ref_source([this] {
     char buf[40];
@@ -106,6 +107,7 @@ void World::crash() {
   clock_.drop_timers();
   tracker_.reset();
   ioc_.reset();
+  runner_.reset();
   if (store_) store_failures_ += store_->failures();
   store_.reset();
   clock_.drop_timers();

@@ -3,6 +3,7 @@
 // mid-flight, the database closed) and boot again, as a SIGKILL and a restart would.
 #pragma once
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "faulty_store.hpp"
 #include "personad/logging.hpp"
+#include "personad/store_runner.hpp"
 #include "personad/tracker.hpp"
 #include "sim_api.hpp"
 
@@ -58,6 +60,21 @@ class World {
   bool run_until(TimePoint limit, const std::function<bool()>& done,
                  std::size_t* handlers = nullptr);
 
+  // Runs a tracker coroutine (an intake, an operator's action) to its end: store operations
+  // only, no virtual time passes. Empty when the loop ran dry first (it never should).
+  template <class T>
+  std::optional<T> call(boost::asio::awaitable<T> op) {
+    std::optional<T> out;
+    boost::asio::co_spawn(*ioc_, std::move(op), [&out](std::exception_ptr e, T value) {
+      if (!e) out.emplace(std::move(value));
+    });
+    while (!out) {
+      ioc_->restart();
+      if (ioc_->poll_one() == 0) break;
+    }
+    return out;
+  }
+
   ManualClock& clock() { return clock_; }
   FaultyStore& faulty_store() { return *store_; }
   SimApi& api() { return api_; }
@@ -79,6 +96,7 @@ class World {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<boost::asio::io_context> ioc_;
   std::unique_ptr<FaultyStore> store_;
+  std::unique_ptr<InlineStoreRunner> runner_;
   std::unique_ptr<Tracker> tracker_;
   std::size_t store_failures_ = 0;
   std::uint64_t refs_made_ = 0;

@@ -11,9 +11,11 @@
 #include <random>
 #include <sstream>
 
+#include "await.hpp"
 #include "fake_api.hpp"
 #include "personad/logging.hpp"
 #include "personad/store.hpp"
+#include "personad/store_runner.hpp"
 #include "personad/tracker.hpp"
 
 namespace personad::testing {
@@ -49,6 +51,7 @@ class TrackerFixture : public ::testing::Test {
     auto s = Store::open((dir_ / "p.db").string(), OpenMode::read_write);
     ASSERT_TRUE(s) << s.message();
     store_ = std::move(*s);
+    runner_ = std::make_unique<InlineStoreRunner>(*store_);
     auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text_);
     auto logger = std::make_shared<spdlog::logger>("test", sink);
     logger->set_pattern("%l %v");
@@ -70,13 +73,14 @@ class TrackerFixture : public ::testing::Test {
 
   void TearDown() override {
     tracker_.reset();
+    runner_.reset();
     store_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 
   void make_tracker() {
-    tracker_ = std::make_unique<Tracker>(ioc_.get_executor(), *store_, api_, clock_, *log_,
+    tracker_ = std::make_unique<Tracker>(ioc_.get_executor(), *runner_, api_, clock_, *log_,
                                          options_, [this] { return dist_(rng_); });
     auto r = tracker_->start();
     ASSERT_TRUE(r) << r.message();
@@ -111,14 +115,21 @@ class TrackerFixture : public ::testing::Test {
   }
 
   void enqueue(std::vector<PersonaSpec> specs) {
-    auto r = tracker_->enqueue(specs, "test");
+    auto r = run_op(tracker_->enqueue(specs, "test"));
     ASSERT_TRUE(r) << r.message();
   }
 
   std::string log() const { return log_text_.str(); }
 
+  // Runs a tracker coroutine (an operator's action, an intake) to its end.
+  template <class T>
+  T run_op(boost::asio::awaitable<T> op) {
+    return await(ioc_, std::move(op));
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<InlineStoreRunner> runner_;
   std::ostringstream log_text_;
   std::unique_ptr<EventLog> log_;
   boost::asio::io_context ioc_;
