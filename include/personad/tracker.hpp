@@ -1,8 +1,9 @@
 // The orchestrator and the only writer of job state: loads jobs at start, submits, reconciles
 // unknown creates, polls on the persisted schedule, expires, and applies operator actions.
 //
-// Every step reads: load → await the API → reload → decide (a pure function: create_outcome,
-// reconcile, poll_outcome) → commit → schedule. A job's effects (schedule, hook, log line)
+// Every step reads: load → await the API → decide (a pure function: create_outcome,
+// reconcile, poll_outcome) → commit → schedule: one read per step; a write of a job that an
+// operator changed meanwhile is refused by the store (conflict) and the step stops. A job's effects (schedule, hook, log line)
 // follow its commit; a step that cannot read or write the store is run again later, so a
 // non-final job is always scheduled, running, or waiting for the operator.
 #pragma once
@@ -123,10 +124,8 @@ class Tracker {
   boost::asio::awaitable<Result<void>> commit(Job& job, State to, std::string reason);
   // The row only (poll counters, schedule, remote_status that did not change state).
   boost::asio::awaitable<Result<void>> save(Job& job);
-  // Re-reads the job after an await: conflict when an operator changed its state meanwhile.
-  boost::asio::awaitable<Result<Job>> reload(const Job& before);
   boost::asio::awaitable<Result<Job>> find_job(std::string key);
-  // How a failed commit, save or reload ends the step (logged once here).
+  // How a failed read, commit or save ends the step (logged once here).
   StepEnd end_after(const Error& e, const Job& job, std::string_view what);
   void schedule(const Job& job);
   void flag_for_operator(Job& job, std::string reason);

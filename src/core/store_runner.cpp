@@ -45,36 +45,40 @@ struct ThreadedStoreRunner::Shared {
     }
   }
 
-  // Reads first, each on its own; then every write of the batch in one group.
+  // Reads first, each on its own; then every write of the batch in one group. Counted before
+  // the callers are told, so what they see in stats() includes their own work.
   void run(std::vector<Task>& batch) {
-    std::uint64_t reads = 0, writes = 0;
+    std::uint64_t writes = 0;
     for (auto& t : batch) {
       if (t.access != Access::read) continue;
       t.work(*store);
+      count(true, 0, false);
       t.finish();
-      ++reads;
     }
     for (auto& t : batch) writes += t.access == Access::write;
+    if (writes == 0) return;
     bool committed = false;
-    if (writes > 0) {
-      if (auto begun = store->begin_group(); !begun) {
-        for (auto& t : batch)
-          if (t.access == Access::write) t.group_failed(begun.error());
-      } else {
-        for (auto& t : batch)
-          if (t.access == Access::write) t.work(*store);
-        if (auto done = store->end_group(); !done) {
-          for (auto& t : batch)
-            if (t.access == Access::write) t.group_failed(done.error());
-        } else {
-          committed = true;
-        }
-      }
+    if (auto begun = store->begin_group(); !begun) {
       for (auto& t : batch)
-        if (t.access == Access::write) t.finish();
+        if (t.access == Access::write) t.group_failed(begun.error());
+    } else {
+      for (auto& t : batch)
+        if (t.access == Access::write) t.work(*store);
+      if (auto done = store->end_group(); !done) {
+        for (auto& t : batch)
+          if (t.access == Access::write) t.group_failed(done.error());
+      } else {
+        committed = true;
+      }
     }
+    count(false, writes, committed);
+    for (auto& t : batch)
+      if (t.access == Access::write) t.finish();
+  }
+
+  void count(bool read, std::uint64_t writes, bool committed) {
     std::lock_guard lock(mutex);
-    stats.reads += reads;
+    if (read) ++stats.reads;
     if (committed) {
       ++stats.commits;
       stats.writes += writes;

@@ -250,17 +250,8 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   auto r = co_await api_.create(job.spec, job.client_ref);
   const CreateDecision d = decide_create(r);
 
-  auto current = co_await reload(job);
-  if (!current) {
-    if (current.kind() == ErrorKind::conflict && d.verdict == CreateVerdict::created)
-      log_.event(level_enum::warn, "late_result",
-                 {{"key", job.key},
-                  {"remote_id", r.value.id},
-                  {"reason", "the create succeeded after the job was cancelled; the remote persona "
-                             "exists"}});
-    co_return end_after(current.error(), job, "read the job after its create");
-  }
-  job = std::move(*current);
+  // No re-read: the job cannot change under a running step but by an operator's action, and
+  // then the store refuses the step's write (conflict), so the action stands.
   TimePoint now = clock_.now();
 
   switch (d.verdict) {
@@ -286,8 +277,15 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
       job.submitted_at = now;
       job.expires_at = expiry_time(options_.poll, now);
       job.next_poll_at = next_poll_time(options_.poll, now, 0, now, rnd());
-      if (auto c = co_await commit(job, State::pending, d.reason); !c)
+      if (auto c = co_await commit(job, State::pending, d.reason); !c) {
+        if (c.kind() == ErrorKind::conflict)
+          log_.event(level_enum::warn, "late_result",
+                     {{"key", job.key},
+                      {"remote_id", r.value.id},
+                      {"reason", "the create succeeded after the job was cancelled; the remote "
+                                 "persona exists"}});
         co_return end_after(c.error(), job, "record the create");
+      }
       schedule(job);
       co_return StepEnd::settled;
     }
@@ -342,9 +340,6 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
     const TimePoint not_before = look >= proof_after ? proof_after : since;
     auto listed = co_await listing_.get(not_before);
 
-    auto current = co_await reload(job);
-    if (!current) co_return end_after(current.error(), job, "read the job after listing");
-    job = std::move(*current);
     if (first_look) job.unknown_since = since;
     TimePoint now = clock_.now();
 
@@ -437,9 +432,6 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
     co_return StepEnd::settled;
   }
   auto r = co_await api_.get(*job.remote_id);
-  auto current = co_await reload(job);
-  if (!current) co_return end_after(current.error(), job, "read the job after its poll");
-  job = std::move(*current);
   TimePoint now = clock_.now();
   const PollDecision d = decide_poll(job, r, now, options_.api, options_.poll, rnd());
 
@@ -516,17 +508,6 @@ asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string re
 asio::awaitable<Result<void>> Tracker::save(Job& job) {
   job.updated_at = clock_.now();
   co_return co_await store_.write([&job](Store& s) { return s.update(job); });
-}
-
-asio::awaitable<Result<Job>> Tracker::reload(const Job& before) {
-  auto r = co_await store_.read([id = before.id](Store& s) { return s.get(id); });
-  if (!r) co_return r.error();
-  if (!*r) co_return make_error(ErrorKind::not_found, "the job vanished from the store");
-  if ((*r)->state != before.state)
-    co_return make_error(ErrorKind::conflict, "the job is " +
-                                                  std::string(to_string((*r)->state)) +
-                                                  " now, not " + std::string(to_string(before.state)));
-  co_return std::move(**r);
 }
 
 asio::awaitable<Result<Job>> Tracker::find_job(std::string key) {

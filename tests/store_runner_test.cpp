@@ -1,0 +1,272 @@
+// Store runners: the threaded one groups the writes that arrive while a commit is in flight
+// into one transaction (a savepoint each), resumes callers on their own executor, and fails a
+// whole group whose commit fails; the inline one completes through the loop, never inline.
+#include "personad/store_runner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "await.hpp"
+#include "tracker_fixture.hpp"
+
+namespace personad::testing {
+namespace {
+
+// A store that forwards to a real one and lets a test hold a group's commit (to pile writes
+// up behind it) or make it fail.
+class GatedStore final : public Store {
+ public:
+  explicit GatedStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+
+  void hold_commits() {
+    std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void release_commits() {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    gate_.notify_all();
+  }
+  bool waiting_at_commit() {
+    std::lock_guard lock(mutex_);
+    return waiting_;
+  }
+  std::atomic<bool> fail_commits{false};
+
+  int schema_version() const override { return inner_->schema_version(); }
+  Result<std::vector<EnqueueOutcome>> enqueue(const std::vector<PersonaSpec>& specs,
+                                              std::string_view source, std::string_view reason,
+                                              TimePoint now,
+                                              const std::function<std::string()>& ref) override {
+    return inner_->enqueue(specs, source, reason, now, ref);
+  }
+  Result<void> apply(const Job& j, const Transition& t) override { return inner_->apply(j, t); }
+  Result<void> update(const Job& j) override { return inner_->update(j); }
+  Result<std::optional<Job>> find(std::string_view k) const override { return inner_->find(k); }
+  Result<std::optional<Job>> get(std::int64_t id) const override { return inner_->get(id); }
+  Result<std::optional<Job>> find_by_remote_id(std::string_view r) const override {
+    return inner_->find_by_remote_id(r);
+  }
+  Result<std::vector<Job>> list(std::optional<State> s) const override { return inner_->list(s); }
+  Result<std::vector<Job>> load_active() const override { return inner_->load_active(); }
+  Result<std::vector<Transition>> history(std::int64_t id) const override {
+    return inner_->history(id);
+  }
+  Result<StoreStats> stats() const override { return inner_->stats(); }
+  Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override {
+    return inner_->for_each_active(f);
+  }
+  Result<void> begin_group() override { return inner_->begin_group(); }
+  Result<void> end_group() override {
+    std::unique_lock lock(mutex_);
+    waiting_ = true;
+    gate_.wait(lock, [&] { return !held_; });
+    waiting_ = false;
+    lock.unlock();
+    if (fail_commits) {
+      inner_->abort_group();
+      return make_error(ErrorKind::io, "store: commit: disk full (test)");
+    }
+    return inner_->end_group();
+  }
+  void abort_group() override { inner_->abort_group(); }
+
+ private:
+  std::unique_ptr<Store> inner_;
+  std::mutex mutex_;
+  std::condition_variable gate_;
+  bool held_ = false;
+  bool waiting_ = false;
+};
+
+class StoreRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir("runner");
+    path_ = (dir_ / "p.db").string();
+    auto s = Store::open(path_, OpenMode::read_write);
+    ASSERT_TRUE(s) << s.message();
+    std::vector<PersonaSpec> specs;
+    for (int i = 0; i < 60; ++i) specs.push_back(make_spec("job-" + std::to_string(i)));
+    int n = 0;
+    ASSERT_TRUE((*s)->enqueue(specs, "test", "test", kT0,
+                              [&] { return "ref-" + std::to_string(n++); }));
+    auto gated = std::make_unique<GatedStore>(std::move(*s));
+    gated_ = gated.get();
+    runner_ = std::make_unique<ThreadedStoreRunner>(std::move(gated));
+  }
+  void TearDown() override {
+    gated_->release_commits();
+    runner_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void SetUpJobs() {
+    auto s = Store::open(path_, OpenMode::read_only);
+    auto all = (*s)->list(std::nullopt);
+    for (const auto& j : *all) jobs_[j.key] = j;
+  }
+
+  // Moves job-N from queued to submitting, as the tracker would (a write, no read).
+  boost::asio::awaitable<Result<void>> submit_job(int n, std::atomic<int>* done = nullptr) {
+    if (jobs_.empty()) SetUpJobs();
+    Job j = jobs_.at("job-" + std::to_string(n));
+    Transition t{j.id, kT0, State::queued, State::submitting, "", "submitting"};
+    j.state = State::submitting;
+    auto r = co_await runner_->write([&j, &t](Store& s) { return s.apply(j, t); });
+    if (done) ++*done;
+    co_return r;
+  }
+
+  State state_on_disk(int n) {
+    auto s = Store::open(path_, OpenMode::read_only);
+    auto j = (*s)->find("job-" + std::to_string(n));
+    return (*j)->state;
+  }
+
+  static constexpr TimePoint kT0{Millis(1'800'000'000'000)};
+  std::filesystem::path dir_;
+  std::string path_;
+  GatedStore* gated_ = nullptr;
+  std::unique_ptr<ThreadedStoreRunner> runner_;
+  std::map<std::string, Job> jobs_;
+  boost::asio::io_context ioc_;
+  // Completions come from the store's thread: the loop must not run out of work meanwhile.
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      ioc_.get_executor()};
+};
+
+TEST_F(StoreRunnerTest, WritesThatArriveDuringACommitShareTheNextOne) {
+  gated_->hold_commits();
+  std::atomic<int> done{0};
+  auto spawn = [&](int n) {
+    boost::asio::co_spawn(ioc_, submit_job(n, &done), [](std::exception_ptr, Result<void> r) {
+      EXPECT_TRUE(r) << r.message();
+    });
+  };
+  spawn(0);
+  // Run until the first write sits in its commit; then 50 more arrive.
+  while (!gated_->waiting_at_commit()) ioc_.run_for(std::chrono::milliseconds(1));
+  for (int n = 1; n <= 50; ++n) spawn(n);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // The fifty start and queue their writes behind the commit in flight.
+  ioc_.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(done, 0);  // nobody is told before its commit is durable
+  gated_->release_commits();
+  while (done < 51 && std::chrono::steady_clock::now() < until)
+    ioc_.run_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(done, 51);
+  auto st = runner_->stats();
+  EXPECT_EQ(st.writes, 51u);
+  EXPECT_EQ(st.commits, 2u);  // the first alone, the fifty together
+  EXPECT_EQ(st.largest_group, 50u);
+  for (int n = 0; n <= 50; ++n) EXPECT_EQ(state_on_disk(n), State::submitting) << n;
+}
+
+TEST_F(StoreRunnerTest, AFailingWriteLeavesTheOthersOfItsGroup) {
+  gated_->hold_commits();
+  std::atomic<int> done{0};
+  std::vector<Result<void>> results(4);
+  boost::asio::co_spawn(ioc_, submit_job(0, &done), [&](std::exception_ptr, Result<void> r) { results[0] = r; });
+  while (!gated_->waiting_at_commit()) ioc_.run_for(std::chrono::milliseconds(1));
+  // In the next group: job-1, job-1 again (its second write finds it submitting: a conflict),
+  // and job-2.
+  boost::asio::co_spawn(ioc_, submit_job(1, &done), [&](std::exception_ptr, Result<void> r) { results[1] = r; });
+  boost::asio::co_spawn(ioc_, submit_job(1, &done), [&](std::exception_ptr, Result<void> r) { results[2] = r; });
+  boost::asio::co_spawn(ioc_, submit_job(2, &done), [&](std::exception_ptr, Result<void> r) { results[3] = r; });
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  ioc_.run_for(std::chrono::milliseconds(50));
+  gated_->release_commits();
+  while (done < 4 && std::chrono::steady_clock::now() < until)
+    ioc_.run_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(done, 4);
+  EXPECT_TRUE(results[0]);
+  EXPECT_TRUE(results[1]);
+  ASSERT_FALSE(results[2]);
+  EXPECT_EQ(results[2].kind(), ErrorKind::conflict);
+  EXPECT_TRUE(results[3]);
+  EXPECT_EQ(state_on_disk(1), State::submitting);
+  EXPECT_EQ(state_on_disk(2), State::submitting);
+  auto h = Store::open(path_, OpenMode::read_only);
+  EXPECT_EQ((*(*h)->history((*(*h)->find("job-1"))->id)).size(), 2u);  // one move, not two
+}
+
+TEST_F(StoreRunnerTest, AGroupWhoseCommitFailsFailsEveryWriteInIt) {
+  gated_->fail_commits = true;
+  std::atomic<int> done{0};
+  std::vector<Result<void>> results(3);
+  for (int n = 0; n < 3; ++n)
+    boost::asio::co_spawn(ioc_, submit_job(n, &done),
+                          [&, n](std::exception_ptr, Result<void> r) { results[n] = r; });
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done < 3 && std::chrono::steady_clock::now() < until)
+    ioc_.run_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(done, 3);
+  for (int n = 0; n < 3; ++n) {
+    ASSERT_FALSE(results[n]) << n;
+    EXPECT_EQ(results[n].kind(), ErrorKind::io);
+    EXPECT_NE(results[n].message().find("disk full"), std::string::npos);
+    EXPECT_EQ(state_on_disk(n), State::queued) << n;  // none of them happened
+  }
+  EXPECT_EQ(runner_->stats().commits, 0u);
+}
+
+TEST_F(StoreRunnerTest, CallersResumeOnTheirOwnThread) {
+  const auto loop_thread = std::this_thread::get_id();
+  std::thread::id resumed_on;
+  bool finished = false;
+  boost::asio::co_spawn(
+      ioc_,
+      [&]() -> boost::asio::awaitable<void> {
+        auto r = co_await runner_->read([](Store& s) { return s.stats(); });
+        EXPECT_TRUE(r);
+        resumed_on = std::this_thread::get_id();
+        finished = true;
+      },
+      boost::asio::detached);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!finished && std::chrono::steady_clock::now() < until)
+    ioc_.run_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(resumed_on, loop_thread);
+}
+
+TEST(InlineStoreRunner, CompletesThroughTheLoopNeverInline) {
+  auto dir = make_temp_dir("inline");
+  auto s = Store::open((dir / "p.db").string(), OpenMode::read_write);
+  ASSERT_TRUE(s);
+  InlineStoreRunner runner(**s);
+  boost::asio::io_context ioc;
+  bool finished = false;
+  boost::asio::co_spawn(
+      ioc,
+      [&]() -> boost::asio::awaitable<void> {
+        auto r = co_await runner.read([](Store& st) { return st.stats(); });
+        EXPECT_TRUE(r);
+        finished = true;
+      },
+      boost::asio::detached);
+  ioc.poll_one();  // starts the coroutine: the read runs, its completion is posted
+  EXPECT_FALSE(finished);
+  ioc.poll();
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(runner.stats().reads, 1u);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace personad::testing
