@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <random>
 #include <spdlog/logger.h>
@@ -28,6 +30,12 @@ using spdlog::level::level_enum;
 namespace {
 
 TrackerOptions tracker_options(const Config& c) { return TrackerOptions{c.api, c.poll}; }
+
+// Reads and validates a batch file; run on the parsing thread (a 100,000-entry file takes
+// seconds to parse, which the event loop must not wait for).
+asio::awaitable<BatchParse> parse_batch_file(std::filesystem::path path) {
+  co_return load_batch_file(path);
+}
 
 HookOptions hook_options(const Config& c) {
   HookOptions o;
@@ -176,7 +184,8 @@ class Daemon {
     for (const auto& path : list_batch_files(config_.batches_directory)) {
       if (stopping_) co_return;
       ++files;
-      BatchParse parse = load_batch_file(path);
+      BatchParse parse = co_await asio::co_spawn(parse_pool_, parse_batch_file(path),
+                                                 asio::use_awaitable);
       if (!parse.ok()) {
         ++invalid;
         log_batch_errors(path.string(), parse);
@@ -398,6 +407,8 @@ class Daemon {
 
   bool scanning_ = false;
   bool rescan_ = false;
+  // Batch files are parsed here, off the loop (one thread: one file at a time anyway).
+  asio::thread_pool parse_pool_{1};
 
   Config config_;
   Credentials credentials_;
