@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -154,7 +155,8 @@ inline std::string filesystem_name(const std::filesystem::path& dir) {
   }
 }
 
-// A fresh directory under `base`, removed when the object goes away.
+// A fresh directory under `base`, removed when the object goes away (kept with BENCH_KEEP=1,
+// to read a daemon's log after a failed run).
 class ScratchDir {
  public:
   explicit ScratchDir(const std::filesystem::path& base, const std::string& tag) {
@@ -163,6 +165,10 @@ class ScratchDir {
     std::filesystem::create_directories(path_);
   }
   ~ScratchDir() {
+    if (const char* keep = std::getenv("BENCH_KEEP"); keep && *keep && *keep != '0') {
+      std::fprintf(stderr, "kept %s (BENCH_KEEP)\n", path_.c_str());
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
