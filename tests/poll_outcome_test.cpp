@@ -123,21 +123,54 @@ TEST_F(PollOutcomeTest, FailedWithoutAReasonFallsBackToTheStatus) {
   EXPECT_EQ(d.reason, "process_status=rejected: rejected");
 }
 
-TEST_F(PollOutcomeTest, NotFoundOrGoneFailsTheJob) {
+// A 404/410 fails the job only once the persona stays missing: kMissingAnswers answers in a
+// row over at least kMissingFor. One 404 (a proxy, eventual consistency) is retried soon.
+TEST_F(PollOutcomeTest, OneNotFoundIsRetriedSoonNotAFailure) {
   for (int http : {404, 410}) {
-    PollDecision d = decide(error(Outcome::permanent, http, "Not found."), kSubmitted + Millis(1));
-    EXPECT_EQ(d.verdict, PollVerdict::failed) << http;
-    EXPECT_FALSE(d.answered) << http;
-    EXPECT_EQ(d.failed_reason,
-              "remote persona remote-1 not found (HTTP " + std::to_string(http) + ")");
-    EXPECT_EQ(d.reason, *d.failed_reason);
+    const TimePoint now = kSubmitted + Millis(1);
+    PollDecision d = decide(error(Outcome::permanent, http, "Not found."), now);
+    EXPECT_EQ(d.verdict, PollVerdict::retry) << http;
+    EXPECT_FALSE(d.answered);
+    EXPECT_EQ(d.missing_since, now);
+    EXPECT_EQ(d.missing_count, 1);
+    EXPECT_GE(d.next_at, now + kMissingFor / (2 * (kMissingAnswers - 1)));
+    EXPECT_LE(d.next_at, now + kMissingFor / (kMissingAnswers - 1));
+    EXPECT_NE(d.reason.find("missing 1 of 3 times"), std::string::npos) << d.reason;
   }
 }
 
-TEST_F(PollOutcomeTest, NotFoundFailsEvenAfterTheGraceEnd) {
-  // A definite answer, not a missing one: the job fails rather than expires.
-  PollDecision d = decide(error(Outcome::permanent, 404, "Not found."), grace_end() + Millis(1));
+TEST_F(PollOutcomeTest, NotFoundThatPersistsFailsTheJob) {
+  job_.missing_since = kSubmitted;
+  job_.missing_count = kMissingAnswers - 1;
+  // Enough answers but not yet for long enough: still a retry.
+  PollDecision early = decide(error(Outcome::permanent, 404, "Not found."),
+                              kSubmitted + kMissingFor - Millis(1));
+  EXPECT_EQ(early.verdict, PollVerdict::retry);
+  EXPECT_EQ(early.missing_count, kMissingAnswers);
+  PollDecision d = decide(error(Outcome::permanent, 410, "Gone."), kSubmitted + kMissingFor);
   EXPECT_EQ(d.verdict, PollVerdict::failed);
+  EXPECT_EQ(d.failed_reason, "remote persona remote-1 not found (HTTP 410, 3 answers over 10m)");
+  EXPECT_NE(d.reason.find("personactl retry resumes polling"), std::string::npos);
+  EXPECT_EQ(d.missing_since, kSubmitted);  // kept on the failed row: retry may resume it
+}
+
+TEST_F(PollOutcomeTest, AnAnswerClearsTheMissingCount) {
+  job_.missing_since = kSubmitted;
+  job_.missing_count = 2;
+  PollDecision d = decide(status("processing"), kSubmitted + Millis(60'000));
+  EXPECT_EQ(d.verdict, PollVerdict::pending);
+  EXPECT_FALSE(d.missing_since);
+  EXPECT_EQ(d.missing_count, 0);
+  // Another error keeps it as it was.
+  PollDecision e = decide(error(Outcome::transient, 503, "HTTP 503"), kSubmitted + Millis(60'000));
+  EXPECT_EQ(e.missing_since, kSubmitted);
+  EXPECT_EQ(e.missing_count, 2);
+}
+
+TEST_F(PollOutcomeTest, NotFoundAfterTheGraceEndExpiresTheJob) {
+  // Missing at the very end: the deadline wins; the job expires (retry resumes it).
+  PollDecision d = decide(error(Outcome::permanent, 404, "Not found."), grace_end() + Millis(1));
+  EXPECT_EQ(d.verdict, PollVerdict::expired);
 }
 
 // ---- answers that are not final ----

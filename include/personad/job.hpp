@@ -98,6 +98,10 @@ struct Job {
   // When the tracker first saw that the latest create's outcome is unknown (its failure, or the
   // first look after a restart). The reconcile deadline and the freshness rule count from it.
   std::optional<TimePoint> unknown_since;
+  // Polls answered 404/410 in a row: since when, how many. A job fails for a missing persona
+  // only when it stays missing (see poll_outcome.hpp); an answer clears both.
+  std::optional<TimePoint> missing_since;
+  std::int64_t missing_count = 0;
 };
 
 struct Transition {

@@ -2,6 +2,10 @@
 // decision, no I/O. Expiry is checked on every answer and every error, and no retry is ever
 // scheduled past the moment the job must expire, so no answer (or lack of one) can keep a job
 // pending beyond expires_at + retry_max.
+//
+// A 404/410 fails the job only when the persona stays missing: kMissingAnswers answers in a
+// row over at least kMissingFor (an eventually consistent API, a proxy in a bad minute). A
+// resubmission would cost a new avatar; a wait costs minutes.
 #pragma once
 
 #include <optional>
@@ -21,6 +25,9 @@ enum class PollVerdict {
   retry,    // no usable answer: try again at `next_at`
 };
 
+inline constexpr std::int64_t kMissingAnswers = 3;
+inline constexpr Millis kMissingFor{10 * 60'000};
+
 struct PollDecision {
   PollVerdict verdict = PollVerdict::retry;
   std::string reason;
@@ -30,6 +37,9 @@ struct PollDecision {
   bool answered = false;                     // counts as a poll
   std::int64_t errors = 0;                   // consecutive errors after this answer
   TimePoint next_at{};                       // pending and retry
+  // The missing-persona count after this answer (404/410 in a row), and since when.
+  std::optional<TimePoint> missing_since;
+  std::int64_t missing_count = 0;
 };
 
 // When a pending job expires (its stored expires_at, or one computed from the policy).

@@ -18,6 +18,7 @@
 #include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/notify.hpp"
+#include "personad/redact.hpp"
 #include "personad/store.hpp"
 #include "personad/store_runner.hpp"
 #include "personad/tracker.hpp"
@@ -104,9 +105,12 @@ class Daemon {
                                                 log_.logger_ptr());
     if (!client) return fail("api client", client.message());
     client_ = std::move(*client);
+    // Whatever the API answers is cleaned of our credentials before anyone stores or logs it.
+    api_ = std::make_unique<RedactingApi>(
+        *client_, Redactor({credentials_.api_id, credentials_.api_key}));
 
     tracker_ = std::make_unique<Tracker>(
-        ioc_.get_executor(), *store_, *client_, clock_, log_, tracker_options(config_),
+        ioc_.get_executor(), *store_, *api_, clock_, log_, tracker_options(config_),
         [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
     hooks_ = std::make_unique<HookRunner>(ioc_.get_executor(), hook_options(config_), log_);
     tracker_->set_transition_hook([this](const Job& job, const Transition& t) {
@@ -423,6 +427,7 @@ class Daemon {
   std::unique_ptr<InstanceLock> lock_;
   std::unique_ptr<StoreRunner> store_;
   std::unique_ptr<CreatifyClient> client_;
+  std::unique_ptr<RedactingApi> api_;
   std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<DirWatcher> watcher_;

@@ -52,7 +52,9 @@ bool transition_allowed(State from, State to) {
     case State::expired:
       return to == State::pending;  // retry: resume polling
     case State::failed:
-      return to == State::queued;  // retry --resubmit: submit anew
+      // queued: retry --resubmit, submit anew; pending: retry of a job failed because its
+      // remote persona went missing (polling resumes, nothing is created).
+      return to == State::queued || to == State::pending;
     case State::done:
     case State::cancelled:
       return false;

@@ -23,12 +23,21 @@ PollDecision decide_poll(const Job& job, const ApiResult<RemotePersona>& r, Time
   const std::string remote = job.remote_id.value_or("?");
 
   if (r.outcome != Outcome::ok) {
-    if (r.outcome == Outcome::permanent && (r.http_status == 404 || r.http_status == 410)) {
-      d.verdict = PollVerdict::failed;
-      d.failed_reason = "remote persona " + remote + " not found (HTTP " +
-                        std::to_string(r.http_status) + ")";
-      d.reason = *d.failed_reason;
-      return d;
+    const bool missing =
+        r.outcome == Outcome::permanent && (r.http_status == 404 || r.http_status == 410);
+    if (missing) {
+      d.missing_since = job.missing_since.value_or(now);
+      d.missing_count = job.missing_count + 1;
+      if (d.missing_count >= kMissingAnswers && now - *d.missing_since >= kMissingFor) {
+        d.verdict = PollVerdict::failed;
+        d.failed_reason = "remote persona " + remote + " not found (HTTP " +
+                          std::to_string(r.http_status) + ", " + std::to_string(d.missing_count) +
+                          " answers over " +
+                          format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - *d.missing_since)) +
+                          ")";
+        d.reason = *d.failed_reason + "; personactl retry resumes polling if it comes back";
+        return d;
+      }
     }
     // An API that never answers still lets the job expire, one retry window after its time.
     const TimePoint grace_end = expiry_grace_end(job, poll, api);
@@ -44,6 +53,18 @@ PollDecision decide_poll(const Job& job, const ApiResult<RemotePersona>& r, Time
     // Never later than the end of the grace: that step decides the expiry.
     d.next_at = std::min(add_saturating(now, retry_delay(api, d.errors, r.retry_after, unit_random)),
                          grace_end);
+    if (missing) {
+      // Look again soon enough to see it persist: a fraction of the window, not the backoff.
+      const Millis step = kMissingFor / (kMissingAnswers - 1);
+      d.next_at = std::min(std::max(d.next_at, add_saturating(now, step / 2)),
+                           add_saturating(now, step));
+      d.next_at = std::min(d.next_at, grace_end);
+      d.reason += " (missing " + std::to_string(d.missing_count) + " of " +
+                  std::to_string(kMissingAnswers) + " times before the job fails)";
+    } else {
+      d.missing_since = job.missing_since;
+      d.missing_count = job.missing_count;
+    }
     return d;
   }
 

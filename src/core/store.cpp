@@ -123,13 +123,13 @@ std::optional<std::string> null_if_empty(const std::string& s) {
   "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
   "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
   "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at, unknown_since, " \
-  "operator_reason"
+  "operator_reason, missing_since, missing_count"
 
 enum JobColumn {
   kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
   kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
   kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt, kUnknownSince,
-  kOperatorReason,
+  kOperatorReason, kMissingSince, kMissingCount,
 };
 
 Result<Job> read_job(const Statement& row) {
@@ -162,6 +162,8 @@ Result<Job> read_job(const Statement& row) {
   job.expires_at = from_ms(row.optional_int64(kExpiresAt));
   job.unknown_since = from_ms(row.optional_int64(kUnknownSince));
   job.operator_reason = row.optional_text(kOperatorReason);
+  job.missing_since = from_ms(row.optional_int64(kMissingSince));
+  job.missing_count = row.int64(kMissingCount);
   return job;
 }
 
@@ -427,7 +429,7 @@ Result<void> SqliteImpl::prepare_all() {
        "submitted_at = ?7, updated_at = ?8, next_poll_at = ?9, polls = ?10, attempts = ?11, "
        "errors = ?12, submitting_since = ?13, needs_operator = ?14, send_unknown = ?15, "
        "last_sent_at = ?16, expires_at = ?17, client_ref = ?18, unknown_since = ?19, "
-       "operator_reason = ?20 "
+       "operator_reason = ?20, missing_since = ?22, missing_count = ?23 "
        "WHERE id = ?1 AND key = ?2 AND state = ?21"},
       {&state_of_job, "SELECT state FROM jobs WHERE id = ?1"},
       {&job_by_key, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = ?1"},
@@ -559,7 +561,9 @@ Result<void> SqliteImpl::update_row(const Job& job, State expected) {
       .bind(18, std::string_view(job.client_ref))
       .bind(19, to_ms(job.unknown_since))
       .bind(20, job.operator_reason)
-      .bind(21, to_string(expected));
+      .bind(21, to_string(expected))
+      .bind(22, to_ms(job.missing_since))
+      .bind(23, job.missing_count);
   if (auto r = update_job.run(); !r) return r.error();
   if (db.changes() == 1) return {};
   // Nothing changed: tell a job that moved on (an operator's action won the race) from one

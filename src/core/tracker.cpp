@@ -435,6 +435,8 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
   TimePoint now = clock_.now();
   const PollDecision d = decide_poll(job, r, now, options_.api, options_.poll, rnd());
 
+  job.missing_since = d.missing_since;  // an answer clears them, a 404 counts
+  job.missing_count = d.missing_count;
   if (d.answered) {
     ++job.polls;
     ++metrics_.polls;
@@ -612,6 +614,23 @@ asio::awaitable<Result<ActionOutcome>> Tracker::retry(std::string key, bool resu
     schedule(job);
     co_return ActionOutcome{"polling resumed", job};
   }
+  if (job.state == State::failed && job.missing_since && job.remote_id && !resubmit) {
+    // Failed because its persona went missing: it may be back; polling resumes, nothing is
+    // created.
+    job.missing_since.reset();
+    job.missing_count = 0;
+    job.failed_reason.reset();
+    job.expires_at = add_saturating(now, options_.poll.give_up_after);
+    job.next_poll_at = now;
+    job.errors = 0;
+    if (auto c = co_await commit(job, State::pending,
+                                 "retry by operator: remote persona " + *job.remote_id +
+                                     " was missing; polling resumes");
+        !c)
+      co_return not_recorded("retry", c.error());
+    schedule(job);
+    co_return ActionOutcome{"polling resumed", job};
+  }
   if (job.state == State::failed) {
     if (!resubmit)
       co_return refuse("job '" + job.key + "' failed (" + job.failed_reason.value_or("") +
@@ -626,6 +645,8 @@ asio::awaitable<Result<ActionOutcome>> Tracker::retry(std::string key, bool resu
     job.submitting_since.reset();
     job.last_sent_at.reset();
     job.unknown_since.reset();
+    job.missing_since.reset();
+    job.missing_count = 0;
     job.send_unknown = false;
     job.needs_operator = false;
     job.operator_reason.reset();

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "personad/poll_outcome.hpp"
 #include "world.hpp"
 
 namespace personad::simulation {
@@ -244,6 +245,42 @@ TEST_F(Scenario, AFailedPageIsRetriedWithoutRestartingTheListing) {
   EXPECT_EQ(asked.at("?page=1"), 1);
   EXPECT_EQ(asked.at("?page=2"), 3);
   EXPECT_EQ(asked.at("?page=3"), 1);
+}
+
+// Defect (issue 11): one 404 on a poll failed a job for good, leaving only a resubmission (a
+// new paid avatar). Now a persona must stay missing (3 answers over 10 minutes) to fail the
+// job, a brief absence is ridden out, and `retry` resumes polling one that failed that way.
+TEST_F(Scenario, AMissingPersonaFailsOnlyWhenItStaysMissingAndRetryResumesIt) {
+  SimFaults f = no_faults();
+  f.never_finishes = 1.0;
+  start(f);
+  submit({spec("a")});
+  ASSERT_TRUE(run_for(kMinute, [&] { return job("a").state == State::pending; }));
+  const std::string remote = *job("a").remote_id;
+
+  // Missing for one poll: ridden out.
+  world_->api().hidden.insert(remote);
+  ASSERT_TRUE(run_for(kHour, [&] { return job("a").missing_count == 1; }));
+  world_->api().hidden.clear();
+  ASSERT_TRUE(run_for(kDay, [&] { return job("a").polls >= 3; }));
+  EXPECT_EQ(job("a").state, State::pending);
+  EXPECT_EQ(job("a").missing_count, 0);
+
+  // Missing for good: failed after the window, with the reason.
+  world_->api().hidden.insert(remote);
+  const TimePoint gone = now();
+  ASSERT_TRUE(run_for(kDay, [&] { return job("a").state == State::failed; }));
+  EXPECT_GE(now() - gone, kMissingFor);
+  EXPECT_LE(now() - gone, 2 * kMissingFor + simulation_tracker_options().poll.max_interval);
+  EXPECT_THAT(job("a").failed_reason.value_or(""), ::testing::ContainsRegex("not found \\(HTTP 404, [0-9]+ answers over [0-9]+[smh]\\)"));
+
+  // Back again: retry resumes polling the same persona; nothing new is created.
+  world_->api().hidden.clear();
+  auto r = world_->call(world_->tracker().retry("a", false));
+  ASSERT_TRUE(r && *r) << (r ? r->message() : "");
+  EXPECT_EQ(job("a").state, State::pending);
+  EXPECT_EQ(job("a").remote_id, remote);
+  EXPECT_EQ(personas_of(job("a")), 1u);
 }
 
 // A create answered with a remote id another job already holds is the API's fault: the job

@@ -202,7 +202,7 @@ asio::awaitable<ApiResult<RemotePersona>> SimApi::get(std::string id) {
   co_await sleep_until(clock_, sent + latency());
   const TimePoint now = clock_.now();
   auto it = remotes_.find(id);
-  if (it == remotes_.end() || now < it->second.stored_at)
+  if (it == remotes_.end() || now < it->second.stored_at || hidden.count(id))
     co_return failure<RemotePersona>(Outcome::permanent, 404, target + ": HTTP 404: Not found.");
   co_return view(it->second, now);
 }

@@ -78,6 +78,8 @@ class SimApi final : public CreatifyApi {
   std::multiset<std::string> fail_page_once;
   // How often each page was asked for.
   std::map<std::string, int> page_requests;
+  // Personas that answer 404 to a get while listed here (a proxy or a replica that lags).
+  std::set<std::string> hidden;
 
   // The truth, for the checks.
   const std::map<std::string, Remote>& remotes() const { return remotes_; }

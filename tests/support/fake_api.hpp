@@ -26,6 +26,7 @@ class FakeApi : public CreatifyApi {
   std::vector<std::string> statuses{"pending", "processing", "reviewing", "done"};
   bool active_when_done = true;
   std::string failed_reason = "consent video does not match";
+  std::string permanent_message = "creator_name: This field is required.";
   bool list_has_labels = true;
   std::size_t page_size = 0;  // 0: the whole list on one page
   std::chrono::milliseconds latency{0};  // real time per request
@@ -53,7 +54,7 @@ class FakeApi : public CreatifyApi {
     if (f == Fault::unsent) co_return failure(Outcome::transient, "connection refused", false);
     if (f == Fault::unknown_not_created) co_return failure(Outcome::transient, "timeout", true);
     if (f == Fault::permanent)
-      co_return failure(Outcome::permanent, "creator_name: This field is required.", true, 400);
+      co_return failure(Outcome::permanent, permanent_message, true, 400);
     if (f == Fault::unauthorized) co_return failure(Outcome::unauthorized, "HTTP 401", true, 401);
     Persona p;
     p.remote.id = "remote-" + std::to_string(order.size() + 1);

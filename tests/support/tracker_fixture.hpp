@@ -87,12 +87,19 @@ class TrackerFixture : public ::testing::Test {
   }
 
   // Runs the loop until `done()` holds or `real_timeout` passes; returns done().
+  // Once it holds, the steps still winding down finish too (a commit's log line and hook
+  // follow it), so a test sees their effects.
   template <class Pred>
   bool run_until(Pred done, std::chrono::milliseconds real_timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + real_timeout;
     while (!done() && std::chrono::steady_clock::now() < deadline) {
       ioc_.restart();
       ioc_.run_for(std::chrono::milliseconds(5));
+    }
+    auto settle = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (tracker_ && tracker_->in_flight() > 0 && std::chrono::steady_clock::now() < settle) {
+      ioc_.restart();
+      ioc_.run_for(std::chrono::milliseconds(1));
     }
     return done();
   }
