@@ -15,7 +15,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -952,6 +954,99 @@ TEST_F(CreatifyClientTest, ConnectionCloseResponsesAreNotPooled) {
   EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
   EXPECT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
   EXPECT_EQ(server->accepted, 2);
+}
+
+// Runs the loop until `done` holds (or the limit passes); says whether it holds.
+bool run_until(asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds limit = 3s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < end) {
+    io.restart();
+    io.run_for(5ms);
+  }
+  return done();
+}
+
+// TCP sockets of this machine connected to 127.0.0.1:`port` that the peer has closed and we
+// have not (CLOSE-WAIT), from /proc/net/tcp: what `ss -tan state close-wait` shows.
+int close_wait_sockets_to(unsigned short port) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // the header
+  char remote[16];
+  std::snprintf(remote, sizeof remote, "0100007F:%04X", port);
+  int n = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, rem, state;
+    fields >> slot >> local >> rem >> state;
+    n += rem == remote && state == "08";
+  }
+  return n;
+}
+
+TEST_F(CreatifyClientTest, IdleConnectionClosedByTheServerLeavesThePoolAtOnce) {
+  // The server closes each connection after answering without saying so, as a load balancer's
+  // idle timeout would.
+  serve([](const Request&) {
+    Reply r{200, persona_json("p")};
+    r.close_silently = true;
+    return r;
+  });
+  std::ostringstream out;
+  auto log = std::make_shared<spdlog::logger>(
+      "client-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  log->set_level(spdlog::level::debug);
+  auto client = make_client(options(), log);
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_TRUE(run_until(io, [&] { return client->idle_connections() == 0; }))
+      << "the closed connection is still in the pool";
+  EXPECT_TRUE(run_until(io, [&] { return close_wait_sockets_to(server->port()) == 0; }))
+      << "a socket the server closed is left in CLOSE-WAIT";
+
+  // The next GET opens a fresh connection at once: no failed attempt on the dead one.
+  auto second = run(io, client->get("p"));
+  EXPECT_EQ(second.outcome, Outcome::ok) << second.message;
+  EXPECT_EQ(server->accepted, 2);
+  ASSERT_EQ(server->seen.size(), 2u);
+  EXPECT_EQ(server->seen[1].connection, 2);
+  log->flush();
+  EXPECT_EQ(out.str().find("was dead"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("idle connection closed by the server"), std::string::npos)
+      << out.str();
+}
+
+TEST_F(CreatifyClientTest, WatchedIdleConnectionsStayUsable) {
+  // Taking a connection from the pool ends the wait on it; the wait must neither close it nor
+  // disturb the request that now uses it, however long it sat idle first.
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  auto client = make_client();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok) << i;
+    EXPECT_FALSE(run_until(io, [&] { return client->idle_connections() != 1; },
+                           i % 5 == 0 ? 30ms : 0ms));
+  }
+  std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
+  for (int i = 0; i < 4; ++i) ops.push_back(client->get("p"));
+  for (auto& r : run_all(io, std::move(ops))) EXPECT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(server->seen.size(), 24u);
+  EXPECT_LE(server->accepted, 4);
+  EXPECT_EQ(client->idle_connections(), static_cast<std::size_t>(server->accepted));
+}
+
+TEST_F(CreatifyClientTest, IdleConnectionsOutliveNeitherCloseNorTheClient) {
+  serve([](const Request&) { return Reply{200, persona_json("p")}; });
+  auto client = make_client();
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_EQ(client->idle_connections(), 1u);
+  client->close();
+  EXPECT_EQ(client->idle_connections(), 0u);
+  run_until(io, [] { return false; }, 20ms);  // the cancelled wait's handler runs, harmlessly
+
+  auto other = make_client();
+  ASSERT_EQ(run(io, other->get("p")).outcome, Outcome::ok);
+  other.reset();  // destroyed with a watched connection in its pool
+  EXPECT_TRUE(run_until(io, [&] { return server->open == 0; }));  // both were closed
 }
 
 TEST_F(CreatifyClientTest, MaxInFlightBoundsConnectionsAndRequests) {

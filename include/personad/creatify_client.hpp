@@ -40,6 +40,9 @@ class CreatifyClient final : public CreatifyApi {
   // Closes pooled connections (shutdown).
   void close();
 
+  // Keep-alive connections waiting in the pool (one the server closes leaves it at once).
+  std::size_t idle_connections() const;
+
   struct Impl;
 
  private:

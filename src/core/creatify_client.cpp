@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -321,6 +322,7 @@ struct Connection {
   std::variant<Plain, Tls> stream;
   beast::flat_buffer buffer;
   steady::time_point idle_since{};
+  std::uint64_t idle_id = 0;  // which stay in the pool this is, for the watch on it
 };
 
 // How far a request got. Without a response, for a create, this is the difference between
@@ -359,7 +361,7 @@ struct Connected {
 // Owned jointly by the client and every running request, so a request that resumes after the
 // client object is gone still finds its pool, limiter and options. Not thread-safe: it lives on
 // the daemon's one event-loop thread, like everything else that touches it.
-class Core {
+class Core : public std::enable_shared_from_this<Core> {
  public:
   Core(asio::any_io_executor ex, ClientOptions options, Credentials credentials,
        std::shared_ptr<spdlog::logger> log, Origin origin, std::unique_ptr<ssl::context> tls)
@@ -375,6 +377,7 @@ class Core {
   asio::awaitable<ApiResult<RemotePersona>> get(std::string id);
   asio::awaitable<ApiResult<ListPage>> list_page(std::string target);
   void close();
+  std::size_t idle_connections() const { return idle_.size(); }
 
  private:
   struct Waiter {
@@ -410,6 +413,8 @@ class Core {
   std::unique_ptr<Connection> take_idle();
   void make_room();
   void give_back(std::unique_ptr<Connection> c);
+  void watch_idle(Connection& c);
+  void drop_idle(std::uint64_t idle_id);
 
   template <class T>
   ApiResult<T> failure(Outcome outcome, std::string_view method, std::string_view target,
@@ -428,6 +433,7 @@ class Core {
   std::unique_ptr<ssl::context> tls_;
   RateLimiter limiter_;
   std::deque<std::unique_ptr<Connection>> idle_;  // oldest first
+  std::uint64_t idle_ids_ = 0;                    // the last idle_id handed out
   int in_use_ = 0;                                // slots held by running requests
   std::deque<std::shared_ptr<Waiter>> waiters_;   // FIFO of requests waiting for a slot
   bool closed_ = false;
@@ -465,7 +471,13 @@ std::unique_ptr<Connection> Core::take_idle() {
   while (!idle_.empty()) {
     auto c = std::move(idle_.back());  // the most recently used is the likeliest alive
     idle_.pop_back();
-    if (now - c->idle_since < kIdleLimit) return c;
+    if (now - c->idle_since < kIdleLimit) {
+      // Ends the watch (its handler then finds no connection with this idle_id in the pool).
+      beast::error_code ignored;
+      c->tcp().socket().cancel(ignored);
+      c->idle_id = 0;
+      return c;
+    }
   }
   return nullptr;
 }
@@ -480,7 +492,32 @@ void Core::give_back(std::unique_ptr<Connection> c) {
   if (closed_) return;
   c->tcp().expires_never();
   c->idle_since = steady::now();
+  c->idle_id = ++idle_ids_;
+  watch_idle(*c);
   idle_.push_back(std::move(c));
+}
+
+// An idle connection has nothing to read: when it becomes readable, the server has closed it
+// (FIN, reset, a TLS close_notify) or sent something unasked for. Either way it is no use, so it
+// is closed at once instead of lingering in CLOSE-WAIT until a request trips over it. The wait
+// is on the socket itself, not through the (TLS) stream, so no stream operation is left pending
+// on a connection that is later handed out or destroyed; the handler holds only the core (weakly)
+// and the idle_id, and touches a connection only if that very stay in the pool is still on.
+void Core::watch_idle(Connection& c) {
+  c.tcp().socket().async_wait(
+      tcp::socket::wait_read,
+      [core = weak_from_this(), id = c.idle_id](const beast::error_code& ec) {
+        if (ec == asio::error::operation_aborted) return;  // taken for a request, or closed
+        if (auto self = core.lock()) self->drop_idle(id);
+      });
+}
+
+void Core::drop_idle(std::uint64_t idle_id) {
+  auto it = std::find_if(idle_.begin(), idle_.end(),
+                         [idle_id](const auto& c) { return c->idle_id == idle_id; });
+  if (it == idle_.end()) return;  // taken or dropped meanwhile
+  if (log_) log_->debug("http: idle connection closed by the server, dropped from the pool");
+  idle_.erase(it);  // closes the socket
 }
 
 void Core::close() {
@@ -895,6 +932,8 @@ bool has_control_chars(std::string_view s) {
 struct CreatifyClient::Impl {
   std::shared_ptr<Core> core;
 };
+
+std::size_t CreatifyClient::idle_connections() const { return impl_->core->idle_connections(); }
 
 ClientOptions client_options_from(const ApiConfig& api) {
   ClientOptions o;
