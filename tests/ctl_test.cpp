@@ -316,5 +316,67 @@ TEST_F(CtlTest, SubmitWhileTheDaemonHoldsTheDatabaseButNeverListens) {
   EXPECT_THAT(err_.str(), HasSubstr("sent after a reload (SIGHUP)"));
 }
 
+// A key longer than the contract's 128 characters is refused by personactl itself (exit 2),
+// before anything is sent; a 20,000-character one used to reset the daemon's connection.
+TEST_F(CtlTest, KeysLongerThan128AreRefusedBeforeSending) {
+  FakeDaemon daemon(config_.control_socket, [](const ControlRequest&) {
+    return ControlResponse{404, R"({"error":"unknown key"})"};
+  });
+  for (const std::size_t n : {std::size_t{129}, std::size_t{20'000}}) {
+    const std::string key(n, 'k');
+    err_.str("");
+    EXPECT_EQ(ctl::show(ctx(), key, false), ctl::kInvalid);
+    EXPECT_THAT(err_.str(), HasSubstr("key too long: " + std::to_string(n) + " characters"));
+    EXPECT_EQ(ctl::history(ctx(), key, true), ctl::kInvalid);
+    EXPECT_EQ(ctl::cancel(ctx(), key), ctl::kInvalid);
+    EXPECT_EQ(ctl::retry(ctx(), key, false), ctl::kInvalid);
+    EXPECT_EQ(ctl::resolve(ctx(), key, "", true), ctl::kInvalid);
+  }
+  EXPECT_TRUE(daemon.requests().empty());
+  EXPECT_EQ(ctl::show(ctx(), std::string(128, 'k'), false), ctl::kRefused);
+  EXPECT_EQ(daemon.requests().size(), 1u);
+}
+
+// A known key whose file entry differs from the job's spec is reported as such (the change is
+// not sent: a new key is the way to create it anew); personactl used to print a plain "known".
+TEST_F(CtlTest, SubmitReportsAChangedSpec) {
+  // Without a daemon: the outcome comes from the database.
+  ASSERT_EQ(ctl::submit(ctx(), {batch("a")}), ctl::kOk) << err_.str();
+  out_.str("");
+  ASSERT_EQ(ctl::submit(ctx(), {batch("a", "m")}), ctl::kOk) << err_.str();
+  EXPECT_EQ(out_.str(), "known a queued (spec changed: not sent again)\n");
+  out_.str("");
+  ASSERT_EQ(ctl::submit(ctx(), {batch("a")}), ctl::kOk) << err_.str();
+  EXPECT_EQ(out_.str(), "known a queued\n");
+
+  // Through the daemon: its results say so.
+  FakeDaemon daemon(config_.control_socket, [](const ControlRequest& r) {
+    if (r.target == "/v1/submit/check") return ControlResponse{200, R"({"valid":1})"};
+    const std::string key(json::parse(r.body).at("personas").as_array()[0].at("key").as_string());
+    return ControlResponse{
+        200, R"({"results":[{"key":")" + key + R"(","result":"known","state":"pending","spec_changed":)" +
+                 (key == "b" ? "true" : "false") + "}]}"};
+  });
+  out_.str("");
+  ASSERT_EQ(ctl::submit(ctx(), {batch("b")}), ctl::kOk) << err_.str();
+  ASSERT_EQ(ctl::submit(ctx(), {batch("c")}), ctl::kOk) << err_.str();
+  EXPECT_EQ(out_.str(), "known b pending (spec changed: not sent again)\nknown c pending\n");
+}
+
+// A daemon serving as many control connections as it will answers 503 {"busy": true}:
+// personactl asks again rather than giving up on the first try.
+TEST_F(CtlTest, BusyDaemonIsAskedAgain) {
+  std::atomic<int> calls{0};
+  FakeDaemon daemon(config_.control_socket, [&](const ControlRequest&) {
+    if (++calls <= 3)
+      return ControlResponse{503, R"({"error":"personad is busy","busy":true})"};
+    return ControlResponse{200, R"({"counts":{"queued":0},"total":0,"polls":0,"attempts":0,)"
+                                R"("next_due_at":null,"next_due_key":null})"};
+  });
+  EXPECT_EQ(ctl::stats(ctx(), true), ctl::kOk) << err_.str();
+  EXPECT_EQ(calls.load(), 4);
+  EXPECT_THAT(out_.str(), HasSubstr("\"counts\""));
+}
+
 }  // namespace
 }  // namespace personad::testing

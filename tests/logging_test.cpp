@@ -1,5 +1,6 @@
 // Logging: the transition line in text and JSON, quoting, journald field names, JSON wrapping
-// of plain messages, and that a secret handed to the logger is not invented by it.
+// of plain messages, and that a secret handed to the logger is not invented by it; repeated
+// lines throttled to one, then one a minute with a count.
 #include "personad/logging.hpp"
 
 #include <gmock/gmock.h>
@@ -115,6 +116,51 @@ TEST(Logging, FirstTransitionHasFromNone) {
   t.reason = "enqueued";
   log.transition(j, t);
   EXPECT_THAT(out.str(), HasSubstr("remote_id=\"\" from=none to=queued"));
+}
+
+TEST(LogThrottle, FirstLineThenOneAnIntervalWithTheCountHeldBack) {
+  using namespace std::chrono_literals;
+  LogThrottle t(60s);
+  const auto t0 = LogThrottle::Clock::time_point{} + 1000s;
+  auto v = t.admit(t0);
+  EXPECT_TRUE(v.write);
+  EXPECT_EQ(v.suppressed, 0u);
+  for (int i = 1; i <= 1000; ++i) EXPECT_FALSE(t.admit(t0 + i * 10ms).write);
+  EXPECT_EQ(t.pending(), 1000u);
+  v = t.admit(t0 + 60s);
+  EXPECT_TRUE(v.write);
+  EXPECT_EQ(v.suppressed, 1000u);
+  EXPECT_EQ(v.since, 60s);
+  EXPECT_FALSE(t.admit(t0 + 61s).write);
+  EXPECT_FALSE(t.admit(t0 + 62s).write);
+  EXPECT_EQ(t.take_suppressed(), 2u);
+  EXPECT_EQ(t.pending(), 0u);
+  v = t.admit(t0 + 200s);
+  EXPECT_TRUE(v.write);
+  EXPECT_EQ(v.suppressed, 0u);
+}
+
+TEST(LogThrottle, LogThrottledWritesTheLineAndLaterItsCount) {
+  using namespace std::chrono_literals;
+  std::ostringstream out;
+  auto logger = std::make_shared<spdlog::logger>(
+      "t", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  logger->set_pattern("%l %v");
+  LogThrottle t(60s);
+  const auto t0 = LogThrottle::Clock::time_point{} + 1000s;
+  for (int i = 0; i < 400'000; ++i)
+    log_throttled(*logger, t, spdlog::level::warn, "accept failed: Too many open files",
+                  t0 + std::chrono::microseconds(i * 100));  // 40 s of a fault
+  log_throttled(*logger, t, spdlog::level::warn, "accept failed: Too many open files", t0 + 90s);
+  EXPECT_EQ(out.str(),
+            "warning accept failed: Too many open files\n"
+            "warning accept failed: Too many open files (399999 more like this in the last 90s)\n");
+  // Below the logger's level nothing is counted or written.
+  logger->set_level(spdlog::level::err);
+  log_throttled(*logger, t, spdlog::level::warn, "x", t0 + 500s);
+  EXPECT_EQ(t.pending(), 0u);
+  EXPECT_EQ(suppressed_suffix(0, 5s), "");
+  EXPECT_EQ(suppressed_suffix(3, 5s), " (3 more like this in the last 5s)");
 }
 
 }  // namespace

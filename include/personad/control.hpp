@@ -2,11 +2,16 @@
 // and the Prometheus /metrics page. Routing is plain code, testable without a socket.
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "personad/clock.hpp"
 #include "personad/result.hpp"
@@ -19,11 +24,35 @@ class Tracker;
 class Store;
 class StoreRunner;
 
+// Who is at the other end of a control connection, as the kernel says (SO_PEERCRED at connect
+// time; supplementary groups from SO_PEERGROUPS, else /proc/PID/status).
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (may repeat gid)
+};
+
 struct ControlRequest {
   std::string method;  // GET, POST
   std::string target;  // origin form: /v1/jobs?state=pending
   std::string body;
+  // Set by ControlServer for every request it reads (a connection whose credentials cannot be
+  // read is closed unserved); absent only for callers inside the daemon's own process.
+  std::optional<PeerCredentials> peer;
 };
+
+// The kernel's word on the peer of a connected Unix socket; nullopt if SO_PEERCRED fails.
+std::optional<PeerCredentials> read_peer_credentials(int fd);
+
+// Empty when `peer` may read the local file `path` itself: search permission on every directory
+// the lookup goes through (symbolic links followed as the kernel follows them, each link's own
+// directory included) and read permission on the regular file it ends at, by the mode bits or the
+// POSIX ACL. Otherwise why not, naming the path where it stops. uid 0 may read anything. Inside
+// a user namespace (systemd's PrivateUsers=) unmapped ids all look like the overflow id, so a
+// match on it counts only when the answer would be the same without it. A path that is not
+// absolute is left to validate_spec (empty).
+std::string peer_read_problem(const PeerCredentials& peer, const std::string& path);
 
 struct ControlResponse {
   int status = 200;
@@ -49,6 +78,9 @@ struct ControlResponse {
 //   POST /v1/jobs/KEY/resolve {adopt: ID} | {resubmit: true} → {job, message} (404, 409)
 //   GET  /metrics                    → Prometheus text
 //   GET  /v1/health                  → {status, version, pid}
+// A submit (and its check) over the socket may name only local video files the requesting user
+// could read itself (peer_read_problem): else 400 naming the field and the path, before personad
+// opens anything for it. Keys longer than 128 characters are refused with 400.
 class ControlApi {
  public:
   // Reads go through `store` (the store's thread in the daemon), actions through the tracker:
@@ -59,7 +91,8 @@ class ControlApi {
   void set_extra_metrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
 
  private:
-  boost::asio::awaitable<ControlResponse> submit(std::string body, bool check_only);
+  boost::asio::awaitable<ControlResponse> submit(std::string body, bool check_only,
+                                                 std::optional<PeerCredentials> peer);
   boost::asio::awaitable<ControlResponse> metrics();
   Tracker& tracker_;
   StoreRunner& store_;
@@ -69,8 +102,35 @@ class ControlApi {
 
 using ControlHandler = std::function<boost::asio::awaitable<ControlResponse>(ControlRequest)>;
 
+// What one local client may cost the daemon.
+struct ControlServerLimits {
+  std::size_t max_body_bytes = std::size_t{1} << 20;  // 413 beyond
+  std::size_t max_header_bytes = 16 * 1024;            // 431 beyond (a 20,000-character key)
+  // Connections served at once; one more is answered 503 {"busy": true} and closed at once.
+  // 0: a quarter of RLIMIT_NOFILE's soft limit, between 4 and 64.
+  std::size_t max_connections = 0;
+  Millis idle_timeout{5'000};      // to send a request's header (after connect, or the last answer)
+  Millis request_timeout{30'000};  // to send its body; and for the client to take the answer
+  // A failing accept (EMFILE, ENFILE, ENOBUFS, ENOMEM, …) is tried again after this, doubling
+  // up to backoff_max, back to the start after an accept that works.
+  Millis accept_backoff_initial{100};
+  Millis accept_backoff_max{1'000};
+};
+
+// Counters since listen (for tests and metrics).
+struct ControlServerStats {
+  std::size_t open = 0;              // connections being served now
+  std::uint64_t accepted = 0;        // connections served
+  std::uint64_t refused_busy = 0;    // answered 503 and closed: max_connections were open
+  std::uint64_t accept_errors = 0;   // accepts that failed
+  std::uint64_t timed_out = 0;       // closed for sending nothing (or too little) in time
+  std::uint64_t no_credentials = 0;  // closed unserved: SO_PEERCRED failed
+};
+
 // Listens on a Unix socket (mode 0660; a stale socket file is replaced). Requests over
-// max_body_bytes are refused with 413; idle connections close after a timeout.
+// max_body_bytes are refused with 413 and headers over max_header_bytes with 431; a connection
+// that sends nothing closes after idle_timeout; at most max_connections are served at once; a
+// failing accept backs off instead of spinning; repeated failures are logged once a minute.
 class ControlServer {
  public:
   static Result<std::unique_ptr<ControlServer>> listen(boost::asio::any_io_executor ex,
@@ -78,8 +138,15 @@ class ControlServer {
                                                        ControlHandler handler,
                                                        std::shared_ptr<spdlog::logger> log,
                                                        std::size_t max_body_bytes = 1 << 20);
+  static Result<std::unique_ptr<ControlServer>> listen(boost::asio::any_io_executor ex,
+                                                       const std::string& socket_path,
+                                                       ControlHandler handler,
+                                                       std::shared_ptr<spdlog::logger> log,
+                                                       ControlServerLimits limits);
   ~ControlServer();
   void stop();  // closes the listener and removes the socket file
+  const ControlServerStats& stats() const;
+  std::size_t max_connections() const;
   struct Impl;
 
  private:

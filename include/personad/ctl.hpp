@@ -17,6 +17,10 @@ constexpr int kOk = 0;
 constexpr int kRefused = 1;  // unknown key, not allowed, daemon unreachable
 constexpr int kInvalid = 2;  // invalid input
 
+// The contract's keys are [A-Za-z0-9._-]{1,128}: a longer KEY argument is refused (exit 2)
+// before anything is sent.
+constexpr std::size_t kMaxKeyChars = 128;
+
 // `submit` sends a file's entries to the daemon in requests of at most this many entries and
 // bytes (the daemon refuses bodies over 1 MiB; each request is one transaction there).
 constexpr std::size_t kSubmitChunkEntries = 1000;
@@ -34,6 +38,10 @@ struct Context {
   // holds the database (it is starting): how long to wait for the socket, to have the daemon
   // pick the jobs up at once.
   Millis startup_wait{5'000};
+  // The daemon answers 503 {"busy": true} while it serves as many control connections as it
+  // will: ask again every busy_retry for up to this long.
+  Millis busy_wait{10'000};
+  Millis busy_retry{250};
 };
 
 int submit(const Context& ctx, const std::vector<std::string>& files);

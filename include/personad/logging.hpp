@@ -2,8 +2,11 @@
 // structured events (one line per transition) with the same fields in every format.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,6 +64,41 @@ class EventLog {
   std::shared_ptr<spdlog::logger> logger_;
   LogFormat format_;
 };
+
+// A line that may repeat very fast (an accept that fails with EMFILE, a flood of refused
+// connections) is written once, then at most once per interval with how many were held back
+// meanwhile, so a fault that repeats 400,000 times a second costs a line a minute, not the disk.
+// One object per kind of line; not thread-safe (each lives on one event loop).
+class LogThrottle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit LogThrottle(Clock::duration interval = std::chrono::seconds(60)) : interval_(interval) {}
+
+  struct Verdict {
+    bool write = false;            // write this occurrence now
+    std::uint64_t suppressed = 0;  // when writing: occurrences held back since the last line
+    Clock::duration since{};       // … which was written this long ago
+  };
+  Verdict admit(Clock::time_point now);
+  // Occurrences held back since the last written line, forgotten by this call: for a closing
+  // summary when the fault ends ("accepting again after N failures").
+  std::uint64_t take_suppressed();
+  std::uint64_t pending() const { return suppressed_; }
+  Clock::duration interval() const { return interval_; }
+
+ private:
+  Clock::duration interval_;
+  std::optional<Clock::time_point> last_written_;
+  std::uint64_t suppressed_ = 0;
+};
+
+// `message`, or nothing, through `throttle`; a line written after others were held back ends
+// with " (N more like this in the last Ts)", T the time since the previous line.
+void log_throttled(spdlog::logger& logger, LogThrottle& throttle, spdlog::level::level_enum level,
+                   std::string_view message,
+                   LogThrottle::Clock::time_point now = LogThrottle::Clock::now());
+// The suffix above; "" for 0.
+std::string suppressed_suffix(std::uint64_t suppressed, LogThrottle::Clock::duration over);
 
 // The text form of an event (also the journald MESSAGE).
 std::string format_event_text(std::string_view name, const std::vector<LogField>& fields);

@@ -1,9 +1,16 @@
 // Routes of the control API (see control.hpp): JSON in, JSON out, errors as {error: …}.
 #include "personad/control.hpp"
 
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <sstream>
@@ -20,7 +27,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-ControlResponse reply(int status, const json::value& v) {
+// Every reply is valid UTF-8 whatever it echoes (a key from the URL, an API's text): the one
+// place all of them pass.
+ControlResponse reply(int status, json::value v) {
+  make_valid_utf8(v);
   return ControlResponse{status, json::serialize(v), "application/json"};
 }
 
@@ -99,7 +109,218 @@ bool flag(const json::object& o, std::string_view name) {
   return it != o.end() && it->value().is_bool() && it->value().get_bool();
 }
 
+// The contract's keys are [A-Za-z0-9._-]{1,128}.
+constexpr std::size_t kKeyMaxChars = 128;
+
+ControlResponse key_too_long_reply(std::size_t n) {
+  return error_reply(400, "key too long: " + std::to_string(n) + " characters; keys are at most " +
+                              std::to_string(kKeyMaxChars));
+}
+
+// ---- The peer's own access to a local file (see peer_read_problem) ----
+
+// Inside a user namespace every id without a mapping reads as the overflow id; outside one, no
+// id is ambiguous.
+struct Overflow {
+  bool active = false;
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+};
+
+Overflow read_overflow() {
+  Overflow o;
+  std::ifstream map("/proc/self/uid_map");
+  std::string inside, outside, count;
+  // The initial namespace maps everything: "0 0 4294967295".
+  if (!(map >> inside >> outside >> count) || (inside == "0" && outside == "0" && count == "4294967295"))
+    return o;
+  o.active = true;
+  o.uid = o.gid = 65534;
+  if (std::ifstream f("/proc/sys/kernel/overflowuid"); f) f >> o.uid;
+  if (std::ifstream f("/proc/sys/kernel/overflowgid"); f) f >> o.gid;
+  return o;
+}
+
+const Overflow& overflow_ids() {
+  static const Overflow o = read_overflow();
+  return o;
+}
+
+struct AclEntry {
+  std::uint16_t tag = 0;
+  std::uint16_t perm = 0;
+  std::uint32_t id = 0;
+};
+
+// The access ACL of a file (system.posix_acl_access, little-endian version 2), if it has one.
+std::optional<std::vector<AclEntry>> read_acl(const std::string& path) {
+  char buf[4 + 8 * 64];
+  const ssize_t n = ::getxattr(path.c_str(), "system.posix_acl_access", buf, sizeof buf);
+  if (n < 4) return std::nullopt;  // none (ENODATA), unsupported, or too large: mode bits
+  auto u16 = [&](std::size_t at) {
+    return static_cast<std::uint16_t>(static_cast<unsigned char>(buf[at]) |
+                                      static_cast<unsigned char>(buf[at + 1]) << 8);
+  };
+  auto u32 = [&](std::size_t at) {
+    return static_cast<std::uint32_t>(u16(at)) | static_cast<std::uint32_t>(u16(at + 2)) << 16;
+  };
+  if (u32(0) != 2 || (n - 4) % 8 != 0) return std::nullopt;
+  std::vector<AclEntry> acl;
+  for (std::size_t at = 4; at + 8 <= static_cast<std::size_t>(n); at += 8)
+    acl.push_back({u16(at), u16(at + 2), u32(at + 4)});
+  return acl;
+}
+
+// Whether `peer` gets `want` (4 read, 1 search) on the inode, as the kernel decides it (acl(5)).
+// `overflow_matches`: whether an overflow id of the peer counts as equal to an overflow id of
+// the file (see peer_read_problem).
+bool grants(const PeerCredentials& peer, const struct stat& st,
+            const std::optional<std::vector<AclEntry>>& acl, unsigned want, bool overflow_matches) {
+  const Overflow& ov = overflow_ids();
+  auto is_user = [&](uid_t id) {
+    return peer.uid == id && (overflow_matches || !ov.active || id != ov.uid);
+  };
+  auto in_group = [&](gid_t id) {
+    if (!overflow_matches && ov.active && id == ov.gid) return false;
+    return peer.gid == id || std::find(peer.groups.begin(), peer.groups.end(), id) != peer.groups.end();
+  };
+  auto has = [&](unsigned perm) { return (perm & want) == want; };
+  if (!acl) {
+    const unsigned mode = st.st_mode;
+    if (is_user(st.st_uid)) return has(mode >> 6 & 7);
+    if (in_group(st.st_gid)) return has(mode >> 3 & 7);
+    return has(mode & 7);
+  }
+  constexpr std::uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08,
+                          kMask = 0x10, kOther = 0x20;
+  unsigned mask = 7;
+  for (const auto& e : *acl)
+    if (e.tag == kMask) mask = e.perm;
+  if (is_user(st.st_uid)) {
+    for (const auto& e : *acl)
+      if (e.tag == kUserObj) return has(e.perm);
+    return false;
+  }
+  for (const auto& e : *acl)
+    if (e.tag == kUser && is_user(static_cast<uid_t>(e.id))) return has(e.perm & mask);
+  bool matched = false;
+  for (const auto& e : *acl) {
+    const bool member = (e.tag == kGroupObj && in_group(st.st_gid)) ||
+                        (e.tag == kGroup && in_group(static_cast<gid_t>(e.id)));
+    if (!member) continue;
+    matched = true;
+    if (has(e.perm & mask)) return true;
+  }
+  if (matched) return false;
+  for (const auto& e : *acl)
+    if (e.tag == kOther) return has(e.perm);
+  return false;
+}
+
+bool peer_may(const PeerCredentials& peer, const std::string& path, const struct stat& st,
+              unsigned want) {
+  const auto acl = read_acl(path);
+  // An ambiguous id (the overflow id on both sides) grants only if the answer is the same
+  // whether or not it is the same user or group.
+  return grants(peer, st, acl, want, true) && grants(peer, st, acl, want, false);
+}
+
+std::string join_path(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
+}
+
+std::string parent_of(const std::string& dir) {
+  const auto slash = dir.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : dir.substr(0, slash);
+}
+
+void push_components(std::deque<std::string>& todo, const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto end = std::min(path.find('/', start), path.size());
+    if (end > start) parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  todo.insert(todo.begin(), parts.begin(), parts.end());
+}
+
+std::string uid_text(const PeerCredentials& peer) {
+  return "uid " + std::to_string(peer.uid) + ", gid " + std::to_string(peer.gid);
+}
+
+// The local file a video field names, as the client will open it (see creatify_client).
+std::string local_file_of(std::string_view value) {
+  if (value.starts_with("file://")) value.remove_prefix(7);
+  else if (value.starts_with("file:")) value.remove_prefix(5);
+  return std::string(value);
+}
+
+// Every local-file field of a spec the peer may not read itself, as field errors. Checked before
+// validate_spec, which opens the files as personad.
+std::vector<FieldError> peer_access_errors(const PeerCredentials& peer, const PersonaSpec& spec) {
+  std::vector<FieldError> out;
+  const std::pair<const char*, const std::string*> fields[] = {
+      {"lipsync_input", &spec.lipsync_input}, {"consent_video", &spec.consent_video}};
+  for (const auto& [name, value] : fields) {
+    if (value->empty() || !is_local_media(*value)) continue;
+    const std::string path = local_file_of(*value);
+    if (auto problem = peer_read_problem(peer, path); !problem.empty())
+      out.push_back({name, "local file '" + path + "' may not be read by the requesting user (" +
+                               uid_text(peer) + "): " + problem +
+                               "; personad reads only files its requester could read"});
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string peer_read_problem(const PeerCredentials& peer, const std::string& path) {
+  if (peer.uid == 0) return {};
+  if (path.empty() || path.front() != '/') return {};
+  std::deque<std::string> todo;
+  push_components(todo, path);
+  std::string dir = "/";  // a real path: only directories (never links) are appended to it
+  int links = 0;
+  while (!todo.empty()) {
+    std::string name = std::move(todo.front());
+    todo.pop_front();
+    if (name == ".") continue;
+    // Looking a name up in a directory needs search permission on it.
+    struct stat ds {};
+    if (::stat(dir.c_str(), &ds) != 0)
+      return "cannot examine '" + dir + "': " + std::strerror(errno);
+    if (!peer_may(peer, dir, ds, 1)) return "no search permission on directory '" + dir + "'";
+    if (name == "..") {
+      dir = parent_of(dir);
+      continue;
+    }
+    const std::string next = join_path(dir, name);
+    struct stat st {};
+    if (::lstat(next.c_str(), &st) != 0)
+      return "cannot examine '" + next + "': " + std::strerror(errno);
+    if (S_ISLNK(st.st_mode)) {
+      if (++links > 40) return "too many symbolic links at '" + next + "'";
+      std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+      const ssize_t n = ::readlink(next.c_str(), target.data(), target.size());
+      if (n < 0) return "cannot read symbolic link '" + next + "': " + std::strerror(errno);
+      target.resize(static_cast<std::size_t>(n));
+      if (!target.empty() && target.front() == '/') dir = "/";
+      push_components(todo, target);
+      continue;
+    }
+    if (todo.empty()) {
+      if (!S_ISREG(st.st_mode)) return "'" + next + "' is not a regular file";
+      if (!peer_may(peer, next, st, 4))
+        return next == path ? "no read permission on '" + next + "'"
+                            : "no read permission on '" + next + "', where '" + path + "' leads";
+      return {};
+    }
+    if (!S_ISDIR(st.st_mode)) return "'" + next + "' is not a directory";
+    dir = next;
+  }
+  return "'" + path + "' names a directory, not a file";
+}
 
 ControlApi::ControlApi(Tracker& tracker, StoreRunner& store, const Clock& clock)
     : tracker_(tracker), store_(store), clock_(clock) {}
@@ -123,8 +344,10 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
     if (!s) co_return error_reply(500, s.message());
     co_return reply(200, stats_to_json(*s));
   }
-  if (post && seg == std::vector<std::string>{"submit"}) co_return co_await submit(std::move(req.body), false);
-  if (post && seg == std::vector<std::string>{"submit", "check"}) co_return co_await submit(std::move(req.body), true);
+  if (post && seg == std::vector<std::string>{"submit"})
+    co_return co_await submit(std::move(req.body), false, std::move(req.peer));
+  if (post && seg == std::vector<std::string>{"submit", "check"})
+    co_return co_await submit(std::move(req.body), true, std::move(req.peer));
   if (post && seg == std::vector<std::string>{"adopt-queued"}) {
     const std::size_t adopted = co_await tracker_.adopt_queued();
     co_return adopted_reply(adopted);
@@ -145,6 +368,7 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   }
   if (seg.size() < 2) co_return error_reply(404, "no such route: " + req.target);
   const std::string key = seg[1];
+  if (key.size() > kKeyMaxChars) co_return key_too_long_reply(key.size());
 
   if (get && (seg.size() == 2 || (seg.size() == 3 && seg[2] == "history"))) {
     auto job = co_await store_.read([&key](Store& st) { return st.find(key); });
@@ -170,7 +394,8 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   co_return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
 }
 
-asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool check_only) {
+asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool check_only,
+                                                    std::optional<PeerCredentials> peer) {
   auto body = body_object(body_text);
   if (!body) co_return error_reply(400, body.message());
   std::string source = "personactl";
@@ -187,6 +412,10 @@ asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool 
     auto spec = spec_from_json(v);
     if (!spec) {
       errors.push_back(spec_error(index, spec.message()));
+    } else if (auto denied = peer ? peer_access_errors(*peer, *spec) : std::vector<FieldError>{};
+               !denied.empty()) {
+      // Refused before validate_spec opens anything for this requester.
+      for (const auto& fe : denied) errors.push_back(field_error(index, spec->key, fe.field, fe.message));
     } else {
       for (const auto& fe : validate_spec(*spec))
         errors.push_back(field_error(index, spec->key, fe.field, fe.message));

@@ -63,10 +63,26 @@ struct Answer {
   json::value body;
 };
 
-// Fails with ErrorKind::unavailable when no daemon listens on the socket.
+bool busy(const ControlReply& reply) {
+  if (reply.status != 503) return false;
+  boost::system::error_code ec;
+  json::value v = json::parse(reply.body, ec);
+  if (ec || !v.is_object()) return false;
+  auto it = v.get_object().find("busy");
+  return it != v.get_object().end() && it->value().is_bool() && it->value().get_bool();
+}
+
+// Fails with ErrorKind::unavailable when no daemon listens on the socket. A daemon that serves
+// as many control connections as it will (a flood of idle clients, a script running many
+// personactl at once) is asked again for a while.
 Result<Answer> from_socket(const Context& ctx, const std::string& method, const std::string& target,
                            const std::string& body) {
+  const auto give_up = std::chrono::steady_clock::now() + ctx.busy_wait;
   auto reply = control_call(ctx.config.control_socket, method, target, body, ctx.timeout);
+  while (reply && busy(*reply) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(ctx.busy_retry);
+    reply = control_call(ctx.config.control_socket, method, target, body, ctx.timeout);
+  }
   if (!reply) return reply.error();
   boost::system::error_code ec;
   json::value v = json::parse(reply->body, ec);
@@ -97,10 +113,21 @@ int print_error(const Context& ctx, const std::string& message, int code) {
   return code;
 }
 
+// A KEY argument no job can have: refused here, not sent (a 20,000-character key would not even
+// fit the daemon's request header).
+bool key_too_long(const Context& ctx, const std::string& key) {
+  if (key.size() <= kMaxKeyChars) return false;
+  print_error(ctx, "key too long: " + std::to_string(key.size()) + " characters; keys are at most " +
+                       std::to_string(kMaxKeyChars),
+              kInvalid);
+  return true;
+}
+
 std::string error_of(const Answer& a) {
   if (a.body.is_object())
     if (auto it = a.body.get_object().find("error"); it != a.body.get_object().end())
       return text(it->value());
+  if (a.status == 431) return "key too long: personad refused the request header as too large";
   return "personad answered HTTP " + std::to_string(a.status);
 }
 
@@ -158,6 +185,7 @@ int list(const Context& ctx, const std::string& state, bool as_json) {
 }
 
 int show(const Context& ctx, const std::string& key, bool as_json) {
+  if (key_too_long(ctx, key)) return kInvalid;
   auto a = read(ctx, "/v1/jobs/" + encode_key(key), [&](Store& s) -> Result<Answer> {
     auto j = s.find(key);
     if (!j) return j.error();
@@ -184,6 +212,7 @@ int show(const Context& ctx, const std::string& key, bool as_json) {
 }
 
 int history(const Context& ctx, const std::string& key, bool as_json) {
+  if (key_too_long(ctx, key)) return kInvalid;
   auto a = read(ctx, "/v1/jobs/" + encode_key(key) + "/history", [&](Store& s) -> Result<Answer> {
     auto j = s.find(key);
     if (!j) return j.error();
@@ -274,10 +303,14 @@ std::vector<Chunk> make_chunks(const std::string& file, const std::vector<Person
   return chunks;
 }
 
+// `known KEY STATE` (the contract's prefix), and when the file's entry differs from the job's
+// spec, a note that the change was not sent (a new key is the way to create it anew).
 void print_outcome(const Context& ctx, const std::string& key, bool inserted,
-                   std::string_view state) {
+                   std::string_view state, bool spec_changed) {
   if (inserted)
     ctx.out << "queued " << key << '\n';
+  else if (spec_changed)
+    ctx.out << "known " << key << ' ' << state << " (spec changed: not sent again)\n";
   else
     ctx.out << "known " << key << ' ' << state << '\n';
 }
@@ -338,7 +371,8 @@ int write_offline(const Context& ctx, Offline& offline, const std::string& file,
       print_partial(ctx, file, i, specs.size());
       return kRefused;
     }
-    for (const auto& o : *r) print_outcome(ctx, o.key, o.inserted, to_string(o.state));
+    for (const auto& o : *r)
+      print_outcome(ctx, o.key, o.inserted, to_string(o.state), o.spec_changed);
   }
   offline.files.push_back(file);
   return kOk;
@@ -434,7 +468,9 @@ int submit_file(const Context& ctx, Offline& offline, const std::string& file,
       for (const auto& r : results.get_array()) {
         if (!r.is_object()) continue;
         const auto& o = r.get_object();
-        print_outcome(ctx, field(o, "key"), field(o, "result") == "queued", field(o, "state"));
+        const auto* changed = o.if_contains("spec_changed");
+        print_outcome(ctx, field(o, "key"), field(o, "result") == "queued", field(o, "state"),
+                      changed != nullptr && changed->is_bool() && changed->get_bool());
       }
   }
   return kOk;
@@ -466,14 +502,17 @@ int submit(const Context& ctx, const std::vector<std::string>& files) {
 }
 
 int cancel(const Context& ctx, const std::string& key) {
+  if (key_too_long(ctx, key)) return kInvalid;
   return steer(ctx, "/v1/jobs/" + encode_key(key) + "/cancel", {});
 }
 
 int retry(const Context& ctx, const std::string& key, bool resubmit) {
+  if (key_too_long(ctx, key)) return kInvalid;
   return steer(ctx, "/v1/jobs/" + encode_key(key) + "/retry", {{"resubmit", resubmit}});
 }
 
 int resolve(const Context& ctx, const std::string& key, const std::string& adopt, bool resubmit) {
+  if (key_too_long(ctx, key)) return kInvalid;
   if (adopt.empty() == !resubmit)
     return print_error(ctx, "resolve needs exactly one of --adopt REMOTE_ID or --resubmit",
                        kInvalid);

@@ -12,8 +12,10 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <cctype>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 namespace personad {
 
@@ -169,6 +171,33 @@ std::string journal_field_name(std::string_view name) {
                ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
                : '_';
   return out;
+}
+
+LogThrottle::Verdict LogThrottle::admit(Clock::time_point now) {
+  if (!last_written_ || now - *last_written_ >= interval_) {
+    const Clock::duration since = last_written_ ? now - *last_written_ : Clock::duration{};
+    last_written_ = now;
+    return Verdict{true, std::exchange(suppressed_, 0), since};
+  }
+  ++suppressed_;
+  return Verdict{};
+}
+
+std::uint64_t LogThrottle::take_suppressed() { return std::exchange(suppressed_, 0); }
+
+std::string suppressed_suffix(std::uint64_t suppressed, LogThrottle::Clock::duration over) {
+  if (suppressed == 0) return "";
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(over).count();
+  return " (" + std::to_string(suppressed) + " more like this in the last " +
+         std::to_string(std::max<std::int64_t>(secs, 1)) + "s)";
+}
+
+void log_throttled(spdlog::logger& logger, LogThrottle& throttle, spdlog::level::level_enum level,
+                   std::string_view message, LogThrottle::Clock::time_point now) {
+  if (!logger.should_log(level)) return;
+  const auto v = throttle.admit(now);
+  if (!v.write) return;
+  logger.log(level, "{}{}", message, suppressed_suffix(v.suppressed, v.since));
 }
 
 EventLog::EventLog(std::shared_ptr<spdlog::logger> logger, LogFormat format)

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -44,10 +45,13 @@ inline void write_file(const fs::path& p, const std::string& text) {
 // A child process; killed (SIGKILL) when the object dies, so no test leaves one behind.
 class Process {
  public:
+  // `in_child` runs in the child just before exec (lower a limit, drop privileges, …).
   Process(std::vector<std::string> args, const std::map<std::string, std::string>& env,
-          const fs::path& out, const fs::path& err) {
+          const fs::path& out, const fs::path& err,
+          const std::function<void()>& in_child = {}) {
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (in_child) in_child();
       int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(o, 1);
@@ -213,12 +217,13 @@ class Environment {
     return {{"CREATIFY_API_ID", kApiId}, {"CREATIFY_API_KEY", kApiKey}};
   }
 
-  void start_daemon(const std::map<std::string, std::string>& extra_env = {}) {
+  void start_daemon(const std::map<std::string, std::string>& extra_env = {},
+                    const std::function<void()>& in_child = {}) {
     auto env = credentials_env();
     env.insert(extra_env.begin(), extra_env.end());
     daemon_ = std::make_unique<Process>(
         std::vector<std::string>{PERSONAD_BIN, "--config", config_path().string()}, env,
-        dir_ / "personad.out", log_path());
+        dir_ / "personad.out", log_path(), in_child);
   }
   bool wait_for_socket() {
     return wait_until([&] { return fs::exists(dir_ / "control.sock"); }, std::chrono::seconds(10));
@@ -273,6 +278,47 @@ inline std::string make_batch(const std::string& prefix, int count,
       << "labels = [\"it\", \"" << prefix << "\"]\n\n";
   }
   return b.str();
+}
+
+// ---- A process seen from outside ----
+
+// CPU time (user + system) a process has used so far, in seconds; -1 if it cannot be read.
+inline double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  // After the name: state (3), …, utime (14), stime (15).
+  for (int i = 3; i <= 13 && fields >> f; ++i) {
+  }
+  if (!(fields >> utime >> stime)) return -1;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Descriptors a process has open now; -1 if they cannot be listed.
+inline long open_fds(pid_t pid) {
+  std::error_code ec;
+  long n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec))
+    ++n;
+  return ec ? -1 : n;
+}
+
+inline std::size_t count_of(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t pos = 0; (pos = text.find(needle, pos)) != std::string::npos; pos += needle.size())
+    ++n;
+  return n;
+}
+
+inline std::uintmax_t size_of(const fs::path& p) {
+  std::error_code ec;
+  auto n = fs::file_size(p, ec);
+  return ec ? 0 : n;
 }
 
 // ---- Assertions over the daemon (through personactl) and the simulator ----
