@@ -391,6 +391,21 @@ TEST_F(PeerAccess, AnAccessAclIsHonoured) {
             "no read permission on '" + open_.string() + "'");
   EXPECT_EQ(peer_read_problem(PeerCredentials{1, other.uid + 1, other.gid + 1, {}}, open_.string()),
             "");
+
+  // A long ACL (more entries than a first small read takes) is read whole, not replaced by the
+  // mode bits, which would let "other" grant what the named entry denies.
+  std::string long_acl("\x02\0\0\0", 4);
+  long_acl += entry(0x01, 6, 0xffffffff) + entry(0x02, 0, other.uid);
+  for (std::uint32_t id = 50000; id < 50100; ++id) long_acl += entry(0x02, 4, id);
+  long_acl += entry(0x04, 4, 0xffffffff) + entry(0x10, 4, 0xffffffff) + entry(0x20, 4, 0xffffffff);
+  const auto crowded = dir_.write("crowded.mp4");
+  ASSERT_EQ(::setxattr(crowded.c_str(), "system.posix_acl_access", long_acl.data(),
+                       long_acl.size(), 0),
+            0)
+      << std::strerror(errno);
+  EXPECT_EQ(peer_read_problem(other, crowded.string()),
+            "no read permission on '" + crowded.string() + "'");
+  EXPECT_EQ(peer_read_problem(PeerCredentials{1, 50099, 50099, {}}, crowded.string()), "");
 }
 
 // ---- The socket server against hostile clients ----

@@ -373,9 +373,18 @@ TEST_F(CtlTest, BusyDaemonIsAskedAgain) {
     return ControlResponse{200, R"({"counts":{"queued":0},"total":0,"polls":0,"attempts":0,)"
                                 R"("next_due_at":null,"next_due_key":null})"};
   });
-  EXPECT_EQ(ctl::stats(ctx(), true), ctl::kOk) << err_.str();
+  ctl::Context c = ctx();
+  c.busy_retry = Millis(1);
+  EXPECT_EQ(ctl::stats(c, true), ctl::kOk) << err_.str();
   EXPECT_EQ(calls.load(), 4);
   EXPECT_THAT(out_.str(), HasSubstr("\"counts\""));
+
+  // For as long as busy_wait: then the daemon's own message, exit 1.
+  out_.str("");
+  calls = -1'000'000;
+  c.busy_wait = Millis(20);
+  EXPECT_EQ(ctl::stats(c, true), ctl::kRefused);
+  EXPECT_THAT(err_.str(), HasSubstr("personad is busy"));
 }
 
 }  // namespace

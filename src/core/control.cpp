@@ -153,10 +153,21 @@ struct AclEntry {
 };
 
 // The access ACL of a file (system.posix_acl_access, little-endian version 2), if it has one.
-std::optional<std::vector<AclEntry>> read_acl(const std::string& path) {
-  char buf[4 + 8 * 64];
-  const ssize_t n = ::getxattr(path.c_str(), "system.posix_acl_access", buf, sizeof buf);
-  if (n < 4) return std::nullopt;  // none (ENODATA), unsupported, or too large: mode bits
+// Any size: falling back to the mode bits for a long ACL would let "other" grant what a named
+// entry denies.
+std::optional<std::vector<AclEntry>> read_acl(const std::string& path, bool& unreadable) {
+  std::vector<char> buf(4 + 8 * 32);
+  ssize_t n = -1;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    n = ::getxattr(path.c_str(), "system.posix_acl_access", buf.data(), buf.size());
+    if (n >= 0 || errno != ERANGE) break;
+    const ssize_t size = ::getxattr(path.c_str(), "system.posix_acl_access", nullptr, 0);
+    if (size <= 0) break;
+    buf.resize(static_cast<std::size_t>(size));
+  }
+  if (n < 0 && errno != ENODATA && errno != ENOTSUP)
+    unreadable = true;  // it may hold entries that deny: grant nothing on the mode bits alone
+  if (n < 4) return std::nullopt;  // none (ENODATA) or unsupported: the mode bits decide
   auto u16 = [&](std::size_t at) {
     return static_cast<std::uint16_t>(static_cast<unsigned char>(buf[at]) |
                                       static_cast<unsigned char>(buf[at + 1]) << 8);
@@ -219,7 +230,9 @@ bool grants(const PeerCredentials& peer, const struct stat& st,
 
 bool peer_may(const PeerCredentials& peer, const std::string& path, const struct stat& st,
               unsigned want) {
-  const auto acl = read_acl(path);
+  bool unreadable = false;
+  const auto acl = read_acl(path, unreadable);
+  if (unreadable) return false;
   // An ambiguous id (the overflow id on both sides) grants only if the answer is the same
   // whether or not it is the same user or group.
   return grants(peer, st, acl, want, true) && grants(peer, st, acl, want, false);
