@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "temp_dir.hpp"
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -285,19 +287,20 @@ TEST(Batch, ErrorsAreInLineOrderAcrossEntries) {
 TEST(Batch, LocalFilesResolveAgainstTheBatchDirectory) {
   TempDir dir;
   dir.write("batches/videos/jane.mp4");
-  dir.write("media/consent.MOV");
+  dir.write("batches/media/consent.MOV");
   const fs::path batch = dir.path() / "batches" / "b.toml";
   const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"videos/./jane.mp4\"") + "",
                        batch.string());
   ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
   EXPECT_EQ(p.entries[0].spec.lipsync_input, (dir.path() / "batches/videos/jane.mp4").string());
 
-  const auto q = parse(entry_with("consent_video", "consent_video = \"file:../media/consent.MOV\""),
-                       batch.string());
+  const auto q =
+      parse(entry_with("consent_video", "consent_video = \"file:videos/../media/consent.MOV\""),
+            batch.string());
   ASSERT_TRUE(q.ok()) << q.errors.front().to_string();
-  EXPECT_EQ(q.entries[0].spec.consent_video, (dir.path() / "media/consent.MOV").string());
+  EXPECT_EQ(q.entries[0].spec.consent_video, (dir.path() / "batches/media/consent.MOV").string());
 
-  const auto abs = (dir.path() / "media/consent.MOV").string();
+  const auto abs = (dir.path() / "batches/media/consent.MOV").string();
   const auto r =
       parse(entry_with("consent_video", "consent_video = \"file://" + abs + "\""), batch.string());
   ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
@@ -351,13 +354,178 @@ TEST(Batch, UnreadableLocalFileIsNamed) {
   EXPECT_THAT(p.errors[0].message, HasSubstr("is not readable"));
 }
 
-TEST(Batch, LocalFileMustBeMp4OrMov) {
+TEST(Batch, LocalFileMustBeAVideo) {
   TempDir dir;
   dir.write("clip.avi");
   const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"clip.avi\""),
                        (dir.path() / "b.toml").string());
   ASSERT_EQ(p.errors.size(), 1u);
-  EXPECT_THAT(p.errors[0].message, HasSubstr("must be a .mp4 or .mov video"));
+  EXPECT_THAT(p.errors[0].message, HasSubstr("must be a video: .mp4, .m4v, .mov or .qt"));
+  for (const char* name : {"a.mp4", "b.M4V", "c.mov", "d.qt"}) {
+    dir.write(name);
+    EXPECT_TRUE(parse(entry_with("lipsync_input", "lipsync_input = \"" + std::string(name) + "\""),
+                      (dir.path() / "b.toml").string())
+                    .ok())
+        << name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local media: the file that will be read is checked where it really is (issue 11, defect 2)
+
+// The daemon reads and uploads local videos with its own rights: a `x.mp4` that is a symlink to
+// a secret used to be uploaded.
+TEST(Batch, SymlinkToAFileOutsideTheBatchTreeIsRefused) {
+  TempDir dir;
+  const auto secret = dir.write("secret", "root:$6$hash:19000:0:99999:7:::\n");
+  fs::create_directories(dir.path() / "batches");
+  fs::create_symlink(secret, dir.path() / "batches" / "x.mp4");
+  const fs::path batch = dir.path() / "batches" / "b.toml";
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"x.mp4\""), batch.string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_TRUE(p.entries.empty());
+  EXPECT_EQ(p.errors[0].file, batch.string());
+  EXPECT_EQ(p.errors[0].line, 7);
+  EXPECT_EQ(p.errors[0].field, "lipsync_input");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("really '" + fs::canonical(secret).string() + "'"));
+  EXPECT_THAT(p.errors[0].message, HasSubstr("outside the batch file's directory tree"));
+
+  if (fs::exists("/etc/shadow")) {
+    fs::create_symlink("/etc/shadow", dir.path() / "batches" / "shadow.mp4");
+    const auto q = parse(entry_with("consent_video", "consent_video = \"shadow.mp4\""),
+                         batch.string());
+    ASSERT_EQ(q.errors.size(), 1u);
+    EXPECT_EQ(q.errors[0].field, "consent_video");
+    EXPECT_THAT(q.errors[0].message, HasSubstr("/etc/shadow"));
+  }
+}
+
+TEST(Batch, PathsThatClimbOutOfTheBatchTreeAreRefused) {
+  TempDir dir;
+  dir.write("elsewhere/a.mp4");
+  const fs::path batch = dir.path() / "batches" / "b.toml";
+  fs::create_directories(batch.parent_path());
+  for (const std::string& value :
+       std::vector<std::string>{"../elsewhere/a.mp4", "file:../elsewhere/a.mp4",
+                                (dir.path() / "elsewhere/a.mp4").string()}) {
+    const auto p =
+        parse(entry_with("lipsync_input", "lipsync_input = \"" + value + "\""), batch.string());
+    ASSERT_EQ(p.errors.size(), 1u) << value;
+    EXPECT_EQ(p.errors[0].field, "lipsync_input");
+    EXPECT_THAT(p.errors[0].message, HasSubstr("is outside the batch file's directory tree"))
+        << value;
+  }
+}
+
+// The extension that counts is the target's: a .mp4 name on a text file is not a video.
+TEST(Batch, TheExtensionIsCheckedOnTheTarget) {
+  TempDir dir;
+  const auto notes = dir.write("notes.txt", "not a video");
+  fs::create_symlink(notes, dir.path() / "clip.mp4");
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"clip.mp4\""),
+                       (dir.path() / "b.toml").string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "lipsync_input");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("must be a video"));
+}
+
+// The spec keeps the real path, so the upload reads exactly the file that was checked.
+TEST(Batch, ASymlinkInsideTheTreeIsKeptAsItsRealPath) {
+  TempDir dir;
+  const auto real = dir.write("batches/takes/jane-final.mov");
+  fs::create_symlink(real, dir.path() / "batches" / "jane.mp4");
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"jane.mp4\""),
+                       (dir.path() / "batches" / "b.toml").string());
+  ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
+  EXPECT_EQ(p.entries[0].spec.lipsync_input, fs::canonical(real).string());
+}
+
+// A FIFO would block the reader (and the upload) for good; a device is not a video.
+TEST(Batch, FifosAndDevicesAreNotVideos) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir.path() / "pipe.mp4").c_str(), 0600), 0);
+  const auto p = parse(entry_with("lipsync_input", "lipsync_input = \"pipe.mp4\""),
+                       (dir.path() / "b.toml").string());
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "lipsync_input");
+  EXPECT_THAT(p.errors[0].message, HasSubstr("is not a regular file (it is a FIFO)"));
+
+  fs::create_symlink("/dev/zero", dir.path() / "zero.mp4");
+  const auto q = parse(entry_with("lipsync_input", "lipsync_input = \"zero.mp4\""),
+                       (dir.path() / "b.toml").string());
+  ASSERT_EQ(q.errors.size(), 1u);
+  // /dev/zero is outside the tree: refused before its type matters.
+  EXPECT_THAT(q.errors[0].message, HasSubstr("/dev/zero"));
+}
+
+// Over the control socket, no local file is allowed unless batches.media_root names a tree.
+TEST(Batch, SpecsOverTheSocketNameNoLocalFileWithoutAMediaRoot) {
+  TempDir dir;
+  const auto video = dir.write("a.mp4");
+  PersonaSpec s;
+  s.key = "k1";
+  s.gender = "nb";
+  s.creator_name = "Sam";
+  s.video_scene = "studio";
+  s.lipsync_input = fs::canonical(video).string();
+  const auto errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "lipsync_input");
+  EXPECT_THAT(errors[0].message, HasSubstr("batches.media_root"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text fields: no NUL, no control characters (issue 11, defect 9)
+
+TEST(Batch, ControlCharactersInTextFieldsAreRefused) {
+  const auto p = parse(entry_with("creator_name", "creator_name = \"Jane\\u0000Doe\""));
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].field, "creator_name");
+  EXPECT_EQ(p.errors[0].line, 4);
+  EXPECT_THAT(p.errors[0].message, HasSubstr("control characters (found U+0000 at character 5)"));
+
+  const auto q = parse(entry_with("keywords", "keywords = \"a\\nforged=1\""));
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_EQ(q.errors[0].field, "keywords");
+
+  const auto r = parse(entry_with("labels", "labels = [\"ok\", \"x\\u001b[31m\"]"));
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].field, "labels");
+  EXPECT_THAT(r.errors[0].message, HasSubstr("element 2"));
+
+  const auto t = parse(entry_with("video_scene", "video_scene = \"desk\\u0085\""));  // C1 NEL
+  ASSERT_EQ(t.errors.size(), 1u);
+  EXPECT_EQ(t.errors[0].field, "video_scene");
+  // Ordinary non-ASCII text stays welcome.
+  EXPECT_TRUE(parse(entry_with("creator_name", "creator_name = \"Zoë Ünal 山田\"")).ok());
+}
+
+TEST(Batch, ValidateSpecRefusesNulInAnyTextField) {
+  PersonaSpec s;
+  s.key = "k1";
+  s.gender = "nb";
+  s.creator_name = "Sam";
+  s.video_scene = std::string("studio\0hidden", 13);
+  s.lipsync_input = std::string("https://cdn.example.com/a.mp4\0", 30);
+  const auto errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].field, "video_scene");
+  EXPECT_EQ(errors[1].field, "lipsync_input");
+}
+
+// A key's error message is printed and sent as JSON: it never carries the invalid bytes.
+TEST(Batch, KeyErrorsShowInvalidBytesEscaped) {
+  PersonaSpec s;
+  s.key = "bad\xff";
+  s.gender = "nb";
+  s.creator_name = "Sam";
+  s.video_scene = "studio";
+  s.lipsync_input = "https://cdn.example.com/a.mp4";
+  const auto errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "key");
+  EXPECT_THAT(errors[0].message, HasSubstr("\\xff"));
+  EXPECT_EQ(errors[0].message.find('\xff'), std::string::npos);
 }
 
 TEST(Batch, FileUrlWithHostIsRejected) {
@@ -444,6 +612,92 @@ TEST(Batch, ListBatchFilesSkipsHiddenTempAndOtherFiles) {
   EXPECT_THAT(names, ::testing::ElementsAre("a.toml", "b.toml", "link.toml"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// File sizes, memory and odd files (issue 11, defects 4 and 9)
+
+// A 734 MB batch file aborted the daemon; a larger one was truncated. Refused before reading.
+TEST(Batch, ABatchFileOver64MiBIsRefusedBeforeItIsRead) {
+  TempDir dir;
+  const fs::path path = dir.path() / "huge.toml";
+  { std::ofstream(path) << "# sparse\n"; }
+  fs::resize_file(path, (std::uintmax_t{64} << 20) + 1);  // sparse: no disk used
+  const auto p = load_batch_file(path);
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].file, path.string());
+  EXPECT_EQ(p.errors[0].message,
+            "cannot read batch file: is 64.0 MiB (67108865 bytes); at most 64 MiB is allowed");
+
+  fs::resize_file(path, std::uintmax_t{3} << 30);  // 3 GiB, once silently truncated
+  const auto q = load_batch_file(path);
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_THAT(q.errors[0].message, HasSubstr("is 3 GiB"));
+}
+
+// Running out of memory while reading or parsing a batch is an error of that file, not an
+// abort of the daemon (a crash loop under systemd's MemoryMax).
+TEST(Batch, RunningOutOfMemoryIsAnErrorOfTheFile) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers reserve more address space than the limit allows";
+#else
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "sanitizers reserve more address space than the limit allows";
+#endif
+#endif
+  TempDir dir;
+  const fs::path path = dir.path() / "big.toml";
+  {
+    std::ofstream out(path);
+    for (int i = 0; out.tellp() < (std::streamoff{40} << 20); ++i)
+      out << "[[persona]]\nkey = \"k-" << i << "\"\ngender = \"f\"\ncreator_name = \"N " << i
+          << "\"\nvideo_scene = \"s\"\nlipsync_input = \"https://x.example/" << i
+          << ".mp4\"\nlabels = [\"a\", \"b\"]\n";
+  }
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Room for the file's text, not for its parse (toml++ needs several times the text).
+    std::size_t pages = 0;
+    if (std::ifstream statm("/proc/self/statm"); !(statm >> pages)) ::_exit(3);
+    const rlim_t limit = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) +
+                         (rlim_t{96} << 20);
+    const rlimit rl{limit, limit};
+    if (::setrlimit(RLIMIT_AS, &rl) != 0) ::_exit(3);
+    const BatchParse p = load_batch_file(path);
+    const bool ok = p.errors.size() == 1 && p.entries.empty() &&
+                    p.errors[0].message.find("not enough memory") != std::string::npos &&
+                    p.errors[0].file == path.string();
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the reader died of signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+#endif
+}
+
+// A FIFO named *.toml used to be skipped silently; it is listed, and reading it (without ever
+// opening it: that would block) reports it by name.
+TEST(Batch, AFifoOrDeviceNamedTomlIsReportedNotSkipped) {
+  TempDir dir;
+  dir.write("a.toml", "");
+  ASSERT_EQ(::mkfifo((dir.path() / "pipe.toml").c_str(), 0600), 0);
+  fs::create_symlink("/dev/null", dir.path() / "null.toml");
+  const auto files = list_batch_files(dir.path());
+  std::vector<std::string> names;
+  for (const auto& f : files) names.push_back(f.filename().string());
+  EXPECT_THAT(names, ::testing::ElementsAre("a.toml", "null.toml", "pipe.toml"));
+
+  const auto p = load_batch_file(dir.path() / "pipe.toml");
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].to_string(), (dir.path() / "pipe.toml").string() +
+                                         ": cannot read batch file: not a regular file (it is "
+                                         "a FIFO)");
+  const auto q = load_batch_file(dir.path() / "null.toml");
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_THAT(q.errors[0].message, HasSubstr("a character device"));
+}
+
 TEST(Batch, ListBatchFilesOfAMissingDirectoryIsEmpty) {
   TempDir dir;
   EXPECT_TRUE(list_batch_files(dir.path() / "nope").empty());
@@ -458,6 +712,112 @@ TEST(Batch, ExampleBatchParses) {
   EXPECT_EQ(p.entries[0].spec.key, "acme-jane-01");
   EXPECT_EQ(p.entries[2].spec.gender, "nb");
   for (const auto& e : p.entries) EXPECT_FALSE(is_local_media(e.spec.lipsync_input));
+}
+
+// ---------------------------------------------------------------------------------------------
+// batches.media_root
+
+// Restores the process's media roots when a test ends.
+struct MediaRootsGuard {
+  std::vector<fs::path> saved = media_roots();
+  ~MediaRootsGuard() { set_media_roots(saved); }
+};
+
+TEST(BatchMediaRoot, ConfiguredRootsReplaceTheBatchDirectory) {
+  TempDir dir;
+  dir.write("media/jane.mp4");
+  dir.write("batches/local.mp4");
+  const fs::path batch = dir.path() / "batches" / "b.toml";
+  const std::vector<fs::path> roots{dir.path() / "media"};
+  const auto p = parse_batch(
+      entry_with("lipsync_input", "lipsync_input = \"../media/jane.mp4\""), batch.string(), roots);
+  ASSERT_TRUE(p.ok()) << p.errors.front().to_string();
+  EXPECT_EQ(p.entries[0].spec.lipsync_input, fs::canonical(dir.path() / "media/jane.mp4").string());
+
+  const auto q = parse_batch(entry_with("lipsync_input", "lipsync_input = \"local.mp4\""),
+                             batch.string(), roots);
+  ASSERT_EQ(q.errors.size(), 1u);
+  EXPECT_THAT(q.errors[0].message, HasSubstr("is outside batches.media_root (" +
+                                             fs::canonical(dir.path() / "media").string() + ")"));
+
+  // The process's roots (set by the daemon at start) apply to the overloads without roots.
+  MediaRootsGuard guard;
+  set_media_roots(roots);
+  EXPECT_TRUE(parse(entry_with("lipsync_input", "lipsync_input = \"../media/jane.mp4\""),
+                    batch.string())
+                  .ok());
+  EXPECT_FALSE(load_batch_file(dir.write("batches/c.toml",
+                                         entry_with("lipsync_input",
+                                                    "lipsync_input = \"local.mp4\"")))
+                   .ok());
+}
+
+TEST(BatchMediaRoot, SocketSpecsMayNameRealFilesUnderARoot) {
+  TempDir dir;
+  MediaRootsGuard guard;
+  const auto video = fs::canonical(dir.write("media/a.mp4"));
+  const auto secret = dir.write("secret.txt", "s3cr3t");
+  fs::create_symlink(video, dir.path() / "media" / "alias.mp4");
+  fs::create_symlink(secret, dir.path() / "media" / "leak.mp4");
+  set_media_roots({dir.path() / "media"});
+  PersonaSpec s;
+  s.key = "k1";
+  s.gender = "nb";
+  s.creator_name = "Sam";
+  s.video_scene = "studio";
+
+  s.lipsync_input = video.string();
+  EXPECT_TRUE(validate_spec(s).empty());
+
+  // A symlink is refused even when it points inside: the spec must hold what was checked.
+  s.lipsync_input = (fs::canonical(dir.path() / "media") / "alias.mp4").string();
+  auto errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0].message, HasSubstr("must be named by its real path '" + video.string()));
+
+  s.lipsync_input = (fs::canonical(dir.path() / "media") / "leak.mp4").string();
+  errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "lipsync_input");
+  EXPECT_THAT(errors[0].message, HasSubstr("is outside batches.media_root"));
+
+  s.lipsync_input = (fs::canonical(dir.path()) / "media" / ".." / "secret.txt").string();
+  errors = validate_spec(s);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0].message, HasSubstr("is outside batches.media_root"));
+}
+
+TEST(BatchMediaRoot, ARootMatchesWholeDirectoryNamesOnly) {
+  TempDir dir;
+  dir.write("media-other/a.mp4");
+  dir.write("media/b.mp4");
+  const MediaPolicy policy{{fs::canonical(dir.path() / "media")}, "batches.media_root"};
+  PersonaSpec s;
+  s.key = "k1";
+  s.gender = "nb";
+  s.creator_name = "Sam";
+  s.video_scene = "studio";
+  s.lipsync_input = fs::canonical(dir.path() / "media-other/a.mp4").string();
+  EXPECT_EQ(validate_spec(s, policy).size(), 1u);
+  s.lipsync_input = fs::canonical(dir.path() / "media/b.mp4").string();
+  EXPECT_TRUE(validate_spec(s, policy).empty());
+  // No root at all: refused with the policy's reason.
+  const MediaPolicy none{{}, "no local files here"};
+  const auto errors = validate_spec(s, none);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0].message, HasSubstr("no local files here"));
+}
+
+TEST(BatchKey, KeyProblemFollowsTheContract) {
+  EXPECT_EQ(key_problem("acme-jane_01.v2"), "");
+  EXPECT_EQ(key_problem(std::string(128, 'k')), "");
+  EXPECT_EQ(key_problem(""), "is required");
+  EXPECT_EQ(key_problem(std::string(129, 'k')), "is 129 characters long; at most 128 are allowed");
+  EXPECT_THAT(key_problem("%ff"), HasSubstr("may contain only"));
+  EXPECT_EQ(key_problem("\xff"),
+            "may contain only letters, digits, '.', '_' and '-', got \"\\xff\"");
+  // Long bad keys are shortened in the message.
+  EXPECT_LT(key_problem(std::string(20'000, '/')).size(), 200u);
 }
 
 }  // namespace

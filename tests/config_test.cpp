@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 
 #include "temp_dir.hpp"
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -266,11 +270,13 @@ INSTANTIATE_TEST_SUITE_P(
                  "personad.toml:2: api.timeout: invalid duration \"5x\" (expected an integer and "
                  "a unit: ms, s, m, h or d, e.g. \"30s\")"},
         BadValue{"[api]\ntimeout = \"0s\"\n",
-                 "personad.toml:2: api.timeout: must be greater than 0"},
+                 "personad.toml:2: api.timeout: must be greater than 0 (and at most 1h)"},
         BadValue{"[api]\nmax_requests_per_second = 0\n",
-                 "personad.toml:2: api.max_requests_per_second: must be greater than 0, got 0"},
+                 "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+                 "0"},
         BadValue{"[api]\nmax_requests_per_second = nan\n",
-                 "personad.toml:2: api.max_requests_per_second: must be greater than 0, got nan"},
+                 "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+                 "nan"},
         BadValue{"[api]\nmax_in_flight = 0\n",
                  "personad.toml:2: api.max_in_flight: must be between 1 and 256, got 0"},
         BadValue{"[api]\nmax_in_flight = 257\n",
@@ -296,15 +302,15 @@ INSTANTIATE_TEST_SUITE_P(
                  "personad.toml:2: api.retry_max: must be at least api.retry_initial (10m), got "
                  "5m"},
         BadValue{"[poll]\nmultiplier = 0.5\n",
-                 "personad.toml:2: poll.multiplier: must be at least 1, got 0.5"},
+                 "personad.toml:2: poll.multiplier: must be between 1 and 10, got 0.5"},
         BadValue{"[poll]\njitter = 1.0\n",
                  "personad.toml:2: poll.jitter: must be in [0, 1), got 1"},
         BadValue{"[poll]\njitter = -0.1\n",
                  "personad.toml:2: poll.jitter: must be in [0, 1), got -0.1"},
         BadValue{"[poll]\ngive_up_after = \"0d\"\n",
-                 "personad.toml:2: poll.give_up_after: must be greater than 0"},
+                 "personad.toml:2: poll.give_up_after: must be greater than 0 (and at most 365d)"},
         BadValue{"[poll]\ninitial_interval = \"0s\"\n",
-                 "personad.toml:2: poll.initial_interval: must be greater than 0"},
+                 "personad.toml:2: poll.initial_interval: must be greater than 0 (and at most 30d)"},
         BadValue{"[poll]\ninitial_interval = \"10m\"\nmax_interval = \"5m\"\n",
                  "personad.toml:3: poll.max_interval: must be at least poll.initial_interval "
                  "(10m), got 5m"},
@@ -402,6 +408,86 @@ TEST(Config, LoadConfigErrorsNameTheFile) {
   EXPECT_THAT(r3.message(), HasSubstr("not a regular file"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Ranges and sizes (issue 11, defects 4 and 6)
+
+// Values that passed validation and then expired every job at once, spun a 1 kHz timer or
+// disabled the rate limit.
+TEST(Config, EveryDurationAndRateHasARange) {
+  struct Case {
+    std::string toml;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"[poll]\ngive_up_after = \"106751991000d\"\n",
+            "personad.toml:2: poll.give_up_after: must be between 1ms and 365d, got "
+            "\"106751991000d\""},
+           {"[api]\ntimeout = \"200000d\"\n",
+            "personad.toml:2: api.timeout: must be between 1ms and 1h, got \"200000d\""},
+           {"[poll]\nmax_interval = \"200000d\"\n",
+            "personad.toml:2: poll.max_interval: must be between 1ms and 30d, got \"200000d\""},
+           {"[hooks]\ntimeout = \"200000d\"\n",
+            "personad.toml:2: hooks.timeout: must be between 1ms and 1h, got \"200000d\""},
+           {"[api]\nmax_requests_per_second = 1e-12\n",
+            "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+            "1e-12"},
+           {"[api]\nmax_requests_per_second = 1e9\n",
+            "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+            "1e+09"},
+           {"[api]\nretry_max = \"2d\"\n",
+            "personad.toml:2: api.retry_max: must be between 1ms and 1d, got \"2d\""},
+           {"[api]\nretry_initial = \"2h\"\n",
+            "personad.toml:2: api.retry_initial: must be between 1ms and 1h, got \"2h\""},
+           {"[api]\nreconcile_after = \"25h\"\n",
+            "personad.toml:2: api.reconcile_after: must be between 1ms and 1d, got \"25h\""},
+           {"[api]\nreconcile_give_up = \"31d\"\n",
+            "personad.toml:2: api.reconcile_give_up: must be between 1ms and 30d, got \"31d\""},
+           {"[poll]\nfirst_after = \"31d\"\n",
+            "personad.toml:2: poll.first_after: must be between 0s and 30d, got \"31d\""},
+           {"[poll]\ninitial_interval = \"31d\"\n",
+            "personad.toml:2: poll.initial_interval: must be between 1ms and 30d, got \"31d\""},
+           {"[poll]\nmultiplier = 1e300\n",
+            "personad.toml:2: poll.multiplier: must be between 1 and 10, got 1e+300"},
+           {"[daemon]\nshutdown_grace = \"2h\"\n",
+            "personad.toml:2: daemon.shutdown_grace: must be between 0s and 1h, got \"2h\""},
+       })
+    EXPECT_EQ(error_of(c.toml), c.error) << c.toml;
+
+  // The ends of each range are accepted.
+  auto r = parse_config(
+      "[api]\ntimeout = \"1h\"\nmax_requests_per_second = 0.01\nretry_initial = \"1h\"\n"
+      "retry_max = \"1d\"\nreconcile_after = \"1d\"\nreconcile_give_up = \"30d\"\n"
+      "[poll]\ngive_up_after = \"365d\"\nmax_interval = \"30d\"\nfirst_after = \"30d\"\n"
+      "initial_interval = \"30d\"\nmultiplier = 10\n"
+      "[hooks]\ntimeout = \"1h\"\n[daemon]\nshutdown_grace = \"1h\"\n",
+      "p.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->poll.give_up_after, Millis{365LL * 86'400'000});
+  EXPECT_TRUE(parse_config("[api]\nmax_requests_per_second = 10000\n", "p.toml").ok());
+}
+
+// A 20-digit count is an error, not a wrapped value.
+TEST(Duration, TwentyDigitsAreAnErrorNotAWrap) {
+  for (const char* text : {"18446744073709551617ms", "99999999999999999999s", "9223372036854776d",
+                           "106751991167301d"}) {
+    auto r = parse_duration(text);
+    ASSERT_FALSE(r.ok()) << text << " gave " << (r ? r->count() : 0);
+    EXPECT_THAT(r.message(), HasSubstr("too large")) << text;
+  }
+  EXPECT_THAT(error_of("[poll]\ngive_up_after = \"99999999999999999999d\"\n"),
+              HasSubstr("personad.toml:2: poll.give_up_after: duration"));
+}
+
+TEST(Config, AConfigFileOver1MiBIsRefusedBeforeItIsRead) {
+  TempDir dir;
+  // Valid TOML all the same (one long comment): only its size is wrong.
+  const auto path = dir.write("personad.toml", "#" + std::string(1u << 20, 'x') + "\n");
+  auto r = load_config(path.string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("cannot read config file '" + path.string() + "'"));
+  EXPECT_THAT(r.message(), HasSubstr("at most 1 MiB is allowed"));
+}
+
 TEST(Config, ExampleConfigLoads) {
   const fs::path example = fs::path(PERSONAD_SOURCE_DIR) / "config" / "personad.toml";
   auto r = load_config(example.string());
@@ -418,6 +504,10 @@ TEST(Config, ExampleConfigLoads) {
   EXPECT_EQ(r->api.reconcile_after, defaults.api.reconcile_after);
   EXPECT_EQ(r->store_path, defaults.store_path);
   EXPECT_EQ(r->batches_directory, defaults.batches_directory);
+  // Like credentials_file, set to the packaged value (no media root is the default).
+  EXPECT_TRUE(defaults.media_roots.empty());
+  EXPECT_EQ(r->media_roots, std::vector<std::string>{"/var/lib/personad/media"});
+  EXPECT_EQ(r->api.reconcile_give_up, defaults.api.reconcile_give_up);
   EXPECT_EQ(r->poll.first_after, defaults.poll.first_after);
   EXPECT_EQ(r->poll.initial_interval, defaults.poll.initial_interval);
   EXPECT_EQ(r->poll.max_interval, defaults.poll.max_interval);
@@ -442,6 +532,12 @@ EnvLookup fake_env(std::map<std::string, std::string> vars) {
   };
 }
 
+// Credentials files must not be readable by other users (they are refused like ssh keys).
+std::string private_file(const fs::path& p) {
+  fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
+  return p.string();
+}
+
 Config config_with_credentials_file(const std::string& path) {
   Config c;
   c.source_path = "/etc/personad/personad.toml";
@@ -457,7 +553,8 @@ struct CredentialSources {
     dir.write("creds/creatify_api_id", "dir-id\n");
     dir.write("creds/creatify_api_key", "dir-key \n\n");
     cred_dir = (dir.path() / "creds").string();
-    file = dir.write("credentials.toml", "api_id = \"file-id\"\napi_key = \"file-key\"\n").string();
+    file = private_file(
+        dir.write("credentials.toml", "api_id = \"file-id\"\napi_key = \"file-key\"\n"));
   }
 };
 
@@ -563,9 +660,8 @@ TEST(Credentials, MissingConfiguredFileIsAnError) {
 
 TEST(Credentials, FileErrorsNameKeyAndLineButNeverSecrets) {
   TempDir dir;
-  const auto path =
-      dir.write("c.toml", "api_id = \"id-secret-123\"\napi_key = 42\napi_sekret = \"zzz-secret\"\n")
-          .string();
+  const auto path = private_file(
+      dir.write("c.toml", "api_id = \"id-secret-123\"\napi_key = 42\napi_sekret = \"zzz-secret\"\n"));
   auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), path + ":2: api_key: expected a string, got integer\n" + path +
@@ -576,7 +672,7 @@ TEST(Credentials, FileErrorsNameKeyAndLineButNeverSecrets) {
 
 TEST(Credentials, FileMissingAKeyNamesIt) {
   TempDir dir;
-  const auto path = dir.write("c.toml", "api_id = \"id-secret-123\"\n").string();
+  const auto path = private_file(dir.write("c.toml", "api_id = \"id-secret-123\"\n"));
   auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), path + ": missing api_key");
@@ -585,13 +681,29 @@ TEST(Credentials, FileMissingAKeyNamesIt) {
 TEST(Credentials, FileSyntaxErrorWithholdsDetails) {
   TempDir dir;
   // A character of the secret could appear in a parser message; only the position may.
-  const auto path = dir.write("c.toml", "api_id = \"abc\"\napi_key = Zsecret-value\n").string();
+  const auto path =
+      private_file(dir.write("c.toml", "api_id = \"abc\"\napi_key = Zsecret-value\n"));
   auto r = load_credentials(config_with_credentials_file(path), fake_env({}));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.message(), ::testing::StartsWith(path + ":2:"));
   EXPECT_THAT(r.message(), HasSubstr("details withheld"));
   EXPECT_THAT(r.message(), Not(HasSubstr("secret-value")));
   EXPECT_THAT(r.message(), Not(HasSubstr("'Z'")));
+}
+
+// Refused like ssh refuses a private key others may read (issue 11, defect 7).
+TEST(Credentials, AFileOtherUsersMayReadIsRefused) {
+  TempDir dir;
+  const auto path = dir.write("c.toml", "api_id = \"id-1\"\napi_key = \"key-secret-1\"\n");
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+  auto r = load_credentials(config_with_credentials_file(path.string()), fake_env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("api.credentials_file '" + path.string() + "' has mode 0644"));
+  EXPECT_THAT(r.message(), Not(HasSubstr("key-secret-1")));
+  // Owner and group only is fine.
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  EXPECT_TRUE(load_credentials(config_with_credentials_file(path.string()), fake_env({})).ok());
 }
 
 TEST(Credentials, ProcessEnvReadsTheEnvironment) {
@@ -601,6 +713,148 @@ TEST(Credentials, ProcessEnvReadsTheEnvironment) {
   EXPECT_EQ(env(name), std::optional<std::string>("value-1"));
   ::unsetenv(name.c_str());
   EXPECT_EQ(env(name), std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// batches.media_root and the start-up checks
+
+TEST(Config, MediaRootIsADirectoryOrAList) {
+  auto one = parse_config("[batches]\nmedia_root = \"media\"\n", "/etc/personad/personad.toml");
+  ASSERT_TRUE(one.ok()) << one.message();
+  EXPECT_EQ(one->media_roots, std::vector<std::string>{"/etc/personad/media"});
+  auto two = parse_config("[batches]\nmedia_root = [\"/srv/a\", \"b/../c\"]\n",
+                          "/etc/personad/personad.toml");
+  ASSERT_TRUE(two.ok()) << two.message();
+  EXPECT_EQ(two->media_roots, (std::vector<std::string>{"/srv/a", "/etc/personad/c"}));
+  EXPECT_TRUE(parse_config("", "p.toml")->media_roots.empty());
+  EXPECT_EQ(error_of("[batches]\nmedia_root = 3\n"),
+            "personad.toml:2: batches.media_root: expected a directory path or an array of them, "
+            "got integer");
+  EXPECT_EQ(error_of("[batches]\nmedia_root = [\"/a\", \"\"]\n"),
+            "personad.toml:2: batches.media_root: element 2: must not be empty");
+}
+
+// A NUL ends a path for the system: "a\u0000b" would silently be "a" (issue 11, defect 9).
+TEST(Config, PathsWithANulAreRefused) {
+  EXPECT_EQ(error_of("[store]\npath = \"/var/lib/x.db\\u0000.bak\"\n"),
+            "personad.toml:2: store.path: must not contain a NUL character (\\u0000)");
+  EXPECT_EQ(error_of("[batches]\nmedia_root = \"/srv/m\\u0000\"\n"),
+            "personad.toml:2: batches.media_root: must not contain a NUL character (\\u0000)");
+  EXPECT_EQ(error_of("[batches]\nmedia_root = [\"/a\", \"/b\\u0000\"]\n"),
+            "personad.toml:2: batches.media_root: element 2: must not contain a NUL character "
+            "(\\u0000)");
+}
+
+// Sets or clears the immutable flag (chattr +i); false where that is not permitted.
+bool set_immutable(const fs::path& p, bool on) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (ok) {
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    ok = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+Config config_in(const TempDir& dir) {
+  Config c;
+  c.source_path = (dir.path() / "personad.toml").string();
+  c.store_path = (dir.path() / "personad.db").string();
+  return c;
+}
+
+const EnvLookup kEnvCredentials =
+    fake_env({{"CREATIFY_API_ID", "id-1"}, {"CREATIFY_API_KEY", "key-1"}});
+
+TEST(StartupCheck, AllWellGivesCredentials) {
+  TempDir dir;
+  const auto check = check_startup(config_in(dir), kEnvCredentials);
+  EXPECT_TRUE(check.ok());
+  ASSERT_TRUE(check.credentials.has_value());
+  EXPECT_EQ(check.credentials->origin, "environment");
+  EXPECT_TRUE(check.credentials_missing.empty());
+}
+
+TEST(StartupCheck, NoCredentialsAtAllIsReportedApart) {
+  TempDir dir;
+  const auto check = check_startup(config_in(dir), fake_env({}));
+  EXPECT_TRUE(check.ok());  // --check-config warns (systemd provides them); start-up fails
+  EXPECT_FALSE(check.credentials.has_value());
+  EXPECT_THAT(check.credentials_missing, HasSubstr("no Creatify API credentials"));
+}
+
+TEST(StartupCheck, BrokenOrExposedCredentialsFileIsAnError) {
+  TempDir dir;
+  Config c = config_in(dir);
+  c.api.credentials_file = private_file(dir.write("creds.toml", "api_id = \"x\"\napi_key = \n"));
+  auto check = check_startup(c, fake_env({}));
+  ASSERT_EQ(check.errors.size(), 1u);
+  EXPECT_EQ(check.errors[0].what, "credentials");
+  EXPECT_THAT(check.errors[0].message, HasSubstr(c.api.credentials_file + ":2:"));
+
+  fs::permissions(c.api.credentials_file, fs::perms::others_read, fs::perm_options::add);
+  check = check_startup(c, fake_env({}));
+  ASSERT_EQ(check.errors.size(), 1u);
+  EXPECT_THAT(check.errors[0].message, HasSubstr("has mode 0604"));
+}
+
+TEST(StartupCheck, AnImmutableDatabaseIsAnError) {
+  TempDir dir;
+  const auto db = dir.write("personad.db", "");
+  if (!set_immutable(db, true)) GTEST_SKIP() << "cannot set the immutable flag here";
+  const auto check = check_startup(config_in(dir), kEnvCredentials);
+  set_immutable(db, false);
+  ASSERT_EQ(check.errors.size(), 1u);
+  EXPECT_EQ(check.errors[0].what, "store");
+  EXPECT_THAT(check.errors[0].message,
+              HasSubstr("store.path '" + db.string() + "': the database cannot be written"));
+}
+
+TEST(StartupCheck, AnImmutableDirectoryIsAnError) {
+  TempDir dir;
+  const auto sub = dir.path() / "state";
+  fs::create_directories(sub);
+  Config c = config_in(dir);
+  c.store_path = (sub / "personad.db").string();
+  if (!set_immutable(sub, true)) GTEST_SKIP() << "cannot set the immutable flag here";
+  const auto check = check_startup(c, kEnvCredentials);
+  set_immutable(sub, false);
+  ASSERT_EQ(check.errors.size(), 1u);
+  EXPECT_THAT(check.errors[0].message,
+              HasSubstr("store.path: directory '" + sub.string() + "' cannot be written"));
+}
+
+TEST(StartupCheck, AReadOnlyDirectoryIsAnErrorForOrdinaryUsers) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes any directory";
+  TempDir dir;
+  const auto sub = dir.path() / "state";
+  fs::create_directories(sub);
+  fs::permissions(sub, fs::perms::owner_read | fs::perms::owner_exec);
+  Config c = config_in(dir);
+  c.store_path = (sub / "personad.db").string();
+  const auto check = check_startup(c, kEnvCredentials);
+  ASSERT_EQ(check.errors.size(), 1u);
+  EXPECT_THAT(check.errors[0].message, HasSubstr("cannot be written"));
+}
+
+TEST(StartupCheck, AMissingDirectoryIsMadeAtStartNotAnError) {
+  TempDir dir;
+  Config c = config_in(dir);
+  c.store_path = (dir.path() / "a" / "b" / "personad.db").string();
+  EXPECT_TRUE(check_startup(c, kEnvCredentials).ok());
+}
+
+TEST(StartupCheck, AMissingMediaRootIsAWarning) {
+  TempDir dir;
+  Config c = config_in(dir);
+  c.media_roots = {(dir.path() / "nope").string()};
+  const auto check = check_startup(c, kEnvCredentials);
+  EXPECT_TRUE(check.ok());
+  ASSERT_EQ(check.warnings.size(), 1u);
+  EXPECT_THAT(check.warnings[0].message, HasSubstr("batches.media_root"));
 }
 
 }  // namespace

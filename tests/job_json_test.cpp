@@ -130,5 +130,74 @@ TEST(JobJson, SpecParsingNamesTheBadField) {
   EXPECT_NE(l.message().find("labels"), std::string::npos);
 }
 
+// ---------------------------------------------------------------------------------------------
+// UTF-8 safety (issue 11, defect 9): JSON output is always valid UTF-8, whatever bytes a key
+// from a URL or an API's text brought in.
+
+// The test's own check (RFC 3629), independent of the code under test.
+bool strictly_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size() || (n == 2 && c < 0xC2) || c > 0xF4) return false;
+    for (std::size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    const auto c1 = static_cast<unsigned char>(s[i + (n > 1 ? 1 : 0)]);
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+        (c == 0xF4 && c1 > 0x8F))
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+TEST(JobJson, OutputIsValidUtf8WhateverTheBytes) {
+  Job j = sample();
+  j.key = "key\xff";
+  j.spec.key = j.key;
+  j.failed_reason = std::string("API said: caf\xc3 \xed\xa0\x80 \xf8\x88\x80\x80\x80 end");
+  j.remote_status = "proc\xe2\x82";  // truncated sequence
+  j.spec.labels = {"ok", "\xc0\xaf"};  // overlong '/'
+  const std::string text = json::serialize(job_to_json(j));
+  EXPECT_TRUE(strictly_utf8(text)) << text;
+  // Every valid part survives; each invalid byte becomes U+FFFD.
+  const json::value back = json::parse(text);
+  EXPECT_EQ(back.at("key"), "key\xEF\xBF\xBD");
+  EXPECT_EQ(back.at("remote_status"), "proc\xEF\xBF\xBD\xEF\xBF\xBD");
+
+  Transition t;
+  t.to = State::failed;
+  t.reason = "bad \xff";
+  EXPECT_TRUE(strictly_utf8(json::serialize(history_to_json({t}))));
+  StoreStats st;
+  st.next_due_key = "k\xfe";
+  EXPECT_TRUE(strictly_utf8(json::serialize(stats_to_json(st))));
+  PersonaSpec spec = sample().spec;
+  spec.creator_name = "\x80";
+  EXPECT_TRUE(strictly_utf8(json::serialize(spec_to_json(spec))));
+}
+
+TEST(JobJson, ValidTextIsLeftAsItIs) {
+  Job j = sample();
+  j.failed_reason = "Zoë, 山田, 🎬 — fine";
+  const json::object o = job_to_json(j);
+  EXPECT_EQ(o.at("failed_reason"), "Zoë, 山田, 🎬 — fine");
+}
+
+TEST(Utf8, ValidUtf8ReplacesOnlyInvalidBytes) {
+  EXPECT_TRUE(is_valid_utf8("plain, Zoë, 山田, 🎬"));
+  EXPECT_FALSE(is_valid_utf8("\xff"));
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong
+  // (A hex escape takes every hex digit that follows: "b" is split off.)
+  EXPECT_EQ(valid_utf8("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(valid_utf8("Zoë"), "Zoë");
+  json::value v = {{"k\xff", json::array{"x\xfe", 1, nullptr}}, {"ok", "fine"}};
+  make_valid_utf8(v);
+  EXPECT_TRUE(strictly_utf8(json::serialize(v)));
+  EXPECT_EQ(v.at("ok"), "fine");
+}
+
 }  // namespace
 }  // namespace personad

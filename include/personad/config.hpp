@@ -52,6 +52,10 @@ struct Config {
   ApiConfig api;
   std::string store_path = "/var/lib/personad/personad.db";
   std::string batches_directory = "/etc/personad/batches.d";
+  // [batches] media_root: the directory trees local videos may come from (absolute, normal).
+  // Empty: batch files may name videos in their own directory tree only, and specs over the
+  // control socket no local video at all (see batch.hpp).
+  std::vector<std::string> media_roots;
   PollConfig poll;
   std::string control_socket = "/run/personad/control.sock";
   LogConfig log;
@@ -60,11 +64,13 @@ struct Config {
   Millis hook_timeout{10'000};     // [hooks] timeout
 };
 
-// Parses "300ms", "30s", "5m", "1h", "7d" (integer plus unit).
+// Parses "300ms", "30s", "5m", "1h", "7d" (integer plus unit). A count whose milliseconds do
+// not fit 64 bits is an error, never a wrapped value. Each key has its own range on top.
 Result<Millis> parse_duration(std::string_view text);
 std::string format_duration(Millis d);
 
 // Parses TOML text; `source` names the file in error messages and anchors relative paths.
+// load_config refuses a file over 1 MiB before reading it.
 Result<Config> parse_config(std::string_view text, const std::string& source);
 Result<Config> load_config(const std::string& path);
 
@@ -82,5 +88,29 @@ EnvLookup process_env();
 // in $CREDENTIALS_DIRECTORY; api.credentials_file (TOML: api_id = "…", api_key = "…").
 // Errors never contain the secret values.
 Result<Credentials> load_credentials(const Config& config, const EnvLookup& env);
+
+// What start-up needs beyond a valid config, checked by `personad --check-config` and at
+// start-up alike (one function, so a configuration said valid starts):
+// credentials that load (a file that does not parse, or that other users may read, is an
+// error), a database that can be written (an immutable file, a read-only directory or file
+// system is an error, not READY and then a failure at every commit). `errors` and `warnings`
+// are whole sentences naming the file or key.
+struct StartupProblem {
+  std::string what;     // "credentials", "store", "batches.media_root"
+  std::string message;
+};
+struct StartupCheck {
+  std::optional<Credentials> credentials;
+  // No credentials anywhere (why, for the operator). An error at start-up; a warning for
+  // --check-config, which usually runs outside systemd, where LoadCredential= provides them.
+  std::string credentials_missing;
+  std::vector<StartupProblem> errors;
+  std::vector<StartupProblem> warnings;
+  bool ok() const { return errors.empty(); }
+};
+StartupCheck check_startup(const Config& config, const EnvLookup& env);
+// The database part of check_startup, also run by the daemon right before it opens the store.
+// Never opens the database (so it is safe while this process holds it open).
+Result<void> check_store_writable(const std::string& store_path);
 
 }  // namespace personad

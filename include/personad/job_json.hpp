@@ -23,6 +23,18 @@ boost::json::array history_to_json(const std::vector<Transition>& history);
 // {counts: {state: n…}, polls, attempts, next_due_at, next_due_key, total}
 boost::json::object stats_to_json(const StoreStats& stats);
 
+// JSON output must be valid UTF-8 (RFC 8259), but Boost.JSON writes a string's bytes as they
+// are. Text that came from outside (a key from a URL, an API's failed_reason) may hold any
+// bytes: every rendering here passes through make_valid_utf8, and other writers of JSON
+// (control replies, personactl) can too.
+// `s` when it is valid UTF-8, else a copy with each invalid byte replaced by U+FFFD.
+std::string valid_utf8(std::string_view s);
+bool is_valid_utf8(std::string_view s);
+// Every string and object key in `v` made valid UTF-8 (in place; cheap when already valid).
+void make_valid_utf8(boost::json::value& v);
+void make_valid_utf8(boost::json::object& o);
+void make_valid_utf8(boost::json::array& a);
+
 // A spec as the operator wrote it (key included), for the control socket.
 boost::json::object spec_to_json(const PersonaSpec& spec);
 // Reads a spec object; errors name the field.

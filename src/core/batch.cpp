@@ -2,6 +2,10 @@
 // A file with any error yields no entries; toml++ exceptions are caught here and never escape.
 #include "personad/batch.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -9,9 +13,12 @@
 #include <boost/url/url_view.hpp>
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
+#include <mutex>
+#include <new>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -23,7 +30,10 @@ namespace personad {
 
 namespace fs = std::filesystem;
 using toml_support::directory_of;
+using toml_support::file_type_name;
+using toml_support::format_size;
 using toml_support::in_quotes;
+using toml_support::kMaxBatchBytes;
 using toml_support::line_of;
 using toml_support::read_text_file;
 using toml_support::type_name;
@@ -92,6 +102,101 @@ std::string http_url_problem(std::string_view value) {
   return {};
 }
 
+// Up to 60 characters of `s`, bytes outside printable ASCII as \xHH: safe in any message.
+std::string printable(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < s.size() && i < 60; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (s.size() > 60) out += "…";
+  return out;
+}
+
+std::string hex_code_point(std::uint32_t cp) {
+  char text[16];
+  std::snprintf(text, sizeof text, "U+%04X", static_cast<unsigned>(cp));
+  return text;
+}
+
+// Empty when `s` is valid UTF-8 without control characters (C0, DEL, C1); else what is wrong.
+std::string text_problem(std::string_view s) {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < s.size(); ++chars) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::uint32_t cp = 0;
+    std::size_t len = 0;
+    if (c < 0x80) {
+      cp = c;
+      len = 1;
+    } else if ((c & 0xE0) == 0xC0) {
+      cp = c & 0x1Fu;
+      len = 2;
+    } else if ((c & 0xF0) == 0xE0) {
+      cp = c & 0x0Fu;
+      len = 3;
+    } else if ((c & 0xF8) == 0xF0) {
+      cp = c & 0x07u;
+      len = 4;
+    }
+    bool valid = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      valid = (cc & 0xC0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    valid = valid && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
+            !(len == 4 && cp < 0x10000) && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (!valid) return "is not valid UTF-8 (at byte " + std::to_string(i + 1) + ")";
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F))
+      return "must not contain control characters (found " + hex_code_point(cp) +
+             " at character " + std::to_string(chars + 1) + ")";
+    i += len;
+  }
+  return {};
+}
+
+// Whether the real path `real` lies inside one of the real directories `roots`.
+bool media_root_contains(const std::vector<fs::path>& roots, const fs::path& real) {
+  return std::any_of(roots.begin(), roots.end(), [&](const fs::path& root) {
+    auto r = root.begin();
+    auto p = real.begin();
+    for (; r != root.end() && p != real.end(); ++r, ++p) {
+      if (r->empty()) continue;  // a trailing separator of the root
+      if (*r != *p) return false;
+    }
+    return r == root.end() && p != real.end();
+  });
+}
+
+// Each root made real; a root that does not exist (yet) keeps its normal form.
+std::vector<fs::path> real_roots(const std::vector<fs::path>& roots) {
+  std::vector<fs::path> out;
+  for (const auto& root : roots) {
+    std::error_code ec;
+    fs::path real = fs::weakly_canonical(root, ec);
+    out.push_back(ec ? root.lexically_normal() : real);
+  }
+  return out;
+}
+
+MediaPolicy socket_media_policy() {
+  MediaPolicy policy;
+  policy.roots = real_roots(media_roots());
+  policy.origin = policy.roots.empty()
+                      ? "local files over the control socket need batches.media_root in the "
+                        "config file (none is set)"
+                      : "batches.media_root";
+  return policy;
+}
+
 void check_required_text(std::string_view field, const std::string& value, Errors& out) {
   if (value.empty())
     out.push_back({std::string(field), "is required"});
@@ -107,19 +212,7 @@ void check_length(std::string_view field, const std::string& value, std::size_t 
 }
 
 void check_key(const std::string& key, Errors& out) {
-  if (key.empty()) {
-    out.push_back({"key", "is required"});
-    return;
-  }
-  const bool allowed = std::all_of(key.begin(), key.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
-  });
-  if (!allowed)
-    out.push_back(
-        {"key", "may contain only letters, digits, '.', '_' and '-', got " + in_quotes(key)});
-  else if (key.size() > kMaxKeyChars)
-    out.push_back({"key", "is " + std::to_string(key.size()) + " characters long; at most " +
-                              std::to_string(kMaxKeyChars) + " are allowed"});
+  if (auto problem = key_problem(key); !problem.empty()) out.push_back({"key", std::move(problem)});
 }
 
 void check_gender(const std::string& gender, Errors& out) {
@@ -138,9 +231,13 @@ void check_optional_url(std::string_view field, const std::string& value, std::s
     check_length(field, value, max, out);
 }
 
-// The daemon streams local videos from disk days after intake would be too late to find out
-// they are missing, so existence, type and readability are checked now.
-void check_local_file(std::string_view field, const std::string& value, Errors& out) {
+// The daemon streams local videos from disk, with its own rights, days after intake: what it
+// will read is checked now, where it really is (every symlink resolved), so a `x.mp4` that
+// points at /etc/shadow, a FIFO or a file outside the allowed trees is refused here.
+// `written`: the name the operator wrote, made absolute, when `value` is already its real path
+// (batch files); errors show both, so `x.mp4` reads as the link it is.
+void check_local_file(std::string_view field, const std::string& value, std::string_view written,
+                      const MediaPolicy& media, Errors& out) {
   const std::string f(field);
   if (has_foreign_scheme(value)) {
     out.push_back(
@@ -152,33 +249,81 @@ void check_local_file(std::string_view field, const std::string& value, Errors& 
     out.push_back({f, "local path must be absolute, got " + in_quotes(value)});
     return;
   }
+  const std::string name_given = written.empty() ? value : std::string(written);
+  if (media.roots.empty()) {
+    out.push_back({f, "local file '" + name_given + "' refused: " + media.origin});
+    return;
+  }
   std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) {
-    out.push_back({f, "local file '" + value + "' does not exist"});
+  const fs::path real = fs::canonical(path, ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory)
+      out.push_back({f, "local file '" + name_given + "' does not exist"});
+    else
+      out.push_back({f, "local file '" + name_given + "' cannot be resolved: " + ec.message()});
     return;
   }
-  if (!fs::is_regular_file(status)) {
-    out.push_back({f, "'" + value + "' is not a regular file"});
+  const std::string shown = real.string() == name_given
+                                ? "'" + name_given + "'"
+                                : "'" + name_given + "' (really '" + real.string() + "')";
+  if (!media_root_contains(media.roots, real)) {
+    std::string roots;
+    for (const auto& r : media.roots) roots += (roots.empty() ? "" : ", ") + r.string();
+    out.push_back({f, "local file " + shown + " is outside " + media.origin + " (" + roots + ")"});
     return;
   }
-  if (std::ifstream probe(path, std::ios::binary); !probe.is_open()) {
-    out.push_back({f, "local file '" + value + "' is not readable: " + std::strerror(errno)});
+  if (real != path) {
+    // A spec keeps the path that was checked; personactl and parse_batch send real paths.
+    out.push_back({f, "local file '" + value + "' must be named by its real path '" +
+                          real.string() + "' (no symlinks, '.' or '..')"});
     return;
   }
-  // The API accepts video/mp4 and video/quicktime only.
-  if (!iequals_suffix(value, ".mp4") && !iequals_suffix(value, ".mov"))
-    out.push_back({f, "local file '" + value + "' must be a .mp4 or .mov video"});
+  struct stat st {};
+  if (::stat(real.c_str(), &st) != 0) {
+    out.push_back({f, "local file " + shown + " cannot be read: " + std::strerror(errno)});
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    out.push_back({f, shown + " is not a regular file (it is " +
+                          std::string(file_type_name(st.st_mode)) + ")"});
+    return;
+  }
+  // The API accepts video/mp4 and video/quicktime only; the type comes from the real name.
+  const std::string name = real.filename().string();
+  if (!iequals_suffix(name, ".mp4") && !iequals_suffix(name, ".m4v") &&
+      !iequals_suffix(name, ".mov") && !iequals_suffix(name, ".qt")) {
+    out.push_back({f, "local file " + shown + " must be a video: .mp4, .m4v, .mov or .qt"});
+    return;
+  }
+  // O_NONBLOCK and O_NOFOLLOW: should the name change since the stat, the open neither blocks
+  // on a FIFO nor follows a new symlink; the fstat confirms what was opened.
+  const int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0) {
+    out.push_back({f, "local file " + shown + " is not readable: " + std::strerror(errno)});
+    return;
+  }
+  struct stat opened {};
+  const bool same = ::fstat(fd, &opened) == 0 && S_ISREG(opened.st_mode) &&
+                    opened.st_dev == st.st_dev && opened.st_ino == st.st_ino;
+  ::close(fd);
+  if (!same) out.push_back({f, "local file " + shown + " changed while it was checked"});
 }
 
+// Names as written of local videos whose spec value was replaced by the real path, by field.
+using WrittenNames = std::map<std::string, std::string, std::less<>>;
+
 void check_video(std::string_view field, const std::string& value, bool required,
-                 std::size_t max_url, Errors& out) {
+                 std::size_t max_url, const MediaPolicy& media, const WrittenNames* written,
+                 Errors& out) {
   if (value.empty()) {
     if (required) out.push_back({std::string(field), "is required"});
     return;
   }
+  std::string_view as_written;
+  if (written != nullptr)
+    if (auto it = written->find(field); it != written->end()) as_written = it->second;
   if (is_local_media(value))
-    check_local_file(field, value, out);
+    check_local_file(field, value, as_written, media, out);
   else
     check_optional_url(field, value, max_url, out);
 }
@@ -194,23 +339,78 @@ void check_labels(const std::vector<std::string>& labels, Errors& out) {
   }
 }
 
+std::vector<FieldError> validate_spec_as_written(const PersonaSpec& spec, const MediaPolicy& media,
+                                                 const WrittenNames* written) {
+  Errors out;
+  // Text that is not valid UTF-8 or holds control characters (a NUL cuts a path or a header
+  // short, a line break forges a log line) is refused before any other check of its field.
+  std::set<std::string_view> unclean;
+  auto clean = [&](std::string_view field, const std::string& value) {
+    if (unclean.contains(field)) return false;
+    if (auto problem = text_problem(value); !problem.empty()) {
+      out.push_back({std::string(field), std::move(problem)});
+      unclean.insert(field);
+      return false;
+    }
+    return true;
+  };
+  // A key is ASCII by contract: key_problem says what is wrong, with invalid bytes escaped.
+  check_key(spec.key, out);
+  if (clean("gender", spec.gender)) check_gender(spec.gender, out);
+  if (clean("creator_name", spec.creator_name)) {
+    check_required_text("creator_name", spec.creator_name, out);
+    check_length("creator_name", spec.creator_name, kMaxTextChars, out);
+  }
+  if (clean("video_scene", spec.video_scene)) {
+    check_required_text("video_scene", spec.video_scene, out);
+    check_length("video_scene", spec.video_scene, kMaxTextChars, out);
+  }
+  if (clean("keywords", spec.keywords)) check_length("keywords", spec.keywords, kMaxTextChars, out);
+  if (clean("lipsync_input", spec.lipsync_input))
+    check_video("lipsync_input", spec.lipsync_input, true, 0, media, written, out);
+  if (clean("consent_video", spec.consent_video))
+    check_video("consent_video", spec.consent_video, false, kMaxUrlChars, media, written, out);
+  bool labels_clean = true;
+  for (std::size_t i = 0; i < spec.labels.size() && labels_clean; ++i)
+    if (auto problem = text_problem(spec.labels[i]); !problem.empty()) {
+      out.push_back({"labels", "element " + std::to_string(i + 1) + " " + problem});
+      labels_clean = false;
+    }
+  if (labels_clean) check_labels(spec.labels, out);
+  if (clean("webhook_url", spec.webhook_url))
+    check_optional_url("webhook_url", spec.webhook_url, kMaxUrlChars, out);
+  if (clean("gdown_url", spec.gdown_url)) check_optional_url("gdown_url", spec.gdown_url, 0, out);
+  return out;
+}
+
 }  // namespace
 
+std::vector<FieldError> validate_spec(const PersonaSpec& spec, const MediaPolicy& media) {
+  return validate_spec_as_written(spec, media, nullptr);
+}
+
 std::vector<FieldError> validate_spec(const PersonaSpec& spec) {
-  Errors out;
-  check_key(spec.key, out);
-  check_gender(spec.gender, out);
-  check_required_text("creator_name", spec.creator_name, out);
-  check_length("creator_name", spec.creator_name, kMaxTextChars, out);
-  check_required_text("video_scene", spec.video_scene, out);
-  check_length("video_scene", spec.video_scene, kMaxTextChars, out);
-  check_length("keywords", spec.keywords, kMaxTextChars, out);
-  check_video("lipsync_input", spec.lipsync_input, true, 0, out);
-  check_video("consent_video", spec.consent_video, false, kMaxUrlChars, out);
-  check_labels(spec.labels, out);
-  check_optional_url("webhook_url", spec.webhook_url, kMaxUrlChars, out);
-  check_optional_url("gdown_url", spec.gdown_url, 0, out);
-  return out;
+  return validate_spec(spec, socket_media_policy());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media roots
+
+namespace {
+
+std::mutex g_media_roots_mutex;
+std::vector<fs::path> g_media_roots;  // as configured; made real when a policy is built
+
+}  // namespace
+
+void set_media_roots(std::vector<fs::path> roots) {
+  std::lock_guard lock(g_media_roots_mutex);
+  g_media_roots = std::move(roots);
+}
+
+std::vector<fs::path> media_roots() {
+  std::lock_guard lock(g_media_roots_mutex);
+  return g_media_roots;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,9 +444,25 @@ Result<std::string> resolve_local(std::string_view value, const fs::path& base_d
   return p.lexically_normal().string();
 }
 
+// Configured roots when there are any, else the batch file's own directory tree.
+MediaPolicy batch_media_policy(const fs::path& base_dir, const std::vector<fs::path>& roots) {
+  MediaPolicy policy;
+  if (!roots.empty()) {
+    policy.roots = real_roots(roots);
+    policy.origin = "batches.media_root";
+  } else {
+    policy.roots = real_roots({base_dir});
+    policy.origin = "the batch file's directory tree (set batches.media_root to allow others)";
+  }
+  return policy;
+}
+
 class BatchReader {
  public:
-  explicit BatchReader(std::string file) : file_(std::move(file)), base_dir_(directory_of(file_)) {}
+  BatchReader(std::string file, const std::vector<fs::path>& roots)
+      : file_(std::move(file)),
+        base_dir_(directory_of(file_)),
+        media_(batch_media_policy(base_dir_, roots)) {}
 
   BatchParse read(const toml::table& root) {
     for (const auto& [name, node] : root) {
@@ -290,10 +506,11 @@ class BatchReader {
       lines[field] = line_of(key.source());
       if (!read_field(spec, field, node)) reported.insert(field);
     }
-    resolve_media("lipsync_input", spec.lipsync_input, lines, reported);
-    resolve_media("consent_video", spec.consent_video, lines, reported);
+    WrittenNames written;
+    resolve_media("lipsync_input", spec.lipsync_input, lines, reported, written);
+    resolve_media("consent_video", spec.consent_video, lines, reported, written);
 
-    for (auto& problem : validate_spec(spec)) {
+    for (auto& problem : validate_spec_as_written(spec, media_, &written)) {
       if (reported.contains(problem.field)) continue;
       const auto it = lines.find(problem.field);
       error(it != lines.end() ? it->second : table_line, problem.field, problem.message);
@@ -340,11 +557,20 @@ class BatchReader {
   }
 
   void resolve_media(const std::string& field, std::string& value,
-                     const std::map<std::string, int>& lines, std::set<std::string>& reported) {
+                     const std::map<std::string, int>& lines, std::set<std::string>& reported,
+                     WrittenNames& written) {
     if (value.empty() || !is_local_media(value) || reported.contains(field)) return;
+    // A NUL would cut the path short for the system calls below; validation refuses such text.
+    if (!text_problem(value).empty()) return;
     auto resolved = resolve_local(value, base_dir_);
     if (resolved) {
-      value = std::move(*resolved);
+      // The real path (symlinks resolved) is what is checked, kept and uploaded; one that does
+      // not resolve stays as written and validation names the problem. Errors show the name
+      // as written too.
+      std::error_code ec;
+      fs::path real = fs::canonical(*resolved, ec);
+      if (!ec && real.string() != *resolved) written[field] = *resolved;
+      value = ec ? std::move(*resolved) : real.string();
       return;
     }
     error(lines.at(field), field, resolved.message());
@@ -376,36 +602,70 @@ class BatchReader {
 
   std::string file_;
   fs::path base_dir_;
+  MediaPolicy media_;
   std::vector<BatchEntry> entries_;
   std::vector<BatchError> errors_;
   std::map<std::string, int> first_line_of_key_;
 };
 
+// Built after the memory of the failed attempt was released; should even this fail, the
+// process is out of memory as a whole, and the exception goes on.
+BatchParse out_of_memory(const std::string& file, std::uintmax_t size) {
+  BatchParse result;
+  result.file = file;
+  result.errors.push_back({file, 0, "",
+                           "not enough memory to read and check this batch file (" +
+                               format_size(size) +
+                               "); split it into smaller files or raise the service's memory "
+                               "limit"});
+  return result;
+}
+
 }  // namespace
 
-BatchParse parse_batch(std::string_view text, const std::string& file) {
-  BatchReader reader(file);
+BatchParse parse_batch(std::string_view text, const std::string& file,
+                       const std::vector<fs::path>& roots) {
   try {
-    const toml::table root = toml::parse(text, std::string_view(file));
-    return reader.read(root);
-  } catch (const toml::parse_error& e) {
-    return reader.fail(line_of(e.source()), std::string(e.description()) + " (column " +
-                                                std::to_string(e.source().begin.column) + ")");
-  } catch (const std::exception& e) {
-    return reader.fail(0, e.what());
+    BatchReader reader(file, roots);
+    try {
+      const toml::table root = toml::parse(text, std::string_view(file));
+      return reader.read(root);
+    } catch (const toml::parse_error& e) {
+      return reader.fail(line_of(e.source()), std::string(e.description()) + " (column " +
+                                                  std::to_string(e.source().begin.column) + ")");
+    } catch (const std::bad_alloc&) {
+      throw;  // the reader's own memory is released first (below)
+    } catch (const std::exception& e) {
+      return reader.fail(0, e.what());
+    }
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(file, text.size());
   }
 }
 
-BatchParse load_batch_file(const fs::path& path) {
-  auto text = read_text_file(path);
-  if (!text) {
-    BatchParse result;
-    result.file = path.string();
-    result.errors.push_back({path.string(), 0, "", "cannot read batch file: " + text.message()});
-    return result;
-  }
-  return parse_batch(*text, path.string());
+BatchParse parse_batch(std::string_view text, const std::string& file) {
+  return parse_batch(text, file, media_roots());
 }
+
+BatchParse load_batch_file(const fs::path& path, const std::vector<fs::path>& roots) {
+  std::uintmax_t size = 0;
+  try {
+    auto text = read_text_file(path, kMaxBatchBytes);
+    if (!text) {
+      BatchParse result;
+      result.file = path.string();
+      result.errors.push_back(
+          {path.string(), 0, "", "cannot read batch file: " + text.message()});
+      return result;
+    }
+    size = text->size();
+    return parse_batch(*text, path.string(), roots);
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(path.string(), size);
+  }
+}
+
+BatchParse load_batch_file(const fs::path& path) { return load_batch_file(path, media_roots()); }
 
 std::vector<fs::path> list_batch_files(const fs::path& directory) {
   std::vector<fs::path> files;
@@ -415,12 +675,29 @@ std::vector<fs::path> list_batch_files(const fs::path& directory) {
     const std::string name = it->path().filename().string();
     // Hidden files and editor leftovers (.x.toml.swp, x.toml~) are never batches.
     if (name.starts_with('.') || name.ends_with('~') || !name.ends_with(".toml")) continue;
+    // Follows symlinks, as /etc configs often are. Anything but a directory is listed: a
+    // FIFO, a device or a dangling link is then reported by name when read (and never opened).
     std::error_code type_ec;
-    if (!it->is_regular_file(type_ec)) continue;  // follows symlinks, as /etc configs often are
+    if (it->is_directory(type_ec)) continue;
     files.push_back(it->path());
   }
   std::sort(files.begin(), files.end());
   return files;
+}
+
+std::string key_problem(std::string_view key) {
+  if (key.empty()) return "is required";
+  const bool allowed = std::all_of(key.begin(), key.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+           c == '.' || c == '_' || c == '-';
+  });
+  if (!allowed)
+    return "may contain only letters, digits, '.', '_' and '-', got \"" + printable(key) + "\"";
+  if (key.size() > kMaxKeyChars)
+    return "is " + std::to_string(key.size()) + " characters long; at most " +
+           std::to_string(kMaxKeyChars) + " are allowed";
+  return {};
 }
 
 }  // namespace personad

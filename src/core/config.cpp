@@ -2,6 +2,10 @@
 // Every error names file, line and key; toml++ exceptions are caught here and never escape.
 #include "personad/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <toml++/toml.h>
 
 #include "personad/toml_support.hpp"
@@ -14,6 +18,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +26,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <new>
 #include <sstream>
 #include <system_error>
 
@@ -28,6 +34,7 @@ namespace personad {
 
 namespace fs = std::filesystem;
 using toml_support::directory_of;
+using toml_support::format_size;
 using toml_support::in_quotes;
 using toml_support::line_of;
 using toml_support::read_text_file;
@@ -75,6 +82,7 @@ Result<Millis> parse_duration(std::string_view text) {
 std::string format_duration(Millis d) {
   const std::int64_t ms = d.count();
   if (ms == 0) return "0s";
+  if (ms < 0) return std::to_string(ms) + "ms";
   for (const auto& unit : kUnits)
     if (ms % unit.ms == 0) return std::to_string(ms / unit.ms) + std::string(unit.suffix);
   return std::to_string(ms) + "ms";  // unreachable: every count divides by 1 ms
@@ -130,14 +138,33 @@ struct KeySpec {
   Apply apply;
 };
 
+// Every duration has a range (README, "Ranges"): a value beyond it would overflow time
+// arithmetic somewhere, or make no sense (a one-year request timeout).
+struct DurationRange {
+  Millis min;  // 0: "0s" is allowed
+  Millis max;
+};
+constexpr Millis kSecond{1'000};
+constexpr Millis kHour{3'600'000};
+constexpr Millis kDay{86'400'000};
+constexpr DurationRange kTimeout{Millis{1}, kHour};
+constexpr DurationRange kUpToADay{Millis{1}, kDay};
+constexpr DurationRange kUpTo30Days{Millis{1}, 30 * kDay};
+constexpr DurationRange kUpToAYear{Millis{1}, 365 * kDay};
+
 template <class Get>
-Apply duration_key(Get get, bool allow_zero) {
-  return [get, allow_zero](const toml::node& n, Config& c, const fs::path&) -> std::string {
+Apply duration_key(Get get, DurationRange range) {
+  return [get, range](const toml::node& n, Config& c, const fs::path&) -> std::string {
     const auto* s = n.as_string();
     if (s == nullptr) return expected("a duration string like \"30s\"", n);
     auto d = parse_duration(s->get());
     if (!d) return d.message();
-    if (!allow_zero && d->count() == 0) return "must be greater than 0";
+    if (*d < range.min || *d > range.max) {
+      if (range.min.count() == 1 && d->count() == 0)
+        return "must be greater than 0 (and at most " + format_duration(range.max) + ")";
+      return "must be between " + format_duration(range.min) + " and " +
+             format_duration(range.max) + ", got " + in_quotes(s->get());
+    }
     get(c) = *d;
     return {};
   };
@@ -198,18 +225,48 @@ Apply choice_key(Get get, std::vector<std::string_view> choices) {
   };
 }
 
+// A NUL ends a path for every system call: "a\u0000b" would silently name "a".
+constexpr const char* kNulInPath = "must not contain a NUL character (\\u0000)";
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
 // Paths are anchored at the config file's directory so the daemon does not depend on its cwd.
 template <class Get>
 Apply path_key(Get get, bool optional) {
   return [get, optional](const toml::node& n, Config& c, const fs::path& base) -> std::string {
     const auto* s = n.as_string();
     if (s == nullptr) return expected("a path string", n);
+    if (has_nul(s->get())) return kNulInPath;
     if (s->get().empty()) {
       if (!optional) return "must not be empty";
       get(c).clear();
       return {};
     }
     get(c) = resolve_path(base, s->get());
+    return {};
+  };
+}
+
+// One directory, or a list of them; each anchored at the config file's directory.
+Apply media_root_key() {
+  return [](const toml::node& n, Config& c, const fs::path& base) -> std::string {
+    std::vector<std::string> roots;
+    if (const auto* s = n.as_string()) {
+      if (s->get().empty()) return "must not be empty (leave the key out for no media root)";
+      if (has_nul(s->get())) return kNulInPath;
+      roots.push_back(resolve_path(base, s->get()));
+    } else if (const auto* arr = n.as_array()) {
+      for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto* e = (*arr)[i].as_string();
+        if (e == nullptr)
+          return "element " + std::to_string(i + 1) + ": " + expected("a path string", (*arr)[i]);
+        if (e->get().empty()) return "element " + std::to_string(i + 1) + ": must not be empty";
+        if (has_nul(e->get())) return "element " + std::to_string(i + 1) + ": " + kNulInPath;
+        roots.push_back(resolve_path(base, e->get()));
+      }
+    } else {
+      return expected("a directory path or an array of them", n);
+    }
+    c.media_roots = std::move(roots);
     return {};
   };
 }
@@ -270,15 +327,15 @@ Apply status_list_key(Get get, bool allow_empty) {
 }
 
 const std::vector<KeySpec>& schema() {
-  auto positive = [](double v) { return v > 0; };
   static const std::vector<KeySpec> keys = {
       {"api", "base_url", base_url_key()},
       {"api", "credentials_file",
        path_key([](Config& c) -> std::string& { return c.api.credentials_file; }, true)},
-      {"api", "timeout", duration_key([](Config& c) -> Millis& { return c.api.timeout; }, false)},
+      {"api", "timeout", duration_key([](Config& c) -> Millis& { return c.api.timeout; }, kTimeout)},
       {"api", "max_requests_per_second",
-       number_key([](Config& c) -> double& { return c.api.max_requests_per_second; }, positive,
-                  "must be greater than 0")},
+       number_key([](Config& c) -> double& { return c.api.max_requests_per_second; },
+                  [](double v) { return v >= 0.01 && v <= 10'000; },
+                  "must be between 0.01 and 10000")},
       {"api", "max_in_flight",
        int_key([](Config& c) -> int& { return c.api.max_in_flight; }, 1, 256)},
       {"api", "done_statuses",
@@ -293,30 +350,32 @@ const std::vector<KeySpec>& schema() {
       {"api", "require_active",
        bool_key([](Config& c) -> bool& { return c.api.status.require_active; })},
       {"api", "retry_initial",
-       duration_key([](Config& c) -> Millis& { return c.api.retry_initial; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.api.retry_initial; }, kTimeout)},
       {"api", "retry_max",
-       duration_key([](Config& c) -> Millis& { return c.api.retry_max; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.api.retry_max; }, kUpToADay)},
       {"api", "reconcile_after",
-       duration_key([](Config& c) -> Millis& { return c.api.reconcile_after; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.api.reconcile_after; }, kUpToADay)},
       {"api", "reconcile_give_up",
-       duration_key([](Config& c) -> Millis& { return c.api.reconcile_give_up; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.api.reconcile_give_up; }, kUpTo30Days)},
       {"store", "path", path_key([](Config& c) -> std::string& { return c.store_path; }, false)},
       {"batches", "directory",
        path_key([](Config& c) -> std::string& { return c.batches_directory; }, false)},
+      {"batches", "media_root", media_root_key()},
       {"poll", "first_after",
-       duration_key([](Config& c) -> Millis& { return c.poll.first_after; }, true)},
+       duration_key([](Config& c) -> Millis& { return c.poll.first_after; },
+                    DurationRange{Millis{0}, 30 * kDay})},
       {"poll", "initial_interval",
-       duration_key([](Config& c) -> Millis& { return c.poll.initial_interval; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.poll.initial_interval; }, kUpTo30Days)},
       {"poll", "multiplier",
        number_key([](Config& c) -> double& { return c.poll.multiplier; },
-                  [](double v) { return v >= 1; }, "must be at least 1")},
+                  [](double v) { return v >= 1 && v <= 10; }, "must be between 1 and 10")},
       {"poll", "max_interval",
-       duration_key([](Config& c) -> Millis& { return c.poll.max_interval; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.poll.max_interval; }, kUpTo30Days)},
       {"poll", "jitter",
        number_key([](Config& c) -> double& { return c.poll.jitter; },
                   [](double v) { return v >= 0 && v < 1; }, "must be in [0, 1)")},
       {"poll", "give_up_after",
-       duration_key([](Config& c) -> Millis& { return c.poll.give_up_after; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.poll.give_up_after; }, kUpToAYear)},
       {"control", "socket",
        path_key([](Config& c) -> std::string& { return c.control_socket; }, false)},
       {"log", "level",
@@ -326,11 +385,12 @@ const std::vector<KeySpec>& schema() {
        choice_key([](Config& c) -> std::string& { return c.log.format; },
                   {"text", "json", "journal"})},
       {"daemon", "shutdown_grace",
-       duration_key([](Config& c) -> Millis& { return c.shutdown_grace; }, true)},
+       duration_key([](Config& c) -> Millis& { return c.shutdown_grace; },
+                    DurationRange{Millis{0}, kHour})},
       {"hooks", "on_transition",
        path_key([](Config& c) -> std::string& { return c.hook_on_transition; }, true)},
       {"hooks", "timeout",
-       duration_key([](Config& c) -> Millis& { return c.hook_timeout; }, false)},
+       duration_key([](Config& c) -> Millis& { return c.hook_timeout; }, kTimeout)},
   };
   return keys;
 }
@@ -446,15 +506,22 @@ Result<Config> parse_config(std::string_view text, const std::string& source) {
     return ConfigReader(source).read(root);
   } catch (const toml::parse_error& e) {
     return make_error(parse_error_text(source, e));
+  } catch (const std::bad_alloc&) {
+    return make_error(ErrorKind::io, source + ": out of memory while reading it");
   } catch (const std::exception& e) {
     return make_error(source + ": " + e.what());
   }
 }
 
 Result<Config> load_config(const std::string& path) {
-  auto text = read_text_file(path);
-  if (!text) return make_error("cannot read config file '" + path + "': " + text.message());
-  return parse_config(*text, path);
+  try {
+    auto text = read_text_file(path, toml_support::kMaxConfigBytes);
+    if (!text)
+      return make_error(text.kind(), "cannot read config file '" + path + "': " + text.message());
+    return parse_config(*text, path);
+  } catch (const std::bad_alloc&) {
+    return make_error(ErrorKind::io, "cannot read config file '" + path + "': out of memory");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -490,7 +557,7 @@ Source from_environment(const EnvLookup& env) {
 }
 
 Result<std::string> read_secret_file(const fs::path& path) {
-  auto text = read_text_file(path);
+  auto text = read_text_file(path, toml_support::kMaxCredentialsBytes);
   if (!text) return make_error("cannot read " + path.string() + ": " + text.message());
   std::string value = std::move(*text);
   while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
@@ -548,13 +615,29 @@ Result<Credentials> read_credentials_toml(const std::string& path, const toml::t
   return found;
 }
 
+// Like ssh with a private key: a secrets file that every user of the host may read (or
+// write) is refused, whatever it holds.
+Result<void> check_private(const std::string& path, std::string_view key) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};  // reading it reports the problem
+  if ((st.st_mode & 0007) == 0) return {};
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return make_error(ErrorKind::invalid,
+                    std::string(key) + " '" + path + "' has mode " + mode +
+                        ": other users may access it, so it is refused; make it readable by "
+                        "its owner (and group) only, e.g. chmod 600 '" + path + "'");
+}
+
 Source from_credentials_file(const Config& config) {
   const std::string& path = config.api.credentials_file;
   if (path.empty()) return std::nullopt;
-  auto text = read_text_file(path);
+  if (auto r = check_private(path, "api.credentials_file"); !r)
+    return Result<Credentials>(r.error());
+  auto text = read_text_file(path, toml_support::kMaxCredentialsBytes);
   if (!text)
-    return Result<Credentials>(
-        make_error("cannot read api.credentials_file '" + path + "': " + text.message()));
+    return Result<Credentials>(make_error(
+        ErrorKind::invalid, "cannot read api.credentials_file '" + path + "': " + text.message()));
   try {
     const toml::table root = toml::parse(*text, std::string_view(path));
     return read_credentials_toml(path, root);
@@ -582,13 +665,91 @@ Result<Credentials> load_credentials(const Config& config, const EnvLookup& env)
     if (auto found = from_credentials_directory(env)) return std::move(*found);
     if (auto found = from_credentials_file(config)) return std::move(*found);
   } catch (const std::exception& e) {
-    return make_error(std::string("cannot load credentials: ") + e.what());
+    return make_error(ErrorKind::invalid, std::string("cannot load credentials: ") + e.what());
   }
   return make_error(
+      ErrorKind::not_found,
       "no Creatify API credentials: set CREATIFY_API_ID and CREATIFY_API_KEY in the "
       "environment, or provide files creatify_api_id and creatify_api_key in "
       "$CREDENTIALS_DIRECTORY (systemd LoadCredential=), or set api.credentials_file in " +
       (config.source_path.empty() ? std::string("the config file") : config.source_path));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up checks shared by `personad --check-config` and start-up
+
+namespace {
+
+// faccessat with the effective ids: sees read-only file systems, immutable files (chattr +i)
+// and permissions, without opening anything (closing a descriptor of a SQLite file this
+// process has open would drop SQLite's locks).
+bool may_access(const fs::path& p, int mode, int& err) {
+  if (::faccessat(AT_FDCWD, p.c_str(), mode, AT_EACCESS) == 0) return true;
+  err = errno;
+  return false;
+}
+
+std::string why_not(int err) {
+  std::string text = std::strerror(err);
+  if (err == EPERM) text += " (an immutable file? see lsattr)";
+  return text;
+}
+
+}  // namespace
+
+Result<void> check_store_writable(const std::string& path) {
+  std::error_code ec;
+  fs::path file(path);
+  // SQLite follows a symlinked database to its real place and keeps its -wal and -shm there.
+  if (fs::is_symlink(fs::symlink_status(file, ec))) {
+    const fs::path real = fs::canonical(file, ec);
+    if (!ec) file = real;
+  }
+  const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  int err = 0;
+  const auto status = fs::status(file, ec);
+  if (fs::exists(status)) {
+    if (!fs::is_regular_file(status))
+      return make_error(ErrorKind::io,
+                        "store.path '" + path + "' is not a regular file, so not a database");
+    if (!may_access(file, R_OK | W_OK, err))
+      return make_error(ErrorKind::io, "store.path '" + file.string() +
+                                           "': the database cannot be written: " + why_not(err));
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+      const fs::path side = file.string() + suffix;
+      if (fs::exists(fs::symlink_status(side, ec)) && !may_access(side, R_OK | W_OK, err))
+        return make_error(ErrorKind::io, "store.path: '" + side.string() +
+                                             "' (SQLite's file beside the database) cannot be "
+                                             "written: " + why_not(err));
+    }
+  }
+  // A directory that does not exist yet is made at start (with the parents it needs).
+  if (fs::is_directory(dir, ec) && !may_access(dir, W_OK | X_OK, err))
+    return make_error(ErrorKind::io, "store.path: directory '" + dir.string() +
+                                         "' cannot be written (SQLite creates its -wal and "
+                                         "-shm files there): " + why_not(err));
+  return {};
+}
+
+StartupCheck check_startup(const Config& config, const EnvLookup& env) {
+  StartupCheck out;
+  auto credentials = load_credentials(config, env);
+  if (credentials)
+    out.credentials = std::move(*credentials);
+  else if (credentials.kind() == ErrorKind::not_found)
+    out.credentials_missing = credentials.message();
+  else
+    out.errors.push_back({"credentials", credentials.message()});
+  if (auto w = check_store_writable(config.store_path); !w)
+    out.errors.push_back({"store", w.message()});
+  for (const auto& root : config.media_roots) {
+    std::error_code ec;
+    if (!fs::is_directory(root, ec))
+      out.warnings.push_back({"batches.media_root",
+                              "batches.media_root '" + root +
+                                  "' is not a directory (yet): no local video is allowed from it"});
+  }
+  return out;
 }
 
 }  // namespace personad

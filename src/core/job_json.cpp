@@ -5,6 +5,91 @@ namespace personad {
 
 namespace json = boost::json;
 
+// ---------------------------------------------------------------------------------------------
+// UTF-8 safety
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when the byte there starts none (RFC 3629:
+// no overlong forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  const std::size_t left = s.size() - i;
+  auto cont = [&](std::size_t k) { return k < left && (b(k) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+void fix_string(json::string& s) {
+  if (!is_valid_utf8(s)) s = valid_utf8(s);
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+void make_valid_utf8(json::array& a) {
+  for (auto& v : a) make_valid_utf8(v);
+}
+
+void make_valid_utf8(json::object& o) {
+  bool keys_valid = true;
+  for (auto& kv : o) {
+    make_valid_utf8(kv.value());
+    keys_valid = keys_valid && is_valid_utf8(kv.key());
+  }
+  if (keys_valid) return;
+  json::object fixed;
+  for (auto& kv : o) fixed[valid_utf8(kv.key())] = std::move(kv.value());
+  o = std::move(fixed);
+}
+
+void make_valid_utf8(json::value& v) {
+  if (auto* s = v.if_string()) fix_string(*s);
+  else if (auto* o = v.if_object()) make_valid_utf8(*o);
+  else if (auto* a = v.if_array()) make_valid_utf8(*a);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Renderings
+
 namespace {
 
 json::value opt_string(const std::optional<std::string>& s) {
@@ -43,6 +128,7 @@ void put_request_fields(json::object& o, const PersonaSpec& s,
 json::object spec_as_sent_json(const PersonaSpec& spec, std::string_view client_ref) {
   json::object o;
   put_request_fields(o, spec, labels_as_sent(spec, client_ref));
+  make_valid_utf8(o);
   return o;
 }
 
@@ -66,6 +152,7 @@ json::object job_to_json(const Job& j) {
   // Why it waits for `personactl resolve` (null when it does not).
   o["operator_reason"] = j.needs_operator ? opt_string(j.operator_reason) : json::value(nullptr);
   o["errors"] = j.errors;
+  make_valid_utf8(o);
   return o;
 }
 
@@ -80,6 +167,7 @@ json::array history_to_json(const std::vector<Transition>& history) {
     o["reason"] = t.reason;
     a.push_back(std::move(o));
   }
+  make_valid_utf8(a);
   return a;
 }
 
@@ -100,6 +188,7 @@ json::object stats_to_json(const StoreStats& s) {
   o["needs_operator"] = s.needs_operator;
   o["next_due_at"] = opt_time(s.next_due);
   o["next_due_key"] = opt_string(s.next_due_key);
+  make_valid_utf8(o);
   return o;
 }
 
@@ -107,6 +196,7 @@ json::object spec_to_json(const PersonaSpec& spec) {
   json::object o;
   o["key"] = spec.key;
   put_request_fields(o, spec, spec.labels);
+  make_valid_utf8(o);
   return o;
 }
 

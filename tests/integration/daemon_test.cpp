@@ -7,7 +7,14 @@
 
 #include <set>
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <sqlite3.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <functional>
 
 #include "harness.hpp"
 #include "personad/store.hpp"
@@ -41,6 +48,37 @@ void expect_history_and_log(Environment& env) {
   for (std::size_t pos = 0; (pos = log.find("transition key=", pos)) != std::string::npos; ++pos)
     ++lines;
   EXPECT_EQ(lines, rows) << "one log line per transition row";
+}
+
+// Sets batches.media_root in the environment's config (written by write_config).
+void set_media_root(Environment& env, const fs::path& root) {
+  std::string text = read_file(env.config_path());
+  const std::string section = "[batches]\n";
+  const auto at = text.find(section);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.insert(at + section.size(), "media_root = \"" + root.string() + "\"\n");
+  write_file(env.config_path(), text);
+}
+
+// Sets or clears the immutable flag (chattr +i); false where that is not permitted.
+bool set_immutable(const fs::path& p, bool on) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (ok) {
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    ok = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::uint64_t sim_creates(Environment& env) {
+  boost::system::error_code ec;
+  const auto v = json::parse(http(env.sim_port(), "GET", "/_sim/stats"), ec);
+  if (ec || !v.is_object() || !v.get_object().contains("creates")) return ~std::uint64_t{0};
+  return v.at("creates").to_number<std::uint64_t>();
 }
 
 TEST(Daemon, TwentyJobBatchRunsToCompletion) {
@@ -123,6 +161,8 @@ TEST(Daemon, LocalVideosAreUploadedAsMultipart) {
   Environment env("multipart");
   ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
   env.write_config();
+  // Over the control socket, local videos only come from a media root (issue 11, defect 2).
+  set_media_root(env, env.dir() / "media");
   fs::create_directories(env.dir() / "media");
   write_file(env.dir() / "media" / "lipsync.mp4", std::string(300 * 1024, 'L'));
   write_file(env.dir() / "media" / "consent.mov", std::string(100 * 1024, 'C'));
@@ -151,6 +191,171 @@ TEST(Daemon, LocalVideosAreUploadedAsMultipart) {
   auto bad = env.ctl({"submit", (env.dir() / "missing.toml").string()});
   EXPECT_EQ(bad.code, 2);
   EXPECT_THAT(bad.err, HasSubstr("lipsync_input"));
+}
+
+// Issue 11, defect 2: a `x.mp4` symlink to a secret was uploaded. The daemon reads local videos
+// with its own rights, so it checks what it will read: the real file, inside an allowed tree.
+TEST(Daemon, LocalVideosComeOnlyFromAllowedTreesWhateverTheLinks) {
+  Environment env("mediaroot");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  const std::string secret = "s3cr3t-shadow-line";
+  write_file(env.dir() / "secret.mp4", secret);  // a "video" in no allowed tree
+  fs::create_directories(env.dir() / "batches.d" / "videos");
+  write_file(env.dir() / "batches.d" / "videos" / "ok.mp4", std::string(1000, 'V'));
+  fs::create_symlink(env.dir() / "secret.mp4", env.dir() / "batches.d" / "videos" / "leak.mp4");
+  // Batch files: by default, videos from the batch file's own directory tree only.
+  write_file(env.dir() / "batches.d" / "good.toml",
+             "[[persona]]\nkey = \"tree-ok\"\ngender = \"f\"\ncreator_name = \"In Tree\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"videos/ok.mp4\"\n");
+  write_file(env.dir() / "batches.d" / "leak.toml",
+             "[[persona]]\nkey = \"tree-leak\"\ngender = \"f\"\ncreator_name = \"Leak\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"videos/leak.mp4\"\n");
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 1); }, seconds(60)))
+      << read_file(env.log_path());
+  const std::string log = read_file(env.log_path());
+  EXPECT_THAT(log, HasSubstr("really '" + fs::canonical(env.dir() / "secret.mp4").string() +
+                             "') is outside the batch file's directory tree"));
+  auto js = jobs(env);
+  EXPECT_EQ(js.size(), 1u);
+  EXPECT_TRUE(js.contains("tree-ok"));
+
+  // Over the socket: no media root configured, no local file at all.
+  write_file(env.dir() / "media.toml",
+             "[[persona]]\nkey = \"sock-1\"\ngender = \"m\"\ncreator_name = \"Sock\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"batches.d/videos/ok.mp4\"\n");
+  auto r = env.ctl({"submit", (env.dir() / "media.toml").string()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.err, HasSubstr("need batches.media_root"));
+
+  // With a media root: the files under it go; a link from inside it to a file outside does not,
+  // though personactl (whose check knows only the batch file's tree) let it through.
+  env.stop_daemon();
+  set_media_root(env, env.dir() / "batches.d" / "videos");
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  r = env.ctl({"submit", (env.dir() / "media.toml").string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  write_file(env.dir() / "sock-leak.toml",
+             "[[persona]]\nkey = \"sock-leak\"\ngender = \"m\"\ncreator_name = \"Sock\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"batches.d/videos/leak.mp4\"\n");
+  r = env.ctl({"submit", (env.dir() / "sock-leak.toml").string()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.err, HasSubstr("is outside batches.media_root"));
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 2); }, seconds(60)))
+      << read_file(env.log_path());
+  js = jobs(env);
+  EXPECT_EQ(js.size(), 2u);
+  EXPECT_FALSE(js.contains("sock-leak"));
+  EXPECT_FALSE(js.contains("tree-leak"));
+  // Two uploads, neither of the secret.
+  EXPECT_EQ(sim_creates(env), 2u);
+  for (const auto& p : env.sim_personas())
+    EXPECT_THAT(std::string(p.at("lipsync_input").as_string()), HasSubstr("ok.mp4"));
+}
+
+// Issue 11, defect 9: a FIFO named *.toml was skipped silently (and opening it would block).
+TEST(Daemon, AFifoInTheBatchesDirectoryIsWarnedAboutNeverOpened) {
+  Environment env("fifo");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  fs::create_directories(env.dir() / "batches.d");
+  ASSERT_EQ(::mkfifo((env.dir() / "batches.d" / "pipe.toml").c_str(), 0600), 0);
+  fs::create_symlink(env.dir() / "gone.toml", env.dir() / "batches.d" / "dangling.toml");
+  write_file(env.dir() / "batches.d" / "z.toml", make_batch("fifo", 1));
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  // The file after the FIFO is read: the scan did not block on it.
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 1); }, seconds(60)))
+      << read_file(env.log_path());
+  const std::string log = read_file(env.log_path());
+  EXPECT_THAT(log, HasSubstr("batch_skipped file=" + (env.dir() / "batches.d" / "pipe.toml").string()));
+  EXPECT_THAT(log, HasSubstr("not a regular file (it is a FIFO)"));
+  EXPECT_THAT(log, HasSubstr("batch_skipped file=" +
+                             (env.dir() / "batches.d" / "dangling.toml").string()));
+  EXPECT_THAT(log, HasSubstr("skipped=2"));
+}
+
+// Issue 11, defect 7: `--check-config` said valid where start-up then failed (or, worse, started
+// and failed every commit). Both run check_startup; each case fails both, with the same words.
+TEST(Daemon, CheckConfigAndStartUpRefuseTheSameThings) {
+  Environment env("startupcheck");
+  struct Case {
+    std::string name;
+    std::function<bool()> arrange;  // false: not possible here (skipped)
+    std::string expected;
+  };
+  const fs::path creds = env.dir() / "credentials.toml";
+  const fs::path db = env.dir() / "personad.db";
+  auto base = [&](const std::string& credentials_file) {
+    std::string text = "[api]\nbase_url = \"http://127.0.0.1:1\"\n";
+    if (!credentials_file.empty()) text += "credentials_file = \"" + credentials_file + "\"\n";
+    text += "[store]\npath = \"" + db.string() + "\"\n[batches]\ndirectory = \"" +
+            (env.dir() / "batches.d").string() + "\"\n[control]\nsocket = \"" +
+            (env.dir() / "control.sock").string() + "\"\n";
+    write_file(env.config_path(), text);
+  };
+  const std::vector<Case> cases = {
+      {"credentials readable by others",
+       [&] {
+         base(creds.string());
+         write_file(creds, "api_id = \"id\"\napi_key = \"key-secret\"\n");
+         fs::permissions(creds, fs::perms::owner_read | fs::perms::owner_write |
+                                    fs::perms::group_read | fs::perms::others_read);
+         return true;
+       },
+       "has mode 0644: other users may access it, so it is refused"},
+      {"credentials that do not parse",
+       [&] {
+         base(creds.string());
+         write_file(creds, "api_id = \"id\"\napi_key = key-secret\n");
+         fs::permissions(creds, fs::perms::owner_read | fs::perms::owner_write);
+         return true;
+       },
+       creds.string() + ":2:"},
+      {"an immutable database",
+       [&] {
+         base("");
+         write_file(db, "");
+         return set_immutable(db, true);
+       },
+       "the database cannot be written"},
+  };
+  const std::map<std::string, std::string> env_creds{{"CREATIFY_API_ID", "id"},
+                                                     {"CREATIFY_API_KEY", "key"}};
+  struct Unfreeze {
+    fs::path db;
+    ~Unfreeze() { set_immutable(db, false); }  // else the test directory cannot be removed
+  } unfreeze{db};
+  for (const auto& c : cases) {
+    if (!c.arrange()) {
+      std::cout << "[skipped] " << c.name << ": not possible here\n";
+      continue;
+    }
+    // Credentials from the environment would win over the file: only the database case has them.
+    const auto environment =
+        c.name == "an immutable database" ? env_creds : std::map<std::string, std::string>{};
+    auto check = run({PERSONAD_BIN, "--config", env.config_path().string(), "--check-config"},
+                     env.dir(), environment);
+    EXPECT_EQ(check.code, 1) << c.name << "\n" << check.out << check.err;
+    EXPECT_THAT(check.err, HasSubstr(c.expected)) << c.name;
+    EXPECT_THAT(check.err, HasSubstr("would not start")) << c.name;
+    EXPECT_THAT(check.out + check.err, Not(HasSubstr("key-secret"))) << c.name;
+
+    const fs::path err = env.dir() / ("start-" + std::to_string(&c - cases.data()) + ".err");
+    Process daemon({PERSONAD_BIN, "--config", env.config_path().string()}, environment,
+                   env.dir() / "start.out", err);
+    ASSERT_TRUE(wait_until([&] { return !daemon.running(); }, seconds(10)))
+        << c.name << ": personad started";
+    EXPECT_EQ(daemon.wait(), 1) << c.name;
+    const std::string log = read_file(err);
+    EXPECT_THAT(log, HasSubstr("startup_failed")) << c.name;
+    EXPECT_THAT(log, HasSubstr(c.expected)) << c.name;
+    EXPECT_THAT(log, Not(HasSubstr("key-secret"))) << c.name;
+    EXPECT_FALSE(fs::exists(env.dir() / "control.sock")) << c.name;
+  }
 }
 
 TEST(Daemon, CliReadsTheDatabaseWhenTheDaemonIsDown) {

@@ -29,6 +29,7 @@ void write_hostile_config(Environment& env, const std::string& extra_api = "") {
     << "reconcile_after = \"3s\"\nreconcile_give_up = \"30s\"\n"
     << extra_api << "\n[store]\npath = \"" << (env.dir() / "personad.db").string() << "\"\n"
     << "[batches]\ndirectory = \"" << (env.dir() / "batches.d").string() << "\"\n"
+    << "media_root = \"" << (env.dir() / "media").string() << "\"\n"  // local videos, over the socket
     << "[poll]\nfirst_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
     << "max_interval = \"1s\"\njitter = 0.2\ngive_up_after = \"10m\"\n"
     << "[control]\nsocket = \"" << (env.dir() / "control.sock").string() << "\"\n"
