@@ -256,6 +256,48 @@ TEST(Daemon, LocalVideosComeOnlyFromAllowedTreesWhateverTheLinks) {
     EXPECT_THAT(std::string(p.at("lipsync_input").as_string()), HasSubstr("ok.mp4"));
 }
 
+// Issue 11, defect 9: a local video that cannot be read when the job is sent was recorded as
+// "create rejected by the API", though the API never saw the request.
+TEST(Daemon, AVideoGoneBeforeTheUploadIsNotCalledAnApiRejection) {
+  Environment env("videogone");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  // No API listens on port 1: every create is refused before it is sent, and retried.
+  std::string text = read_file(env.config_path());
+  const std::string url = "http://127.0.0.1:" + std::to_string(env.sim_port());
+  text.replace(text.find(url), url.size(), "http://127.0.0.1:1");
+  write_file(env.config_path(), text);
+  fs::create_directories(env.dir() / "batches.d" / "videos");
+  const fs::path video = env.dir() / "batches.d" / "videos" / "gone.mp4";
+  write_file(video, std::string(1000, 'V'));
+  write_file(env.dir() / "batches.d" / "gone.toml",
+             "[[persona]]\nkey = \"gone-1\"\ngender = \"f\"\ncreator_name = \"Gone\"\n"
+             "video_scene = \"desk\"\nlipsync_input = \"videos/gone.mp4\"\n");
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(wait_until([&] { return read_file(env.log_path()).find("create_not_sent") !=
+                                      std::string::npos; },
+                         seconds(30)))
+      << read_file(env.log_path());
+  fs::remove(video);
+  ASSERT_TRUE(wait_until([&] { return all_final(env, 1); }, seconds(30)))
+      << read_file(env.log_path());
+  const json::object j = jobs(env).at("gone-1");
+  EXPECT_EQ(j.at("state"), "failed");
+  const std::string failed_reason(j.at("failed_reason").as_string());
+  EXPECT_THAT(failed_reason,
+              HasSubstr(fs::canonical(env.dir()).string() + "/batches.d/videos/gone.mp4"));
+  EXPECT_THAT(failed_reason, HasSubstr("(request not sent)"));
+  // The transition (history and log) says what happened.
+  const auto history = env.ctl_json({"history", "gone-1", "--json"});
+  ASSERT_TRUE(history.is_array() && !history.as_array().empty()) << json::serialize(history);
+  const auto& last = history.as_array().back();
+  EXPECT_EQ(last.at("to"), "failed");
+  EXPECT_THAT(std::string(last.at("reason").as_string()), ::testing::StartsWith("create not sent: "));
+  EXPECT_THAT(json::serialize(history), Not(HasSubstr("rejected by the API")));
+  EXPECT_THAT(read_file(env.log_path()), Not(HasSubstr("rejected by the API")));
+}
+
 // Issue 11, defect 9: a FIFO named *.toml was skipped silently (and opening it would block).
 TEST(Daemon, AFifoInTheBatchesDirectoryIsWarnedAboutNeverOpened) {
   Environment env("fifo");
