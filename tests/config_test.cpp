@@ -840,6 +840,23 @@ TEST(StartupCheck, AReadOnlyDirectoryIsAnErrorForOrdinaryUsers) {
   EXPECT_THAT(check.errors[0].message, HasSubstr("cannot be written"));
 }
 
+TEST(StartupCheck, AMissingDirectoryThatCannotBeMadeIsAnError) {
+  TempDir dir;
+  const auto frozen = dir.path() / "frozen";
+  fs::create_directories(frozen);
+  Config c = config_in(dir);
+  c.store_path = (frozen / "a" / "b" / "personad.db").string();
+  if (!set_immutable(frozen, true)) GTEST_SKIP() << "cannot set the immutable flag here";
+  const auto check = check_startup(c, kEnvCredentials);
+  set_immutable(frozen, false);
+  ASSERT_EQ(check.errors.size(), 1u);
+  EXPECT_EQ(check.errors[0].message, "store.path: directory '" + (frozen / "a" / "b").string() +
+                                         "' does not exist and cannot be made in '" +
+                                         frozen.string() +
+                                         "': Operation not permitted (an immutable file? see "
+                                         "lsattr)");
+}
+
 TEST(StartupCheck, AMissingDirectoryIsMadeAtStartNotAnError) {
   TempDir dir;
   Config c = config_in(dir);

@@ -723,11 +723,25 @@ Result<void> check_store_writable(const std::string& path) {
                                              "written: " + why_not(err));
     }
   }
-  // A directory that does not exist yet is made at start (with the parents it needs).
-  if (fs::is_directory(dir, ec) && !may_access(dir, W_OK | X_OK, err))
+  if (fs::is_directory(dir, ec)) {
+    if (!may_access(dir, W_OK | X_OK, err))
+      return make_error(ErrorKind::io, "store.path: directory '" + dir.string() +
+                                           "' cannot be written (SQLite creates its -wal and "
+                                           "-shm files there): " + why_not(err));
+    return {};
+  }
+  // A directory that does not exist yet is made at start, with the parents it needs: the
+  // nearest one that exists must let us.
+  std::error_code abs_ec;
+  fs::path above = fs::absolute(dir, abs_ec).parent_path();
+  struct stat st {};
+  while (!abs_ec && ::lstat(above.c_str(), &st) != 0 && errno == ENOENT &&
+         above != above.parent_path())
+    above = above.parent_path();
+  if (!abs_ec && fs::is_directory(above, ec) && !may_access(above, W_OK | X_OK, err))
     return make_error(ErrorKind::io, "store.path: directory '" + dir.string() +
-                                         "' cannot be written (SQLite creates its -wal and "
-                                         "-shm files there): " + why_not(err));
+                                         "' does not exist and cannot be made in '" +
+                                         above.string() + "': " + why_not(err));
   return {};
 }
 
