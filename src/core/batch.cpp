@@ -344,12 +344,9 @@ std::vector<FieldError> validate_spec_as_written(const PersonaSpec& spec, const 
   Errors out;
   // Text that is not valid UTF-8 or holds control characters (a NUL cuts a path or a header
   // short, a line break forges a log line) is refused before any other check of its field.
-  std::set<std::string_view> unclean;
   auto clean = [&](std::string_view field, const std::string& value) {
-    if (unclean.contains(field)) return false;
     if (auto problem = text_problem(value); !problem.empty()) {
       out.push_back({std::string(field), std::move(problem)});
-      unclean.insert(field);
       return false;
     }
     return true;
