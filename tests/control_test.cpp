@@ -6,6 +6,7 @@
 // out), too many clients (503 busy), and a submit naming a file the peer could not read.
 #include "personad/control.hpp"
 #include "personad/job_json.hpp"
+#include "personad/job_query.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -98,6 +99,36 @@ TEST_F(ControlTest, ListShowHistoryStats) {
   auto stats = json::parse(call("GET", "/v1/stats").body);
   EXPECT_EQ(stats.at("counts").at("done"), 1);
   EXPECT_EQ(call("GET", "/v1/nothing").status, 404);
+}
+
+// The daemon's reads are the query side's (job_query), byte for byte: what personactl prints
+// from the database when the daemon is down is the same JSON by construction.
+TEST_F(ControlTest, ReadsAreAnsweredByTheQuerySide) {
+  api_.create_faults = {FakeApi::Fault::permanent};
+  call("POST", "/v1/submit", submit_body({make_spec("a"), make_spec("b"), make_spec("c")}));
+  ASSERT_TRUE(run_until([&] { return final_state("a") && final_state("b") && final_state("c"); }));
+  for (const char* target :
+       {"/v1/jobs", "/v1/jobs?state=failed&label=acme", "/v1/select?limit=2&count=1",
+        "/v1/select?after=a&limit=1", "/v1/jobs/b", "/v1/jobs/b/history", "/v1/stats",
+        "/v1/jobs/nope", "/v1/select?state=sideways", "/v1/select?stuck=1"}) {
+    auto daemon = call("GET", target);
+    auto direct = answer_query(*store_, target, QueryContext{clock_.now(), kDefaultStuckAfter});
+    EXPECT_EQ(daemon.status, direct.status) << target;
+    EXPECT_EQ(daemon.body, json::serialize(direct.body)) << target;
+  }
+}
+
+// What --stuck means is the daemon's to say ([alerts] stuck_after).
+TEST_F(ControlTest, StuckCountsWithTheDaemonsStuckAfter) {
+  // A queued row nobody scheduled: it never changes.
+  auto idle = store_->enqueue({make_spec("idle")}, "test", "written directly", clock_.now(),
+                              [] { return new_client_ref(); });
+  ASSERT_TRUE(idle.ok()) << idle.message();
+  EXPECT_EQ(json::parse(call("GET", "/v1/jobs?stuck=1").body).as_array().size(), 0u);
+  api_ctl_->set_stuck_after(Millis(1));  // the scaled clock passes that at once
+  auto stuck = json::parse(call("GET", "/v1/jobs?stuck=1").body).as_array();
+  ASSERT_EQ(stuck.size(), 1u);
+  EXPECT_EQ(stuck[0].at("key"), "idle");
 }
 
 TEST_F(ControlTest, ActionsMapToStatusCodes) {

@@ -19,6 +19,7 @@
 
 #include "personad/control.hpp"
 #include "personad/instance_lock.hpp"
+#include "personad/job_query.hpp"
 #include "personad/store.hpp"
 #include "temp_dir.hpp"
 
@@ -148,13 +149,13 @@ TEST_F(CtlTest, OfflineSubmitQueuesThenReadsComeFromTheDatabase) {
   EXPECT_EQ(out_.str(), "known a queued\n");
 
   out_.str("");
-  ASSERT_EQ(ctl::list(ctx(), "", true), ctl::kOk) << err_.str();
+  ASSERT_EQ(ctl::list(ctx(), {}, ctl::ListFormat::json), ctl::kOk) << err_.str();
   auto list = json::parse(out_.str());
   ASSERT_EQ(list.as_array().size(), 2u);
   EXPECT_EQ(list.as_array()[0].at("state"), "queued");
 
   out_.str("");
-  ASSERT_EQ(ctl::list(ctx(), "", false), ctl::kOk);
+  ASSERT_EQ(ctl::list(ctx(), {}, ctl::ListFormat::table), ctl::kOk);
   EXPECT_THAT(out_.str(), HasSubstr("KEY"));
   EXPECT_THAT(out_.str(), HasSubstr("\na "));
 
@@ -185,7 +186,7 @@ TEST_F(CtlTest, UnknownKeysAndSteeringWithoutDaemonAreRefused) {
   EXPECT_EQ(ctl::cancel(ctx(), "a"), ctl::kRefused);
   EXPECT_THAT(err_.str(), HasSubstr("personad is not running"));
   EXPECT_EQ(ctl::resolve(ctx(), "a", "", false), ctl::kInvalid);
-  EXPECT_EQ(ctl::list(ctx(), "sideways", false), ctl::kInvalid);
+  EXPECT_EQ(ctl::list(ctx(), {{"state", "sideways"}}, ctl::ListFormat::table), ctl::kInvalid);
 }
 
 // 4,000 entries (1.2 MB of JSON) used to go in one request over the daemon's 1 MiB limit: the
@@ -385,6 +386,221 @@ TEST_F(CtlTest, BusyDaemonIsAskedAgain) {
   c.busy_wait = Millis(20);
   EXPECT_EQ(ctl::stats(c, true), ctl::kRefused);
   EXPECT_THAT(err_.str(), HasSubstr("personad is busy"));
+}
+
+// ---- list: selections and formats ------------------------------------------------------------
+
+TEST(Csv, FieldsAreQuotedAsRfc4180Says) {
+  EXPECT_EQ(ctl::csv_field("plain"), "plain");
+  EXPECT_EQ(ctl::csv_field(""), "");
+  EXPECT_EQ(ctl::csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(ctl::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(ctl::csv_field("\""), "\"\"\"\"");
+  EXPECT_EQ(ctl::csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(ctl::csv_field("cr\rhere"), "\"cr\rhere\"");
+  EXPECT_EQ(ctl::csv_field(" spaces stay "), " spaces stay ");
+  EXPECT_EQ(ctl::csv_field("émoji 😀; semicolon"), "émoji 😀; semicolon");
+  EXPECT_EQ(ctl::csv_header(),
+            "key,state,remote_status,remote_id,failed_reason,source,labels,created_at,"
+            "submitted_at,updated_at,polls,attempts,eta\r\n");
+}
+
+TEST(Csv, ARowHoldsTheContractsColumnsOfAJob) {
+  auto job = json::parse(R"({"key":"acme-1","state":"failed","remote_status":"rejected",
+    "remote_id":"r-1","failed_reason":"consent video: \"unclear\",\nresubmit","client_ref":"x",
+    "created_at":"2026-11-30T08:00:00.000Z","submitted_at":null,
+    "updated_at":"2026-11-30T09:00:00.000Z","next_poll_at":null,"polls":12,"attempts":1,
+    "spec":{"labels":["acme","spring, 2027","personad:x"]},"source":"batches.d/a.toml"})")
+                 .as_object();
+  EXPECT_EQ(ctl::csv_row(job),
+            "acme-1,failed,rejected,r-1,\"consent video: \"\"unclear\"\",\nresubmit\","
+            "batches.d/a.toml,\"acme;spring, 2027\",2026-11-30T08:00:00.000Z,,"
+            "2026-11-30T09:00:00.000Z,12,1,\r\n");
+}
+
+// Reads the CSV personactl printed back into rows of fields (RFC 4180), as a spreadsheet would.
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1);
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += text[++i];
+      else if (c == '"') quoted = false;
+      else field += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().push_back(std::move(field));
+      field.clear();
+    } else if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+      rows.back().push_back(std::move(field));
+      field.clear();
+      rows.emplace_back();
+      ++i;
+    } else {
+      field += c;
+    }
+  }
+  if (rows.back().empty()) rows.pop_back();
+  return rows;
+}
+
+class CtlListTest : public CtlTest {
+ protected:
+  void SetUp() override {
+    CtlTest::SetUp();
+    one_ = dir_.write("one.toml", big_batch("one", 12)).string();
+    two_ = dir_.write("two.toml", big_batch("two", 8)).string();
+    ASSERT_EQ(ctl::submit(ctx(), {one_, two_}), ctl::kOk) << err_.str();
+    out_.str("");
+    err_.str("");
+  }
+  // Runs list; what it printed.
+  std::string list(const std::vector<SelectionParam>& sel, ctl::ListFormat format,
+                   int expect = ctl::kOk) {
+    out_.str("");
+    err_.str("");
+    EXPECT_EQ(ctl::list(ctx(), sel, format), expect) << err_.str();
+    return out_.str();
+  }
+  std::vector<std::string> json_keys(const std::string& text) {
+    std::vector<std::string> out;
+    const json::value v = json::parse(text);
+    for (const auto& j : v.as_array()) out.emplace_back(j.at("key").as_string());
+    return out;
+  }
+  std::string one_, two_;
+};
+
+TEST_F(CtlListTest, FiltersPagingAndFormatsFromTheDatabase) {
+  auto all = json_keys(list({}, ctl::ListFormat::json));
+  ASSERT_EQ(all.size(), 20u);
+  // One file's entries share a creation time, so they come in key order; the first file first.
+  EXPECT_EQ(all[0], "one-0");
+  EXPECT_EQ(all[1], "one-1");
+  EXPECT_EQ(all[2], "one-10");
+  EXPECT_EQ(all[12], "two-0");
+
+  EXPECT_EQ(json_keys(list({{"label", "two"}}, ctl::ListFormat::json)).size(), 8u);
+  EXPECT_EQ(json_keys(list({{"source", two_}}, ctl::ListFormat::json)).size(), 8u);
+  EXPECT_EQ(json_keys(list({{"key", "one-1*"}}, ctl::ListFormat::json)),
+            (std::vector<std::string>{"one-1", "one-10", "one-11"}));
+  EXPECT_EQ(json_keys(list({{"state", "queued"}, {"label", "one"}, {"key", "*-2"}},
+                           ctl::ListFormat::json)),
+            std::vector<std::string>{"one-2"});
+  EXPECT_EQ(list({{"state", "done"}}, ctl::ListFormat::json), "[]\n");
+
+  // --limit/--after, page after page: together they are the whole listing, once each.
+  std::vector<std::string> paged;
+  std::vector<SelectionParam> sel{{"limit", "3"}};
+  for (;;) {
+    auto page = json_keys(list(sel, ctl::ListFormat::json));
+    paged.insert(paged.end(), page.begin(), page.end());
+    if (page.size() < 3) break;
+    sel = {{"limit", "3"}, {"after", page.back()}};
+  }
+  EXPECT_EQ(paged, all);
+
+  // JSON lines: one job object a line, the same objects as the array.
+  const std::string lines = list({}, ctl::ListFormat::jsonl);
+  std::istringstream in(lines);
+  const json::value listed = json::parse(list({}, ctl::ListFormat::json));
+  const auto& array = listed.as_array();
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    ASSERT_LT(n, array.size());
+    EXPECT_EQ(json::parse(line), array[n]);
+  }
+  EXPECT_EQ(n, 20u);
+
+  // CSV: the header, then one row per job, that a spreadsheet reads back.
+  auto rows = parse_csv(list({{"label", "one"}, {"limit", "2"}}, ctl::ListFormat::csv));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][0], "key");
+  EXPECT_EQ(rows[0].size(), 13u);
+  EXPECT_EQ(rows[1][0], "one-0");
+  EXPECT_EQ(rows[1][1], "queued");
+  EXPECT_EQ(rows[1][5], one_);
+  EXPECT_EQ(rows[1][6], "acme;one");
+  EXPECT_EQ(rows[2][0], "one-1");
+  EXPECT_EQ(rows[2].size(), 13u);
+
+  // A table says how many more there are beyond what it shows.
+  const std::string table = list({{"label", "two"}, {"limit", "5"}}, ctl::ListFormat::table);
+  EXPECT_EQ(count_lines(table, "two-"), 5u);
+  EXPECT_THAT(table, ::testing::EndsWith("\n\u2026 3 more\n"));
+  EXPECT_THAT(list({{"label", "two"}}, ctl::ListFormat::table), ::testing::Not(HasSubstr("more")));
+}
+
+TEST_F(CtlListTest, BadSelectionsAreExitTwo) {
+  list({{"state", "sideways"}}, ctl::ListFormat::table, ctl::kInvalid);
+  EXPECT_THAT(err_.str(), HasSubstr("state: unknown state 'sideways'"));
+  list({{"since", "last tuesday"}}, ctl::ListFormat::json, ctl::kInvalid);
+  list({{"limit", "0"}}, ctl::ListFormat::json, ctl::kInvalid);
+  list({{"key", "one-[1"}}, ctl::ListFormat::json, ctl::kInvalid);
+  list({{"after", "no-such-job"}}, ctl::ListFormat::json, ctl::kInvalid);
+  EXPECT_THAT(err_.str(), HasSubstr("after: unknown key 'no-such-job'"));
+}
+
+// A table shows 1,000 rows unless --limit says otherwise; JSON is every job, read in pages of
+// 1,000 and printed as one array.
+TEST_F(CtlTest, TableStopsAtAThousandRowsJsonHasThemAll) {
+  std::string file = dir_.write("big.toml", big_batch("big", 1'005)).string();
+  ASSERT_EQ(ctl::submit(ctx(), {file}), ctl::kOk) << err_.str();
+  out_.str("");
+  ASSERT_EQ(ctl::list(ctx(), {}, ctl::ListFormat::table), ctl::kOk) << err_.str();
+  EXPECT_EQ(count_lines(out_.str(), "big-"), 1'000u);
+  EXPECT_THAT(out_.str(), ::testing::EndsWith("\n\u2026 5 more\n"));
+  out_.str("");
+  ASSERT_EQ(ctl::list(ctx(), {{"limit", "1005"}}, ctl::ListFormat::table), ctl::kOk);
+  EXPECT_EQ(count_lines(out_.str(), "big-"), 1'005u);
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("more")));
+  out_.str("");
+  ASSERT_EQ(ctl::list(ctx(), {}, ctl::ListFormat::json), ctl::kOk);
+  std::set<std::string> keys;
+  const json::value listed = json::parse(out_.str());
+  for (const auto& j : listed.as_array()) keys.emplace(j.at("key").as_string());
+  EXPECT_EQ(keys.size(), 1'005u);
+}
+
+// The same commands with a daemon on the socket and without one print the same bytes: the
+// daemon's reads are job_query's (ControlTest.ReadsAreAnsweredByTheQuerySide), and personactl
+// without a daemon runs job_query itself on the database.
+TEST_F(CtlListTest, OnlineAndOfflineAnswersAreTheSame) {
+  Config online_config = config_;
+  online_config.control_socket = (dir_.path() / "daemon.sock").string();
+  auto ro = Store::open(config_.store_path, OpenMode::read_only);
+  ASSERT_TRUE(ro) << ro.message();
+  FakeDaemon daemon(online_config.control_socket, [&](const ControlRequest& r) {
+    auto a = answer_query(**ro, r.target, QueryContext{SystemClock().now(), kDefaultStuckAfter});
+    return ControlResponse{a.status, json::serialize(a.body)};
+  });
+  auto run = [&](const Config& config, const std::function<int(const ctl::Context&)>& command) {
+    std::ostringstream out, err;
+    ctl::Context c{config, Millis(5000), out, err};
+    const int code = command(c);
+    return std::to_string(code) + "\n" + out.str() + err.str();
+  };
+  const std::vector<std::vector<SelectionParam>> selections = {
+      {}, {{"label", "one"}, {"key", "*1*"}}, {{"limit", "4"}, {"after", "one-3"}},
+      {{"state", "queued"}, {"since", "1d"}}, {{"state", "sideways"}}};
+  for (const auto& sel : selections)
+    for (auto format : {ctl::ListFormat::table, ctl::ListFormat::json, ctl::ListFormat::jsonl,
+                        ctl::ListFormat::csv}) {
+      auto command = [&](const ctl::Context& c) { return ctl::list(c, sel, format); };
+      const std::string online = run(online_config, command);
+      EXPECT_EQ(online, run(config_, command)) << online;
+    }
+  for (const auto& command : std::vector<std::function<int(const ctl::Context&)>>{
+           [](const ctl::Context& c) { return ctl::show(c, "two-3", true); },
+           [](const ctl::Context& c) { return ctl::show(c, "two-3", false); },
+           [](const ctl::Context& c) { return ctl::history(c, "one-0", true); },
+           [](const ctl::Context& c) { return ctl::show(c, "nope", true); },
+           [](const ctl::Context& c) { return ctl::stats(c, true); }})
+    EXPECT_EQ(run(online_config, command), run(config_, command));
+  EXPECT_GT(daemon.requests().size(), 20u);  // the online runs did ask the daemon
 }
 
 }  // namespace

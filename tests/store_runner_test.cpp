@@ -65,6 +65,9 @@ class GatedStore final : public Store {
     return inner_->history(id);
   }
   Result<StoreStats> stats() const override { return inner_->stats(); }
+  Result<JobPage> select(const Selection& s, const SelectOptions& o) const override {
+    return inner_->select(s, o);
+  }
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override {
     return inner_->for_each_active(f);
   }

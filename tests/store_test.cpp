@@ -2,6 +2,7 @@
 // read and write of jobs and transitions, each against a fresh database in its own directory.
 #include "personad/store.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
 
 #include "personad/migrations_data.hpp"
 
@@ -31,6 +33,13 @@ PersonaSpec make_spec(std::string key) {
   s.consent_video = "https://cdn.example.com/jane/consent.mp4";
   s.labels = {"acme", "batch-7"};
   return s;
+}
+
+// Reading a selection with `--stuck` counting from t.
+SelectOptions stuck_before(TimePoint t) {
+  SelectOptions o;
+  o.stuck_before = t;
+  return o;
 }
 
 std::string read_bytes(const fs::path& p) {
@@ -284,6 +293,24 @@ TEST_F(StoreTest, DatabaseOfTheOldestSchemaMigratesWithNothingLost) {
   j.polls = 8;
   EXPECT_TRUE(store->update(j).ok());
   EXPECT_EQ(store->stats()->polls, 8);
+  // Selections (0005) see the old rows: labels from the stored spec, the last change of status
+  // from the history (its latest row, at 2000).
+  Selection by_label;
+  by_label.labels = {"a"};
+  by_label.states = {State::pending};
+  by_label.key_glob = "old-*";
+  auto page = store->select(by_label, SelectOptions{});
+  ASSERT_TRUE(page.ok()) << page.message();
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].key, "old-1");
+  Selection stuck;
+  stuck.stuck = true;
+  page = store->select(stuck, stuck_before(from_unix_ms(2000)));
+  ASSERT_TRUE(page.ok()) << page.message();
+  EXPECT_EQ(page->jobs.size(), 1u);
+  page = store->select(stuck, stuck_before(from_unix_ms(1999)));
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->jobs.empty());
 }
 
 // The counts kept by triggers (0003) always equal a recount of the rows, whatever moves,
@@ -952,6 +979,359 @@ TEST_F(StoreTest, StatsCountJobsWaitingForTheOperator) {
   auto stats = store->stats();
   ASSERT_TRUE(stats.ok()) << stats.message();
   EXPECT_EQ(stats->needs_operator, 1);
+}
+
+// ---- Selections ------------------------------------------------------------------------------
+
+constexpr Millis kHour{3600'000};
+
+// Moves a pending job to a new remote status, as a poll that sees a change does.
+void set_remote_status(Store& store, Job& j, const std::string& status, TimePoint at) {
+  ASSERT_EQ(j.state, State::pending);
+  j.remote_status = status;
+  j.updated_at = at;
+  Transition t{.job_id = j.id, .at = at, .from = State::pending, .to = State::pending,
+               .remote_status = status, .reason = "status changed"};
+  auto r = store.apply(j, t);
+  ASSERT_TRUE(r.ok()) << r.message();
+}
+
+std::vector<std::string> keys_of(const std::vector<Job>& jobs) {
+  std::vector<std::string> out;
+  for (const auto& j : jobs) out.push_back(j.key);
+  return out;
+}
+
+// A campaign spread over everything a selection looks at: keys of three clients, two batch
+// files and personactl, labels (one, two, none), six creation times (several jobs in the same
+// millisecond), every state, remote statuses, jobs waiting for the operator, and last changes
+// from long ago to now.
+class SelectionStoreTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    store_ = open();
+    ASSERT_TRUE(store_);
+    std::mt19937 random(42);
+    const char* const sources[] = {"batches.d/acme.toml", "batches.d/zeta.toml", "personactl"};
+    const char* const clients[] = {"acme", "zeta", "omni"};
+    for (int round = 0; round < 6; ++round) {
+      std::vector<PersonaSpec> specs;
+      for (int i = 0; i < 25; ++i) {
+        const int n = round * 25 + i;
+        PersonaSpec spec = make_spec(std::string(clients[random() % 3]) + "-" +
+                                     std::to_string(random() % 1000) + "-" + std::to_string(n));
+        switch (random() % 4) {
+          case 0: spec.labels = {}; break;
+          case 1: spec.labels = {"spring"}; break;
+          case 2: spec.labels = {"spring", "vip"}; break;
+          default: spec.labels = {"autumn", "autumn"};  // a repeated label counts once
+        }
+        specs.push_back(std::move(spec));
+      }
+      auto out = store_->enqueue(specs, sources[round % 3], "seed", kT0 + kHour * round, refs());
+      ASSERT_TRUE(out.ok()) << out.message();
+    }
+    auto all = store_->list();
+    ASSERT_TRUE(all.ok());
+    const char* const statuses[] = {"processing", "reviewing", "done", "rejected"};
+    for (Job j : *all) {
+      const TimePoint at = kT0 + kHour * static_cast<int>(random() % 200);
+      switch (random() % 8) {
+        case 0: break;  // queued
+        case 1: {
+          move(*store_, j, State::submitting, at);
+          if (random() % 2 == 0) {
+            j.needs_operator = true;
+            j.operator_reason = "ambiguous";
+            ASSERT_TRUE(store_->update(j).ok());
+          }
+          break;
+        }
+        case 2:
+        case 3: {
+          move(*store_, j, State::pending, at);
+          set_remote_status(*store_, j, statuses[random() % 2], at + kHour);
+          j.polls += 3;  // a poll that changed nothing: not a change of status
+          j.updated_at = at + kHour * 50;
+          ASSERT_TRUE(store_->update(j).ok());
+          break;
+        }
+        default: {
+          move(*store_, j, State::pending, at);
+          set_remote_status(*store_, j, statuses[2 + random() % 2], at);
+          const State end = all_states()[3 + random() % 4];
+          move(*store_, j, end, at + kHour);
+        }
+      }
+    }
+  }
+
+  // Every job, as list() reads them.
+  std::vector<Job> everything() {
+    auto all = store_->list();
+    EXPECT_TRUE(all.ok()) << all.message();
+    return all.ok() ? *all : std::vector<Job>{};
+  }
+
+  // When a job's state or remote status last changed: its latest history row.
+  TimePoint last_change(const Job& j) {
+    auto h = store_->history(j.id);
+    EXPECT_TRUE(h.ok() && !h->empty());
+    return h.ok() && !h->empty() ? h->back().at : TimePoint{};
+  }
+
+  // What a selection means, decided job by job in C++: the reference for the SQL.
+  std::vector<std::string> expected(const Selection& s, TimePoint stuck_before) {
+    auto any = [](const auto& list, const auto& v) {
+      return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
+    };
+    std::vector<Job> matching;
+    for (const Job& j : everything()) {
+      bool label = s.labels.empty();
+      for (const auto& l : j.spec.labels) label = label || any(s.labels, l);
+      if (!any(s.states, j.state) || !label || !any(s.sources, j.source)) continue;
+      if (s.key_glob && !glob_match(*s.key_glob, j.key)) continue;
+      if (!s.remote_statuses.empty() &&
+          (!j.remote_status || !any(s.remote_statuses, *j.remote_status)))
+        continue;
+      if (s.since && j.created_at < *s.since) continue;
+      if (s.until && j.created_at >= *s.until) continue;
+      if (s.needs_operator && (!j.needs_operator || is_final(j.state))) continue;
+      if (s.stuck && (is_final(j.state) || last_change(j) > stuck_before)) continue;
+      matching.push_back(j);
+    }
+    std::sort(matching.begin(), matching.end(), [](const Job& a, const Job& b) {
+      return std::pair(a.created_at, a.key) < std::pair(b.created_at, b.key);
+    });
+    std::vector<std::string> keys = keys_of(matching);
+    if (s.after) {
+      auto from = std::find(keys.begin(), keys.end(), *s.after);
+      EXPECT_NE(from, keys.end()) << "reference needs after= inside the selection";
+      keys.erase(keys.begin(), from == keys.end() ? from : from + 1);
+    }
+    return keys;
+  }
+
+  // A random selection drawn from values the seed uses (and a few it does not).
+  Selection random_selection(std::mt19937& random) {
+    Selection s;
+    auto maybe = [&](int in) { return static_cast<int>(random() % 10) < in; };
+    if (maybe(4))
+      for (int k = 1 + random() % 3; k > 0; --k) {
+        const State st = all_states()[random() % all_states().size()];
+        if (std::find(s.states.begin(), s.states.end(), st) == s.states.end()) s.states.push_back(st);
+      }
+    const char* const labels[] = {"spring", "vip", "autumn", "nobody"};
+    if (maybe(4))
+      for (int k = 1 + random() % 2; k > 0; --k) {
+        std::string l = labels[random() % 4];
+        if (std::find(s.labels.begin(), s.labels.end(), l) == s.labels.end()) s.labels.push_back(l);
+      }
+    const char* const sources[] = {"batches.d/acme.toml", "batches.d/zeta.toml", "personactl"};
+    if (maybe(2)) s.sources = {sources[random() % 3]};
+    const char* const globs[] = {"acme-*", "*-1?", "[az]*", "[!a]*-[0-9]", "zeta-?*", "*"};
+    if (maybe(3)) s.key_glob = globs[random() % 6];
+    const char* const statuses[] = {"processing", "reviewing", "done", "rejected"};
+    if (maybe(2)) s.remote_statuses = {statuses[random() % 4]};
+    if (maybe(2)) s.since = kT0 + kHour * static_cast<int>(random() % 6);
+    if (maybe(2)) s.until = kT0 + kHour * static_cast<int>(random() % 7);
+    s.needs_operator = maybe(1);
+    s.stuck = maybe(2);
+    return s;
+  }
+
+  std::unique_ptr<Store> store_;
+};
+
+// Every filter of the contract, alone and combined (AND; any of a list), evaluated by the
+// database, selects exactly the jobs the contract's words select, in the order created_at then
+// key; and the pages of any size put together are that selection, each with the count of what
+// follows it.
+TEST_F(SelectionStoreTest, FiltersSelectExactlyWhatTheContractSaysAndPagesAddUp) {
+  std::mt19937 random(7);
+  const TimePoint stuck_before = kT0 + kHour * 100;
+  SelectOptions options;
+  options.stuck_before = stuck_before;
+  options.count_more = true;
+  int non_empty = 0;
+  for (int round = 0; round < 150; ++round) {
+    Selection s = random_selection(random);
+    const auto want = expected(s, stuck_before);
+    non_empty += want.empty() ? 0 : 1;
+    auto all = store_->select(s, options);
+    ASSERT_TRUE(all.ok()) << all.message();
+    ASSERT_EQ(keys_of(all->jobs), want) << "round " << round;
+    EXPECT_FALSE(all->has_more);  // no limit: everything
+    EXPECT_EQ(all->more, 0);
+
+    // The same selection page by page, each starting after the last key of the one before.
+    Selection page = s;
+    page.limit = 1 + random() % 12;
+    std::vector<std::string> paged;
+    for (;;) {
+      auto p = store_->select(page, options);
+      ASSERT_TRUE(p.ok()) << p.message();
+      ASSERT_LE(p->jobs.size(), static_cast<std::size_t>(*page.limit));
+      for (const auto& j : p->jobs) paged.push_back(j.key);
+      EXPECT_EQ(p->more, static_cast<std::int64_t>(want.size() - paged.size()));
+      EXPECT_EQ(p->has_more, paged.size() < want.size());
+      if (!p->has_more) break;
+      page.after = p->jobs.back().key;
+    }
+    EXPECT_EQ(paged, want) << "round " << round << " in pages of " << *page.limit;
+  }
+  EXPECT_GT(non_empty, 60) << "the random selections should mostly select something";
+}
+
+// Paging while the daemon works: between two pages jobs move on (the state filter may gain or
+// lose them), are polled, cancelled, and new ones arrive. The order's columns (created_at, key)
+// never change, so no job is ever shown twice, and every job the selection held all along is
+// shown exactly once.
+TEST_F(SelectionStoreTest, AfterPagingHasNoGapsOrRepeatsWhileJobsChange) {
+  std::mt19937 random(11);
+  const std::vector<Selection> selections = [] {
+    Selection by_label;
+    by_label.labels = {"spring"};
+    Selection by_state;
+    by_state.states = {State::queued, State::submitting, State::pending};
+    Selection everything;
+    Selection combined;
+    combined.states = {State::pending, State::done};
+    combined.labels = {"vip", "autumn"};
+    return std::vector<Selection>{by_label, by_state, everything, combined};
+  }();
+  int next_key = 0;
+  for (const Selection& base : selections) {
+    const auto before = expected(base, kT0);
+    std::set<std::string> changed;  // jobs whose state moved while paging
+    Selection page = base;
+    page.limit = 7;
+    std::vector<std::string> shown;
+    for (;;) {
+      auto p = store_->select(page, SelectOptions{});
+      ASSERT_TRUE(p.ok()) << p.message();
+      for (const auto& j : p->jobs) shown.push_back(j.key);
+      if (!p->has_more) break;
+      page.after = p->jobs.back().key;
+      // Meanwhile: a few jobs move on, one is polled, and a new one arrives.
+      auto all = everything();
+      for (int k = 0; k < 3; ++k) {
+        Job j = job(*store_, all[random() % all.size()].key);
+        std::vector<State> next;
+        for (State st : all_states())
+          if (transition_allowed(j.state, st) && st != j.state) next.push_back(st);
+        if (next.empty()) continue;
+        move(*store_, j, next[random() % next.size()], kT0 + kHour * 300);
+        changed.insert(j.key);
+      }
+      Job polled = job(*store_, all[random() % all.size()].key);
+      polled.polls += 1;
+      ASSERT_TRUE(store_->update(polled).ok());
+      PersonaSpec fresh = make_spec("new-" + std::to_string(next_key++));
+      fresh.labels = {"spring", "vip"};
+      ASSERT_TRUE(store_->enqueue({fresh}, "personactl", "later", kT0 + kHour * 300, refs()).ok());
+    }
+    std::set<std::string> unique(shown.begin(), shown.end());
+    EXPECT_EQ(unique.size(), shown.size()) << "a job was shown twice";
+    for (const auto& key : before) {
+      if (changed.count(key)) continue;
+      EXPECT_EQ(std::count(shown.begin(), shown.end(), key), 1) << key << " was skipped";
+    }
+    // And the order held throughout: what was shown is sorted by (created_at, key).
+    std::vector<std::pair<TimePoint, std::string>> order;
+    for (const auto& key : shown) order.emplace_back(job(*store_, key).created_at, key);
+    EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  }
+}
+
+TEST_F(SelectionStoreTest, AfterNamesAnyJobAndAnUnknownKeyIsAnError) {
+  Selection failed;
+  failed.states = {State::failed};
+  const auto all_failed = expected(failed, kT0);
+  ASSERT_GE(all_failed.size(), 3u);
+  // After a job the filter does not hold: its place in the order is what counts.
+  std::vector<std::string> everyone = expected(Selection{}, kT0);
+  Selection page = failed;
+  for (const auto& key : everyone) {
+    if (std::find(all_failed.begin(), all_failed.end(), key) != all_failed.end()) continue;
+    page.after = key;
+    break;
+  }
+  ASSERT_TRUE(page.after);
+  auto p = store_->select(page, SelectOptions{});
+  ASSERT_TRUE(p.ok()) << p.message();
+  Selection everything_after;
+  everything_after.after = page.after;
+  auto tail = expected(everything_after, kT0);
+  std::vector<std::string> want;
+  for (const auto& key : tail)
+    if (std::find(all_failed.begin(), all_failed.end(), key) != all_failed.end()) want.push_back(key);
+  EXPECT_EQ(keys_of(p->jobs), want);
+
+  page.after = "no-such-key";
+  auto unknown = store_->select(page, SelectOptions{});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.kind(), ErrorKind::invalid);
+  EXPECT_THAT(unknown.message(), ::testing::HasSubstr("after: unknown key 'no-such-key'"));
+}
+
+// `--stuck` counts from the last change of state or remote status, kept by the store whoever
+// writes: a poll that changes nothing does not reset it, a new remote status does.
+TEST_F(StoreTest, StuckCountsFromTheLastChangeOfStateOrRemoteStatus) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("slow"), make_spec("moving"), make_spec("finished"),
+                   make_spec("waiting")});
+  const Millis day{24 * 3600'000};
+  Job slow = job(*store, "slow");
+  move(*store, slow, State::pending, kT0 + Millis(1));
+  set_remote_status(*store, slow, "reviewing", kT0 + Millis(2));
+  Job moving = job(*store, "moving");
+  move(*store, moving, State::pending, kT0 + Millis(1));
+  set_remote_status(*store, moving, "processing", kT0 + Millis(2));
+  Job finished = job(*store, "finished");
+  move(*store, finished, State::done, kT0 + Millis(3));
+  // Four days on: the slow one was polled (nothing changed), the other moved on a stage.
+  slow.polls = 40;
+  slow.updated_at = kT0 + day * 4;
+  slow.next_poll_at = kT0 + day * 4 + Millis(60'000);
+  ASSERT_TRUE(store->update(slow).ok());
+  set_remote_status(*store, moving, "reviewing", kT0 + day * 4);
+
+  Selection stuck;
+  stuck.stuck = true;
+  auto page = store->select(stuck, stuck_before(kT0 + day * 4 - day * 3));
+  ASSERT_TRUE(page.ok()) << page.message();
+  // The queued job never changed since its intake at kT0 either.
+  EXPECT_EQ(keys_of(page->jobs), (std::vector<std::string>{"slow", "waiting"}));
+  page = store->select(stuck, stuck_before(kT0 - Millis(1)));
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->jobs.empty());
+}
+
+TEST_F(StoreTest, LabelsAreSelectableFromIntakeOn) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  PersonaSpec a = make_spec("a");
+  a.labels = {"x", "x", "y"};
+  PersonaSpec b = make_spec("b");
+  b.labels = {};
+  enqueue(*store, {a, b});
+  Selection x;
+  x.labels = {"x"};
+  auto page = store->select(x, SelectOptions{});
+  ASSERT_TRUE(page.ok()) << page.message();
+  EXPECT_EQ(keys_of(page->jobs), std::vector<std::string>{"a"});
+  EXPECT_EQ(job(*store, "a").spec.labels, (std::vector<std::string>{"x", "x", "y"}));
+  x.labels = {"x", "y"};
+  page = store->select(x, SelectOptions{});
+  ASSERT_TRUE(page.ok()) << page.message();
+  EXPECT_EQ(keys_of(page->jobs), std::vector<std::string>{"a"});  // once, though it has both
+  x.labels = {"personad:ref-1"};  // personad's own label is not the operator's
+  page = store->select(x, SelectOptions{});
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->jobs.empty());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "personad/clock.hpp"
 #include "personad/result.hpp"
+#include "personad/selection.hpp"
 
 namespace spdlog { class logger; }
 
@@ -60,11 +61,14 @@ struct ControlResponse {
   std::string content_type = "application/json";
 };
 
-// Routes:
-//   GET  /v1/jobs[?state=S]          → [job…]
+// Routes. The query side, answered from the store alone by job_query.hpp (personactl runs the
+// same code on the database when the daemon is down):
+//   GET  /v1/jobs[?SELECTION]        → [job…]        (filters and paging: selection.hpp)
+//   GET  /v1/select[?SELECTION]      → {jobs, next_after, more}: one page
 //   GET  /v1/jobs/KEY                → job           (404 unknown key)
 //   GET  /v1/jobs/KEY/history        → [transition…] (404)
 //   GET  /v1/stats                   → stats
+// The action side, through the tracker:
 //   POST /v1/submit   {source, personas: [spec…]} → {results: [{key, result, state}]}
 //                     (400 with {error, errors: [{key, field, message}]}: nothing enqueued;
 //                     all of one request in one transaction; personactl sends large files in
@@ -89,6 +93,8 @@ class ControlApi {
   boost::asio::awaitable<ControlResponse> handle(ControlRequest request);
   // More Prometheus text appended to /metrics (hooks, …).
   void set_extra_metrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
+  // What `--stuck` means ([alerts] stuck_after; kDefaultStuckAfter until set).
+  void set_stuck_after(Millis d) { stuck_after_ = d; }
 
  private:
   boost::asio::awaitable<ControlResponse> submit(std::string body, bool check_only,
@@ -98,6 +104,7 @@ class ControlApi {
   StoreRunner& store_;
   const Clock& clock_;
   std::function<std::string()> extra_metrics_;
+  Millis stuck_after_ = kDefaultStuckAfter;
 };
 
 using ControlHandler = std::function<boost::asio::awaitable<ControlResponse>(ControlRequest)>;

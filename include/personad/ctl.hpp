@@ -2,13 +2,17 @@
 // reads the database when the daemon is down) and prints a table or the contract's JSON.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "personad/clock.hpp"
 #include "personad/config.hpp"
+#include "personad/selection.hpp"
 
 namespace personad::ctl {
 
@@ -42,10 +46,19 @@ struct Context {
   // will: ask again every busy_retry for up to this long.
   Millis busy_wait{10'000};
   Millis busy_retry{250};
+  // What `--stuck` means when personactl answers from the database itself.
+  Millis stuck_after = kDefaultStuckAfter;
 };
 
+// `list` output: a table (at most kTableRows rows unless --limit says otherwise, then
+// `… N more`), a JSON array, JSON lines, or CSV (RFC 4180).
+enum class ListFormat { table, json, jsonl, csv };
+constexpr std::int64_t kTableRows = 1'000;
+
 int submit(const Context& ctx, const std::vector<std::string>& files);
-int list(const Context& ctx, const std::string& state, bool as_json);
+// `selection`: the filters and paging as flags named like the query string (selection.hpp),
+// e.g. {"state", "failed"}, {"label", "acme"}, {"since", "3d"}, {"limit", "50"}.
+int list(const Context& ctx, const std::vector<SelectionParam>& selection, ListFormat format);
 int show(const Context& ctx, const std::string& key, bool as_json);
 int history(const Context& ctx, const std::string& key, bool as_json);
 int stats(const Context& ctx, bool as_json);
@@ -55,5 +68,12 @@ int resolve(const Context& ctx, const std::string& key, const std::string& adopt
 
 // Left-aligned columns two spaces apart, one line per row.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
+
+// CSV of the contract: a header row, then one row per job object; RFC 4180 (a field holding a
+// comma, a double quote, CR or LF is quoted, quotes doubled; rows end in CRLF). Null is an
+// empty field; labels are the operator's (personad's own left out), joined by ';'.
+std::string csv_field(std::string_view value);
+std::string csv_header();
+std::string csv_row(const boost::json::object& job);
 
 }  // namespace personad::ctl

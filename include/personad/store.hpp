@@ -14,6 +14,7 @@
 #include "personad/clock.hpp"
 #include "personad/job.hpp"
 #include "personad/result.hpp"
+#include "personad/selection.hpp"
 
 struct sqlite3;
 
@@ -45,6 +46,21 @@ struct ScheduleEntry {
   State state = State::queued;
   std::optional<TimePoint> due;  // next_poll_at
   bool needs_operator = false;
+};
+
+// How a selection is read (beside the Selection itself, which is the operator's words).
+struct SelectOptions {
+  // Selection::stuck: non-final jobs whose state and remote status last changed before this
+  // (now − [alerts] stuck_after).
+  TimePoint stuck_before{};
+  // Count the matching jobs after the page (JobPage::more): a second pass over an index.
+  bool count_more = false;
+};
+
+struct JobPage {
+  std::vector<Job> jobs;  // in the selection's order: created_at, then key
+  bool has_more = false;  // matching jobs follow the page (only with a limit)
+  std::int64_t more = 0;  // how many (counted with SelectOptions::count_more, else 0)
 };
 
 // The truth about every job and every transition, behind one interface: SQLite is the backend
@@ -87,6 +103,13 @@ class Store {
   virtual Result<std::vector<Job>> load_active() const = 0;  // every job not in a final state
   virtual Result<std::vector<Transition>> history(std::int64_t job_id) const = 0;
   virtual Result<StoreStats> stats() const = 0;
+
+  // The jobs a selection names, one page of them, in one read snapshot; evaluated by the
+  // database (indexes), never by loading every job. A backend must keep the order (created_at,
+  // then key in byte order, i.e. a C collation) and the glob semantics of selection.hpp
+  // (SQLite's GLOB; elsewhere a translation to LIKE or a regular expression). `after` naming
+  // no job is an ErrorKind::invalid error.
+  virtual Result<JobPage> select(const Selection& selection, const SelectOptions& options) const = 0;
 
   // What scheduling needs of every active job, row by row (start-up at a million jobs reads
   // 24 bytes a job, not the whole row). Stops at the first error.

@@ -17,6 +17,7 @@
 
 #include "personad/batch.hpp"
 #include "personad/job_json.hpp"
+#include "personad/job_query.hpp"
 #include "personad/store.hpp"
 #include "personad/tracker.hpp"
 
@@ -352,10 +353,15 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   seg.erase(seg.begin());
 
   if (get && seg == std::vector<std::string>{"health"}) co_return health_reply();
-  if (get && seg == std::vector<std::string>{"stats"}) {
-    auto s = co_await store_.read([](Store& st) { return st.stats(); });
-    if (!s) co_return error_reply(500, s.message());
-    co_return reply(200, stats_to_json(*s));
+  // The query side (job_query.hpp): reads only, on the store's thread. personactl runs the same
+  // code on the database when the daemon is down.
+  if (get && is_query_route(req.target)) {
+    const QueryContext qctx{clock_.now(), stuck_after_};
+    const std::string& target = req.target;
+    auto answer = co_await store_.read(
+        [&target, &qctx](Store& st) -> Result<QueryAnswer> { return answer_query(st, target, qctx); });
+    if (!answer) co_return error_reply(500, answer.message());
+    co_return reply(answer->status, std::move(answer->body));
   }
   if (post && seg == std::vector<std::string>{"submit"})
     co_return co_await submit(std::move(req.body), false, std::move(req.peer));
@@ -367,31 +373,11 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   }
   if (seg.empty() || seg[0] != "jobs") co_return error_reply(404, "no such route: " + req.target);
 
-  if (get && seg.size() == 1) {
-    std::optional<State> filter;
-    if (auto it = url.params().find("state"); it != url.params().end()) {
-      filter = parse_state((*it).value);
-      if (!filter) co_return error_reply(400, "unknown state '" + std::string((*it).value) + "'");
-    }
-    auto jobs = co_await store_.read([filter](Store& st) { return st.list(filter); });
-    if (!jobs) co_return error_reply(500, jobs.message());
-    json::array a;
-    for (const auto& j : *jobs) a.push_back(job_to_json(j));
-    co_return reply(200, a);
-  }
+  // The action side: what changes a job goes to the tracker, the only writer of job state.
   if (seg.size() < 2) co_return error_reply(404, "no such route: " + req.target);
   const std::string key = seg[1];
   if (key.size() > kKeyMaxChars) co_return key_too_long_reply(key.size());
 
-  if (get && (seg.size() == 2 || (seg.size() == 3 && seg[2] == "history"))) {
-    auto job = co_await store_.read([&key](Store& st) { return st.find(key); });
-    if (!job) co_return error_reply(500, job.message());
-    if (!*job) co_return error_reply(404, "unknown key '" + key + "'");
-    if (seg.size() == 2) co_return reply(200, job_to_json(**job));
-    auto h = co_await store_.read([id = (*job)->id](Store& st) { return st.history(id); });
-    if (!h) co_return error_reply(500, h.message());
-    co_return reply(200, history_to_json(*h));
-  }
   if (post && seg.size() == 3) {
     auto body = body_object(req.body);
     if (!body) co_return error_reply(400, body.message());

@@ -11,6 +11,7 @@
 #include "personad/control.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/job_json.hpp"
+#include "personad/job_query.hpp"
 #include "personad/store.hpp"
 
 namespace personad::ctl {
@@ -92,20 +93,36 @@ Result<Answer> from_socket(const Context& ctx, const std::string& method, const 
   return Answer{reply->status, std::move(v)};
 }
 
-Result<std::unique_ptr<Store>> open_db(const Context& ctx) {
-  return Store::open(ctx.config.store_path, OpenMode::read_only);
-}
+// GET through the daemon, else the same query code (job_query) on the database, read-only:
+// online and offline answers are the same JSON. Once the daemon is found down, the rest of the
+// command reads the database (opened once: opening checks the file).
+class Reader {
+ public:
+  explicit Reader(const Context& ctx) : ctx_(ctx) {}
 
-// GET through the daemon, else straight from the database.
-Result<Answer> read(const Context& ctx, const std::string& target,
-                    const std::function<Result<Answer>(Store&)>& from_db) {
-  auto a = from_socket(ctx, "GET", target, "");
-  if (a || a.kind() != ErrorKind::unavailable) return a;
-  auto store = open_db(ctx);
-  if (!store)
-    return make_error("personad is not running (" + ctx.config.control_socket +
-                      ") and the database cannot be read: " + store.message());
-  return from_db(**store);
+  Result<Answer> get(const std::string& target) {
+    if (!store_) {
+      auto a = from_socket(ctx_, "GET", target, "");
+      if (a || a.kind() != ErrorKind::unavailable) return a;
+      auto store = Store::open(ctx_.config.store_path, OpenMode::read_only);
+      if (!store)
+        return make_error("personad is not running (" + ctx_.config.control_socket +
+                          ") and the database cannot be read: " + store.message());
+      store_ = std::move(*store);
+    }
+    const QueryContext q{SystemClock().now(), ctx_.stuck_after};
+    QueryAnswer answer = answer_query(*store_, target, q);
+    return Answer{answer.status, std::move(answer.body)};
+  }
+
+ private:
+  const Context& ctx_;
+  std::unique_ptr<Store> store_;
+};
+
+Result<Answer> read(const Context& ctx, const std::string& target) {
+  Reader reader(ctx);
+  return reader.get(target);
 }
 
 int print_error(const Context& ctx, const std::string& message, int code) {
@@ -153,45 +170,139 @@ int steer(const Context& ctx, const std::string& target, const json::object& bod
 
 // ---- Commands ----
 
-int list(const Context& ctx, const std::string& state, bool as_json) {
-  std::optional<State> filter;
-  if (!state.empty()) {
-    filter = parse_state(state);
-    if (!filter) return print_error(ctx, "unknown state '" + state + "'", kInvalid);
+namespace {
+
+// Text of a job field for CSV: null (or absent) is empty.
+std::string csv_text(const json::object& o, std::string_view name) {
+  auto it = o.find(name);
+  if (it == o.end() || it->value().is_null()) return {};
+  if (it->value().is_string()) return std::string(it->value().get_string());
+  return json::serialize(it->value());
+}
+
+// The operator's labels of a job object (its spec's labels as sent, personad's own left out).
+std::string operator_labels(const json::object& o) {
+  std::string out;
+  const auto* spec = o.if_contains("spec");
+  const auto* labels = spec && spec->is_object() ? spec->get_object().if_contains("labels") : nullptr;
+  if (labels == nullptr || !labels->is_array()) return out;
+  for (const auto& l : labels->get_array()) {
+    if (!l.is_string() || l.get_string().starts_with("personad:")) continue;
+    if (!out.empty()) out += ';';
+    out += l.get_string();
   }
-  auto a = read(ctx, "/v1/jobs" + (state.empty() ? "" : "?state=" + state), [&](Store& s) -> Result<Answer> {
-    auto jobs = s.list(filter);
-    if (!jobs) return jobs.error();
-    json::array arr;
-    for (const auto& j : *jobs) arr.push_back(job_to_json(j));
-    return Answer{200, arr};
-  });
-  if (!a) return print_error(ctx, a.message(), kRefused);
-  if (a->status != 200 || !a->body.is_array()) return print_error(ctx, error_of(*a), kRefused);
-  if (as_json) {
-    print_json(ctx, a->body);
-    return kOk;
+  return out;
+}
+
+constexpr const char* kCsvColumns[] = {"key",        "state",        "remote_status", "remote_id",
+                                       "failed_reason", "source",   "labels",        "created_at",
+                                       "submitted_at", "updated_at", "polls",         "attempts",
+                                       "eta"};
+
+// "/v1/select?QUERY&count=1" with the parts that are there.
+std::string select_target(const Selection& page, bool count) {
+  std::string q = selection_query(page);
+  if (count) q += q.empty() ? "count=1" : "&count=1";
+  return "/v1/select" + (q.empty() ? std::string() : "?" + q);
+}
+
+}  // namespace
+
+std::string csv_field(std::string_view value) {
+  if (value.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(value);
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"') out += '"';
+    out += c;
   }
+  out += '"';
+  return out;
+}
+
+std::string csv_header() {
+  std::string out;
+  for (const char* c : kCsvColumns) out += (out.empty() ? "" : ",") + std::string(c);
+  return out + "\r\n";
+}
+
+std::string csv_row(const json::object& job) {
+  std::string out;
+  bool first = true;
+  for (const char* c : kCsvColumns) {
+    if (!first) out += ',';
+    first = false;
+    out += csv_field(std::string_view(c) == "labels" ? operator_labels(job) : csv_text(job, c));
+  }
+  return out + "\r\n";
+}
+
+// Pages of GET /v1/select, one after the other (keyset: each starts after the last job of the
+// one before, so jobs that change meanwhile are neither skipped nor repeated), each printed as
+// it comes: a listing of 100,000 jobs never sits whole in memory, here or in the daemon.
+int list(const Context& ctx, const std::vector<SelectionParam>& params, ListFormat format) {
+  auto sel = parse_selection(params, SystemClock().now());
+  if (!sel) return print_error(ctx, sel.message(), kInvalid);
+  const bool table = format == ListFormat::table;
+  std::optional<std::int64_t> cap = sel->limit;
+  if (table && !cap) cap = kTableRows;
+
+  Reader reader(ctx);
+  Selection page = *sel;
+  std::int64_t shown = 0;
+  std::int64_t more = 0;  // matching jobs after the last one shown (table)
   std::vector<std::vector<std::string>> rows{
       {"KEY", "STATE", "REMOTE_STATUS", "REMOTE_ID", "POLLS", "NEXT_POLL", "UPDATED"}};
-  for (const auto& v : a->body.get_array()) {
-    const auto& o = v.get_object();
-    rows.push_back({field(o, "key"), field(o, "state"), field(o, "remote_status"),
-                    field(o, "remote_id"), field(o, "polls"), field(o, "next_poll_at"),
-                    field(o, "updated_at")});
+  if (format == ListFormat::csv) ctx.out << csv_header();
+  if (format == ListFormat::json) ctx.out << '[';
+  for (;;) {
+    page.limit = cap ? std::min(*cap - shown, kDefaultPage) : kDefaultPage;
+    auto a = reader.get(select_target(page, table));
+    if (!a) return print_error(ctx, a.message(), kRefused);
+    if (a->status != 200) return print_error(ctx, error_of(*a), a->status == 400 ? kInvalid : kRefused);
+    const auto* body = a->body.if_object();
+    const auto* jobs = body ? body->if_contains("jobs") : nullptr;
+    const auto* next = body ? body->if_contains("next_after") : nullptr;
+    if (jobs == nullptr || !jobs->is_array() || next == nullptr)
+      return print_error(ctx, "personad answered a page without jobs", kRefused);
+    for (const auto& v : jobs->get_array()) {
+      if (!v.is_object()) continue;
+      const auto& o = v.get_object();
+      switch (format) {
+        case ListFormat::table:
+          rows.push_back({field(o, "key"), field(o, "state"), field(o, "remote_status"),
+                          field(o, "remote_id"), field(o, "polls"), field(o, "next_poll_at"),
+                          field(o, "updated_at")});
+          break;
+        case ListFormat::json:
+          ctx.out << (shown > 0 ? "," : "") << json::serialize(v);
+          break;
+        case ListFormat::jsonl:
+          ctx.out << json::serialize(v) << '\n';
+          break;
+        case ListFormat::csv:
+          ctx.out << csv_row(o);
+          break;
+      }
+      ++shown;
+    }
+    if (!next->is_string()) break;  // the last page
+    if (cap && shown >= *cap) {
+      if (const auto* m = body->if_contains("more"); m && m->is_int64()) more = m->get_int64();
+      break;
+    }
+    page.after = std::string(next->get_string());
   }
-  print_table(ctx, rows);
+  if (format == ListFormat::json) ctx.out << "]\n";
+  if (table) {
+    print_table(ctx, rows);
+    if (more > 0) ctx.out << "\u2026 " << more << " more\n";
+  }
   return kOk;
 }
 
 int show(const Context& ctx, const std::string& key, bool as_json) {
   if (key_too_long(ctx, key)) return kInvalid;
-  auto a = read(ctx, "/v1/jobs/" + encode_key(key), [&](Store& s) -> Result<Answer> {
-    auto j = s.find(key);
-    if (!j) return j.error();
-    if (!*j) return Answer{404, json::object{{"error", "unknown key '" + key + "'"}}};
-    return Answer{200, job_to_json(**j)};
-  });
+  auto a = read(ctx, "/v1/jobs/" + encode_key(key));
   if (!a) return print_error(ctx, a.message(), kRefused);
   if (a->status != 200) return print_error(ctx, error_of(*a), kRefused);
   if (as_json) {
@@ -213,14 +324,7 @@ int show(const Context& ctx, const std::string& key, bool as_json) {
 
 int history(const Context& ctx, const std::string& key, bool as_json) {
   if (key_too_long(ctx, key)) return kInvalid;
-  auto a = read(ctx, "/v1/jobs/" + encode_key(key) + "/history", [&](Store& s) -> Result<Answer> {
-    auto j = s.find(key);
-    if (!j) return j.error();
-    if (!*j) return Answer{404, json::object{{"error", "unknown key '" + key + "'"}}};
-    auto h = s.history((*j)->id);
-    if (!h) return h.error();
-    return Answer{200, history_to_json(*h)};
-  });
+  auto a = read(ctx, "/v1/jobs/" + encode_key(key) + "/history");
   if (!a) return print_error(ctx, a.message(), kRefused);
   if (a->status != 200) return print_error(ctx, error_of(*a), kRefused);
   if (as_json) {
@@ -238,11 +342,7 @@ int history(const Context& ctx, const std::string& key, bool as_json) {
 }
 
 int stats(const Context& ctx, bool as_json) {
-  auto a = read(ctx, "/v1/stats", [&](Store& s) -> Result<Answer> {
-    auto st = s.stats();
-    if (!st) return st.error();
-    return Answer{200, stats_to_json(*st)};
-  });
+  auto a = read(ctx, "/v1/stats");
   if (!a) return print_error(ctx, a.message(), kRefused);
   if (a->status != 200) return print_error(ctx, error_of(*a), kRefused);
   if (as_json) {
@@ -482,7 +582,9 @@ int submit(const Context& ctx, const std::vector<std::string>& files) {
   int code = kOk;
   Offline offline;
   for (const auto& file : files) {
-    BatchParse parse = load_batch_file(file);
+    // The config's media roots, as the daemon will check them (none: the file's own tree).
+    BatchParse parse = load_batch_file(
+        file, {ctx.config.media_roots.begin(), ctx.config.media_roots.end()});
     if (!parse.ok()) {
       for (const auto& e : parse.errors) ctx.err << "personactl: " << e.to_string() << '\n';
       ctx.err << "personactl: " << file << ": nothing enqueued from this file\n";

@@ -8,7 +8,9 @@
 #include <array>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <map>
 #include <utility>
+#include <variant>
 
 #include "personad/migrations_data.hpp"
 #include "personad/sqlite.hpp"
@@ -377,6 +379,11 @@ struct SqliteImpl {
   bool in_group = false;
   Statement key_lookup;
   Statement insert_job;
+  Statement insert_label;
+  Statement key_position;
+  // Selections build their SQL from the filters present (placeholders only, never values):
+  // each shape is prepared once and kept.
+  std::map<std::string, Statement, std::less<>> selects;
   Statement insert_transition;
   Statement update_job;
   Statement state_of_job;
@@ -402,6 +409,9 @@ struct SqliteImpl {
   // Writes the row if it is still in `expected` (the state the caller read).
   Result<void> update_row(const Job& job, State expected);
   Result<StoreStats> read_stats();
+  // A selection statement of this SQL, prepared on first use.
+  Result<Statement*> selection_statement(const std::string& sql);
+  Result<JobPage> select(const Selection& s, const SelectOptions& o);
 };
 
 Result<void> SqliteImpl::prepare_all() {
@@ -419,7 +429,10 @@ Result<void> SqliteImpl::prepare_all() {
       {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1"},
       {&insert_job,
        "INSERT INTO jobs (key, state, client_ref, spec, source, created_at, updated_at, "
-       "next_poll_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)"},
+       "next_poll_at, status_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6)"},
+      {&insert_label, "INSERT OR IGNORE INTO job_labels (label, created_at, key, job_id) "
+                      "VALUES (?1, ?2, ?3, ?4)"},
+      {&key_position, "SELECT created_at FROM jobs WHERE key = ?1"},
       {&insert_transition,
        "INSERT INTO transitions (job_id, at, from_state, to_state, remote_status, reason) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
@@ -429,7 +442,11 @@ Result<void> SqliteImpl::prepare_all() {
        "submitted_at = ?7, updated_at = ?8, next_poll_at = ?9, polls = ?10, attempts = ?11, "
        "errors = ?12, submitting_since = ?13, needs_operator = ?14, send_unknown = ?15, "
        "last_sent_at = ?16, expires_at = ?17, client_ref = ?18, unknown_since = ?19, "
-       "operator_reason = ?20, missing_since = ?22, missing_count = ?23 "
+       "operator_reason = ?20, missing_since = ?22, missing_count = ?23, "
+       // Right-hand sides read the row as it was: the time of the last change of state or
+       // remote status (--stuck), kept by the store whoever writes.
+       "status_since = CASE WHEN state IS NOT ?3 OR remote_status IS NOT ?5 THEN ?8 "
+       "ELSE status_since END "
        "WHERE id = ?1 AND key = ?2 AND state = ?21"},
       {&state_of_job, "SELECT state FROM jobs WHERE id = ?1"},
       {&job_by_key, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = ?1"},
@@ -489,7 +506,16 @@ Result<std::int64_t> SqliteImpl::insert_new_job(const PersonaSpec& spec,
       .bind(5, source)
       .bind(6, to_unix_ms(now));  // created, updated and due at once: submit as soon as possible
   if (auto r = insert_job.run(); !r) return r.error();
-  return db.last_insert_rowid();
+  const std::int64_t id = db.last_insert_rowid();
+  for (const auto& label : spec.labels) {
+    ResetOnExit reset_label(insert_label);
+    insert_label.bind(1, std::string_view(label))
+        .bind(2, to_unix_ms(now))
+        .bind(3, std::string_view(spec.key))
+        .bind(4, id);
+    if (auto r = insert_label.run(); !r) return r.error();
+  }
+  return id;
 }
 
 Result<void> SqliteImpl::add_transition(const Transition& t) {
@@ -604,6 +630,219 @@ Result<StoreStats> SqliteImpl::read_stats() {
   return stats;
 }
 
+// ---- Selections ------------------------------------------------------------------------------
+
+// A shell glob (selection.hpp) as SQLite's GLOB: the same metacharacters and byte-wise
+// matching, but a set's complement is written [^…] only and there is no escape character.
+std::string sqlite_glob(std::string_view glob) {
+  std::string out;
+  for (std::size_t i = 0; i < glob.size(); ++i) {
+    const char c = glob[i];
+    if (c == '\\' && i + 1 < glob.size()) {
+      const char e = glob[++i];
+      if (e == '*' || e == '?' || e == '[') {
+        out += '[';
+        out += e;
+        out += ']';
+      } else {
+        out += e;  // nothing else is special outside a set
+      }
+    } else if (c == '[') {
+      // Copied whole (a ']' first in the set is a member), '!' turned into '^'.
+      std::size_t j = i + 1;
+      out += '[';
+      if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) {
+        out += '^';
+        ++j;
+      }
+      if (j < glob.size() && glob[j] == ']') out += glob[j++];
+      while (j < glob.size() && glob[j] != ']') out += glob[j++];
+      if (j < glob.size()) out += ']';
+      i = j;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The FROM and WHERE clauses of a selection, with placeholders only ("?", bound in order): the
+// values go in as parameters, and each shape of clause is prepared once. `order` names the
+// table whose (created_at, key) the page is sorted and cut by.
+//
+// The plan is chosen here, by the shape of the selection, rather than left to statistics this
+// database does not keep: one label walks that label's rows of job_labels already in order;
+// `--stuck` walks the partial index of the non-final jobs in order; anything else reads jobs,
+// where each filter has an index that starts with it and goes on in the selection's order.
+struct SelectionSql {
+  std::string from;
+  std::string where = "1 = 1";
+  std::string order = "j";
+  std::vector<std::variant<std::int64_t, std::string>> values;
+
+  void in_list(const std::string& column, const std::vector<std::string>& v) {
+    where += " AND " + column + (v.size() == 1 ? " = ?" : " IN (");
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v.size() > 1) where += i == 0 ? "?" : ", ?";
+      values.emplace_back(v[i]);
+    }
+    if (v.size() > 1) where += ")";
+  }
+};
+
+SelectionSql selection_sql(const Selection& s, const SelectOptions& o) {
+  SelectionSql q;
+  const bool one_label = s.labels.size() == 1;
+  if (one_label) {
+    q.order = "l";
+    q.in_list("l.label", s.labels);
+  }
+  // What the order's table holds (job_labels has the key and creation time too).
+  const std::string& t = q.order;
+  if (s.key_glob) {
+    q.where += " AND " + t + ".key GLOB ?";
+    q.values.emplace_back(sqlite_glob(*s.key_glob));
+  }
+  if (s.since) {
+    q.where += " AND " + t + ".created_at >= ?";
+    q.values.emplace_back(to_unix_ms(*s.since));
+  }
+  if (s.until) {
+    q.where += " AND " + t + ".created_at < ?";
+    q.values.emplace_back(to_unix_ms(*s.until));
+  }
+  // What only the job row holds.
+  bool on_jobs = false;
+  if (!s.states.empty()) {
+    std::vector<std::string> names;
+    for (State st : s.states) names.emplace_back(to_string(st));
+    q.in_list("j.state", names);
+    on_jobs = true;
+  }
+  if (!s.sources.empty()) {
+    q.in_list("j.source", s.sources);
+    on_jobs = true;
+  }
+  if (!s.remote_statuses.empty()) {
+    q.in_list("j.remote_status", s.remote_statuses);
+    on_jobs = true;
+  }
+  if (s.needs_operator) {
+    q.where += " AND j.needs_operator = 1 AND j.state IN " PERSONAD_ACTIVE_STATES;
+    on_jobs = true;
+  }
+  if (s.stuck) {
+    // The partial index's own condition, word for word, so that it may serve.
+    q.where += " AND j.state IN " PERSONAD_ACTIVE_STATES " AND j.status_since <= ?";
+    q.values.emplace_back(to_unix_ms(o.stuck_before));
+    on_jobs = true;
+  }
+  if (s.labels.size() > 1) {
+    q.where += " AND j.id IN (SELECT job_id FROM job_labels WHERE label IN (";
+    for (std::size_t i = 0; i < s.labels.size(); ++i) {
+      q.where += i == 0 ? "?" : ", ?";
+      q.values.emplace_back(s.labels[i]);
+    }
+    q.where += "))";
+  }
+  if (one_label)
+    q.from = on_jobs ? "job_labels AS l JOIN jobs AS j ON j.id = l.job_id" : "job_labels AS l";
+  else if (s.stuck)
+    q.from = "jobs AS j INDEXED BY jobs_active_created";
+  else
+    q.from = "jobs AS j";
+  return q;
+}
+
+void bind_values(Statement& stmt, const std::vector<std::variant<std::int64_t, std::string>>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const int at = static_cast<int>(i) + 1;
+    if (const auto* n = std::get_if<std::int64_t>(&v[i]))
+      stmt.bind(at, *n);
+    else
+      stmt.bind(at, std::string_view(std::get<std::string>(v[i])));
+  }
+}
+
+Result<Statement*> SqliteImpl::selection_statement(const std::string& sql) {
+  if (auto it = selects.find(sql); it != selects.end()) return &it->second;
+  // Shapes are few (which filters, how many values each); a flood of odd ones is not kept.
+  if (selects.size() >= 64) selects.clear();
+  auto prepared = db.prepare(sql);
+  if (!prepared) return prepared.error();
+  return &selects.emplace(sql, std::move(*prepared)).first->second;
+}
+
+Result<JobPage> SqliteImpl::select(const Selection& s, const SelectOptions& o) {
+  SelectionSql q = selection_sql(s, o);
+  // Where the page starts: after the `after` job's place in the order (created_at, key).
+  std::optional<std::pair<std::int64_t, std::string>> start;
+  if (s.after) {
+    ResetOnExit reset(key_position);
+    auto row = key_position.bind(1, std::string_view(*s.after)).step();
+    if (!row) return row.error();
+    if (!*row)
+      return make_error(ErrorKind::invalid, "after: unknown key '" + *s.after + "'");
+    start.emplace(key_position.int64(0), *s.after);
+  }
+  const std::string id = q.order == "l" ? "l.job_id" : "j.id";
+  const std::string order_by = " ORDER BY " + q.order + ".created_at, " + q.order + ".key";
+  const std::string order_after =
+      " AND (" + q.order + ".created_at, " + q.order + ".key) > (?, ?)";
+
+  // The page's ids, read from an index (one more than the limit tells whether more follow),
+  // then its rows.
+  JobPage page;
+  std::vector<std::int64_t> ids;
+  {
+    auto stmt = selection_statement("SELECT " + id + " FROM " + q.from + " WHERE " + q.where +
+                                    (start ? order_after : "") + order_by + " LIMIT ?");
+    if (!stmt) return stmt.error();
+    Statement& st = **stmt;
+    ResetOnExit reset(st);
+    bind_values(st, q.values);
+    int at = static_cast<int>(q.values.size());
+    if (start) {
+      st.bind(++at, start->first);
+      st.bind(++at, std::string_view(start->second));
+    }
+    st.bind(++at, s.limit ? *s.limit + 1 : std::int64_t{-1});  // negative: no limit
+    for (;;) {
+      auto row = st.step();
+      if (!row) return row.error();
+      if (!*row) break;
+      ids.push_back(st.int64(0));
+    }
+  }
+  if (s.limit && ids.size() > static_cast<std::size_t>(*s.limit)) {
+    ids.resize(static_cast<std::size_t>(*s.limit));
+    page.has_more = true;
+  }
+  page.jobs.reserve(ids.size());
+  for (std::int64_t id : ids) {
+    ResetOnExit reset(job_by_id);
+    auto job = read_one_job(job_by_id.bind(1, id));
+    if (!job) return job.error();
+    if (!*job) return make_error("job id " + std::to_string(id) + " vanished within a read");
+    page.jobs.push_back(std::move(**job));
+  }
+  if (page.has_more && o.count_more) {
+    auto stmt = selection_statement("SELECT count(*) FROM " + q.from + " WHERE " + q.where +
+                                    order_after);
+    if (!stmt) return stmt.error();
+    Statement& st = **stmt;
+    ResetOnExit reset(st);
+    bind_values(st, q.values);
+    const Job& last = page.jobs.back();
+    st.bind(static_cast<int>(q.values.size()) + 1, to_unix_ms(last.created_at));
+    st.bind(static_cast<int>(q.values.size()) + 2, std::string_view(last.key));
+    auto row = st.step();
+    if (!row) return row.error();
+    page.more = *row ? st.int64(0) : 0;
+  }
+  return page;
+}
+
 // ---- Store -----------------------------------------------------------------------------------
 
 // The SQLite backend of Store.
@@ -624,6 +863,7 @@ class SqliteStore final : public Store {
   Result<std::vector<Job>> load_active() const override;
   Result<std::vector<Transition>> history(std::int64_t job_id) const override;
   Result<StoreStats> stats() const override;
+  Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
   Result<void> begin_group() override;
   Result<void> end_group() override;
@@ -787,6 +1027,20 @@ Result<StoreStats> SqliteStore::stats() const {
   if (!stats) return fail("stats", stats.error());
   if (auto r = tx->commit(); !r) return fail("stats (commit)", r.error());
   return stats;
+}
+
+Result<JobPage> SqliteStore::select(const Selection& selection,
+                                    const SelectOptions& options) const {
+  // One read transaction: the page, its rows and the count of the rest from one snapshot.
+  auto tx = impl_->begin(impl_->begin_read, "select jobs");
+  if (!tx) return tx.error();
+  auto page = impl_->select(selection, options);
+  if (!page) {
+    if (page.kind() == ErrorKind::invalid) return page.error();
+    return fail("select jobs", page.error());
+  }
+  if (auto r = tx->commit(); !r) return fail("select jobs (commit)", r.error());
+  return page;
 }
 
 Result<void> SqliteStore::for_each_active(

@@ -6,6 +6,66 @@
 #include "personad/config.hpp"
 #include "personad/ctl.hpp"
 
+namespace {
+
+// The selection's flags ("Selecting jobs" in the contract), the same on every command that
+// selects jobs; their values go, under the query string's names, to the one parser
+// (parse_selection), in personactl and in the daemon alike.
+struct SelectionFlags {
+  std::vector<std::string> states, labels, sources, remote_statuses;
+  std::string key, since, until, after, limit;
+  bool needs_operator = false, stuck = false;
+  std::vector<std::pair<CLI::Option*, const char*>> given;
+
+  std::vector<personad::SelectionParam> params() const {
+    std::vector<personad::SelectionParam> out;
+    for (const auto& s : states) out.emplace_back("state", s);
+    for (const auto& l : labels) out.emplace_back("label", l);
+    for (const auto& s : sources) out.emplace_back("source", s);
+    for (const auto& r : remote_statuses) out.emplace_back("remote_status", r);
+    for (const auto& [opt, name] : given) {
+      if (opt->count() == 0) continue;
+      const std::string n = name;
+      if (n == "key") out.emplace_back(n, key);
+      if (n == "since") out.emplace_back(n, since);
+      if (n == "until") out.emplace_back(n, until);
+      if (n == "after") out.emplace_back(n, after);
+      if (n == "limit") out.emplace_back(n, limit);
+    }
+    if (needs_operator) out.emplace_back("needs_operator", "1");
+    if (stuck) out.emplace_back("stuck", "1");
+    return out;
+  }
+};
+
+void add_selection_flags(CLI::App* cmd, SelectionFlags& f) {
+  cmd->add_option("--state", f.states, "only jobs in this state (repeatable, or a,b: any of)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  cmd->add_option("--label", f.labels, "only jobs with this operator label (repeatable: any of)")
+      ->allow_extra_args(false);
+  cmd->add_option("--source", f.sources,
+                  "only jobs from this batch file as recorded, or personactl (repeatable)")
+      ->allow_extra_args(false);
+  f.given.emplace_back(cmd->add_option("--key", f.key, "only keys matching this shell glob"), "key");
+  cmd->add_option("--remote-status", f.remote_statuses,
+                  "only jobs whose API process_status is this (repeatable)")
+      ->allow_extra_args(false);
+  f.given.emplace_back(
+      cmd->add_option("--since", f.since, "created at or after T (RFC 3339, or 90m, 3d ago)"),
+      "since");
+  f.given.emplace_back(
+      cmd->add_option("--until", f.until, "created before T (RFC 3339, or 90m, 3d ago)"), "until");
+  cmd->add_flag("--needs-operator", f.needs_operator, "only jobs waiting for personactl resolve");
+  cmd->add_flag("--stuck", f.stuck, "only non-final jobs whose status has not changed for long");
+  f.given.emplace_back(cmd->add_option("--limit", f.limit, "at most N jobs"), "limit");
+  f.given.emplace_back(
+      cmd->add_option("--after", f.after, "start after this job (order: created_at, then key)"),
+      "after");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace personad;
   CLI::App app{"personactl: inspect and steer personad"};
@@ -17,15 +77,21 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("personactl ") + PERSONAD_VERSION);
 
   bool as_json = false;
-  std::string state, key, adopt;
+  std::string key, adopt;
   bool resubmit = false;
   std::vector<std::string> files;
 
   auto* submit = app.add_subcommand("submit", "validate batch files and enqueue their entries");
   submit->add_option("FILE", files, "batch files")->required();
   auto* list = app.add_subcommand("list", "one row per job");
-  list->add_option("--state", state, "only jobs in this state");
-  list->add_flag("--json", as_json, "print a JSON array");
+  SelectionFlags list_selection;
+  add_selection_flags(list, list_selection);
+  bool as_jsonl = false, as_csv = false;
+  auto* list_json = list->add_flag("--json", as_json, "print a JSON array");
+  auto* list_jsonl = list->add_flag("--jsonl", as_jsonl, "print one JSON job object a line");
+  auto* list_csv = list->add_flag("--csv", as_csv, "print CSV (RFC 4180) with a header row");
+  list_json->excludes(list_jsonl)->excludes(list_csv);
+  list_jsonl->excludes(list_csv);
   auto* show = app.add_subcommand("show", "one job, all fields");
   show->add_option("KEY", key)->required();
   show->add_flag("--json", as_json, "print a JSON object");
@@ -61,7 +127,12 @@ int main(int argc, char** argv) {
   if (!socket_override.empty()) ctx.config.control_socket = socket_override;
 
   if (*submit) return ctl::submit(ctx, files);
-  if (*list) return ctl::list(ctx, state, as_json);
+  if (*list)
+    return ctl::list(ctx, list_selection.params(),
+                     as_json    ? ctl::ListFormat::json
+                     : as_jsonl ? ctl::ListFormat::jsonl
+                     : as_csv   ? ctl::ListFormat::csv
+                                : ctl::ListFormat::table);
   if (*show) return ctl::show(ctx, key, as_json);
   if (*history) return ctl::history(ctx, key, as_json);
   if (*stats) return ctl::stats(ctx, as_json);

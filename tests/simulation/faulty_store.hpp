@@ -63,6 +63,9 @@ class FaultyStore final : public Store {
     return inner_->history(job_id);  // the checks read it; the tracker never does
   }
   Result<StoreStats> stats() const override { return inner_->stats(); }
+  Result<JobPage> select(const Selection& s, const SelectOptions& o) const override {
+    return inner_->select(s, o);  // the query side's; the tracker never selects
+  }
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override {
     if (fail(read_fail_, "for_each_active")) return injected("for_each_active");
     return inner_->for_each_active(f);

@@ -1,0 +1,47 @@
+// The query side of the control API: every GET that reads jobs (list, a page of a selection,
+// show, history, stats), answered from the store alone. The daemon runs it on its store thread;
+// personactl runs the very same code on a read-only store when the daemon is down, so both give
+// the same JSON by construction. What changes jobs (the action side) goes to the tracker.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <string_view>
+
+#include "personad/clock.hpp"
+#include "personad/selection.hpp"
+#include "personad/store.hpp"
+
+namespace personad {
+
+// What the answers depend on besides the store.
+struct QueryContext {
+  TimePoint now{};                          // `--stuck` counts back from here
+  Millis stuck_after = kDefaultStuckAfter;  // [alerts] stuck_after
+};
+
+// An HTTP-like answer: the status the control socket replies with, and its JSON body.
+struct QueryAnswer {
+  int status = 200;
+  boost::json::value body;
+};
+
+// A page of GET /v1/select holds at most this many jobs (kDefaultPage without `limit`).
+constexpr std::int64_t kDefaultPage = 1'000;
+constexpr std::int64_t kMaxPage = 10'000;
+
+// Routes (GET; SELECTION is the query string of selection.hpp):
+//   /v1/jobs[?SELECTION]          → [job…]: every matching job (or `limit` of them after `after`)
+//   /v1/select[?SELECTION][&count=1]
+//                                 → {jobs: [job…], next_after: KEY|null, more: N|null}: one page
+//                                   (`limit` jobs, default 1,000, at most 10,000); next_after is
+//                                   the `after` of the next page (null: it was the last), more
+//                                   the matching jobs after this page when count=1 was asked
+//   /v1/jobs/KEY                  → job               (404 unknown key)
+//   /v1/jobs/KEY/history          → [transition…]     (404)
+//   /v1/stats                     → stats
+// Errors are {error: …}: 400 a bad parameter or a key over 128 characters, 404, 500 the store.
+bool is_query_route(std::string_view target);
+QueryAnswer answer_query(const Store& store, std::string_view target, const QueryContext& ctx);
+
+}  // namespace personad
