@@ -41,26 +41,33 @@ struct SelectionFlags {
 void add_selection_flags(CLI::App* cmd, SelectionFlags& f) {
   cmd->add_option("--state", f.states, "only jobs in this state (repeatable, or a,b: any of)")
       ->delimiter(',')
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->type_name("S");
   cmd->add_option("--label", f.labels, "only jobs with this operator label (repeatable: any of)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->type_name("L");
   cmd->add_option("--source", f.sources,
                   "only jobs from this batch file as recorded, or personactl (repeatable)")
-      ->allow_extra_args(false);
-  f.given.emplace_back(cmd->add_option("--key", f.key, "only keys matching this shell glob"), "key");
+      ->allow_extra_args(false)
+      ->type_name("S");
+  f.given.emplace_back(cmd->add_option("--key", f.key, "only keys matching this shell glob")->type_name("GLOB"), "key");
   cmd->add_option("--remote-status", f.remote_statuses,
                   "only jobs whose API process_status is this (repeatable)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->type_name("X");
   f.given.emplace_back(
-      cmd->add_option("--since", f.since, "created at or after T (RFC 3339, or 90m, 3d ago)"),
+      cmd->add_option("--since", f.since, "created at or after T (RFC 3339, or 90m, 3d ago)")
+          ->type_name("T"),
       "since");
   f.given.emplace_back(
-      cmd->add_option("--until", f.until, "created before T (RFC 3339, or 90m, 3d ago)"), "until");
+      cmd->add_option("--until", f.until, "created before T (RFC 3339, or 90m, 3d ago)")
+          ->type_name("T"), "until");
   cmd->add_flag("--needs-operator", f.needs_operator, "only jobs waiting for personactl resolve");
   cmd->add_flag("--stuck", f.stuck, "only non-final jobs whose status has not changed for long");
-  f.given.emplace_back(cmd->add_option("--limit", f.limit, "at most N jobs"), "limit");
+  f.given.emplace_back(cmd->add_option("--limit", f.limit, "at most N jobs")->type_name("N"), "limit");
   f.given.emplace_back(
-      cmd->add_option("--after", f.after, "start after this job (order: created_at, then key)"),
+      cmd->add_option("--after", f.after, "start after this job (order: created_at, then key)")
+          ->type_name("KEY"),
       "after");
 }
 
