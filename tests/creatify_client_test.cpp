@@ -405,6 +405,40 @@ TEST_F(CreatifyClientTest, CreateWithMissingLocalFileSendsNothing) {
   EXPECT_EQ(server->accepted, 0);
 }
 
+// Intake keeps a video's real path, checked against the media roots. A symbolic link put in
+// its way afterwards (the file itself, or a directory on the path, swapped for a link to a
+// secret) is refused at the upload: nothing is sent.
+TEST_F(CreatifyClientTest, AVideoSwappedForASymlinkAfterItsCheckIsNotUploaded) {
+  serve([](const Request&) { return ok_persona("never"); });
+  TempDir dir;
+  const std::string secret = dir.write("secret.txt", "root:$6$hash").string();
+  std::filesystem::create_directories(dir.path() / "media" / "acme");
+  const std::string video = dir.write("media/acme/consent.mp4", random_bytes(1024, 5)).string();
+  auto client = make_client();
+
+  // The file replaced by a link to the secret.
+  std::filesystem::remove(video);
+  std::filesystem::create_symlink(secret, video);
+  auto spec = url_spec();
+  spec.consent_video = video;
+  auto r = run(io, client->create(spec, "r"));
+  EXPECT_EQ(r.outcome, Outcome::permanent);
+  EXPECT_FALSE(r.sent);
+  EXPECT_NE(r.message.find("symbolic link"), std::string::npos) << r.message;
+
+  // A directory on its path replaced by a link to another tree that has a file of that name.
+  std::filesystem::remove(video);
+  std::filesystem::create_directories(dir.path() / "elsewhere");
+  dir.write("elsewhere/consent.mp4", "not the checked file");
+  std::filesystem::remove_all(dir.path() / "media" / "acme");
+  std::filesystem::create_directory_symlink(dir.path() / "elsewhere", dir.path() / "media" / "acme");
+  r = run(io, client->create(spec, "r"));
+  EXPECT_EQ(r.outcome, Outcome::permanent);
+  EXPECT_FALSE(r.sent);
+  EXPECT_NE(r.message.find("now leads to"), std::string::npos) << r.message;
+  EXPECT_EQ(server->accepted, 0);
+}
+
 TEST_F(CreatifyClientTest, CreateWhoseFileVanishesBeforeSendingIsPermanent) {
   // One slot: the create waits behind a GET, and the file disappears meanwhile.
   TempDir dir;

@@ -2,8 +2,11 @@
 // max_in_flight connections, a token-bucket rate limit, deadlines, response caps, file uploads.
 #include "personad/creatify_client.hpp"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -20,6 +23,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <random>
@@ -129,7 +133,28 @@ struct UploadSegment {
   std::string field;  // file segments: the form field, for error messages
   std::string path;   // empty for text
   std::uint64_t size = 0;
+  dev_t dev = 0;  // the file checked when the request was built: the upload reads that one
+  ino_t ino = 0;
 };
+
+// Opens a local video for upload without following a symbolic link in its last component,
+// and only if it is still the file checked when the request was built (same device and inode).
+// -1 with `why` set otherwise.
+int open_checked_video(const UploadSegment& seg, std::string& why) {
+  const int fd = ::open(seg.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    why = "cannot open " + seg.path + ": " + std::strerror(errno);
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != seg.dev ||
+      st.st_ino != seg.ino) {
+    ::close(fd);
+    why = seg.path + " was replaced after it was checked; not uploaded";
+    return -1;
+  }
+  return fd;
+}
 
 // A Beast Body whose writer emits the segments in order, reading files kUploadChunk at a time.
 struct MultipartBody {
@@ -167,8 +192,13 @@ struct MultipartBody {
                            index_ < body_.segments.size()};
         }
         if (!file_.is_open()) {
-          file_.open(seg.path.c_str(), beast::file_mode::read, ec);
-          if (ec) return fail(seg, "cannot open " + seg.path + ": " + ec.message());
+          std::string why;
+          const int fd = open_checked_video(seg, why);
+          if (fd < 0) {
+            ec = make_error_code(boost::system::errc::permission_denied);
+            return fail(seg, why);
+          }
+          file_.native_handle(fd);
           remaining_ = seg.size;
         }
         if (remaining_ == 0) {
@@ -280,23 +310,33 @@ Result<MultipartBody::value_type> build_upload(const PersonaSpec& spec,
     text += "--" + body.boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
             "\"\r\n\r\n" + value + "\r\n";
   for (const auto& [name, path] : files) {
-    std::error_code ec;
     std::filesystem::path p(path);
-    if (!std::filesystem::is_regular_file(p, ec))
-      return make_error(name + ": " + path + " is not a readable file" +
-                        (ec ? " (" + ec.message() + ")" : ""));
-    auto size = std::filesystem::file_size(p, ec);
-    beast::error_code open_ec;
-    beast::file probe;
-    if (!ec) probe.open(path.c_str(), beast::file_mode::read, open_ec);
-    if (ec || open_ec)
-      return make_error(name + ": cannot read " + path + ": " +
-                        (ec ? ec.message() : open_ec.message()));
+    // Intake kept the video's real path, checked against the media roots: it must still be
+    // that, with no symbolic link put anywhere in its way since (then O_NOFOLLOW and the
+    // inode check at the upload itself close the rest of the window).
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(p, ec);
+    if (ec) return make_error(name + ": cannot read " + path + ": " + ec.message());
+    if (real != p)
+      return make_error(name + ": " + path + " now leads to " + real.string() +
+                        " (a symbolic link in its way since it was checked); not uploaded");
+    UploadSegment file{"", name, path, 0};
+    {
+      struct stat st {};
+      const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) return make_error(name + ": cannot read " + path + ": " + std::strerror(errno));
+      const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+      ::close(fd);
+      if (!regular) return make_error(name + ": " + path + " is not a regular file");
+      file.size = static_cast<std::uint64_t>(st.st_size);
+      file.dev = st.st_dev;
+      file.ino = st.st_ino;
+    }
     text += "--" + body.boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
             "\"; filename=\"" + quoted_filename(p.filename().string()) +
             "\"\r\nContent-Type: " + media_type(p) + "\r\n\r\n";
     body.segments.push_back({std::move(text), "", "", 0});
-    body.segments.push_back({"", name, path, size});
+    body.segments.push_back(std::move(file));
     text = "\r\n";
   }
   text += "--" + body.boundary + "--\r\n";

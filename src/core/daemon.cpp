@@ -1,6 +1,7 @@
 // Start-up, the batches directory, reload, status reporting and graceful stop (see daemon.hpp).
 #include "personad/daemon.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -9,7 +10,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <random>
+#include <utility>
 #include <spdlog/logger.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include "personad/batch.hpp"
 #include "personad/control.hpp"
@@ -21,6 +27,7 @@
 #include "personad/redact.hpp"
 #include "personad/store.hpp"
 #include "personad/store_runner.hpp"
+#include "personad/toml_support.hpp"
 #include "personad/tracker.hpp"
 
 namespace personad {
@@ -38,6 +45,9 @@ asio::awaitable<BatchParse> parse_batch_file(std::filesystem::path path) {
   co_return load_batch_file(path);
 }
 
+// Reads the config file for a reload; run on the parsing thread, like batch files.
+asio::awaitable<Result<Config>> load_config_file(std::string path) { co_return load_config(path); }
+
 HookOptions hook_options(const Config& c) {
   HookOptions o;
   o.program = c.hook_on_transition;
@@ -54,6 +64,8 @@ class Daemon {
         signals_(ioc_),
         status_timer_(ioc_),
         stop_timer_(ioc_),
+        scan_ended_(ioc_),
+        reload_gap_(ioc_),
         notifier_(ioc_.get_executor()),
         rng_(std::random_device{}()) {}
 
@@ -94,6 +106,11 @@ class Daemon {
     auto lock = InstanceLock::acquire_for_database(config_.store_path);
     if (!lock) return fail("lock", lock.message());
     lock_ = std::move(*lock);
+    // The check --check-config runs too: a database that cannot be written is a start-up
+    // error, not READY and then a failure at every commit. Before the open: it opens nothing.
+    if (auto w = check_store_writable(config_.store_path); !w) return fail("store", w.message());
+    // Where local videos may come from, for batch files and the control socket (batch.hpp).
+    set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
 
     auto store = Store::open(config_.store_path, OpenMode::read_write);
     if (!store) return fail("store", store.message());
@@ -177,6 +194,7 @@ class Daemon {
       co_await scan_batches();
     } while (rescan_ && !stopping_);
     scanning_ = false;
+    scan_ended_.cancel();  // wakes a reload waiting for this scan
   }
 
   // Every *.toml of the batches directory; a file with any error enqueues nothing. A file is
@@ -184,10 +202,17 @@ class Daemon {
   // holds one huge transaction nor the loop.
   asio::awaitable<void> scan_batches() {
     static constexpr std::size_t kChunk = 1'000;
-    std::size_t files = 0, queued = 0, invalid = 0;
+    std::size_t files = 0, queued = 0, invalid = 0, skipped = 0;
     for (const auto& path : list_batch_files(config_.batches_directory)) {
       if (stopping_) co_return;
       ++files;
+      // A FIFO, a device or a dangling link named *.toml is never opened (a FIFO would block
+      // the reader, a device may act): it is named in a warning, not skipped silently.
+      if (auto why = not_a_batch_file(path); !why.empty()) {
+        ++skipped;
+        log_.event(level_enum::warn, "batch_skipped", {{"file", path.string()}, {"reason", why}});
+        continue;
+      }
       BatchParse parse = co_await asio::co_spawn(parse_pool_, parse_batch_file(path),
                                                  asio::use_awaitable);
       if (!parse.ok()) {
@@ -223,7 +248,22 @@ class Daemon {
                {{"directory", config_.batches_directory},
                 {"files", std::to_string(files)},
                 {"queued", std::to_string(queued)},
-                {"invalid", std::to_string(invalid)}});
+                {"invalid", std::to_string(invalid)},
+                {"skipped", std::to_string(skipped)}});
+  }
+
+  // Why `path` (listed by list_batch_files) is no batch file, or "" when it is a regular file
+  // (or vanished since it was listed: reading it reports that).
+  static std::string not_a_batch_file(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0)
+      return S_ISREG(st.st_mode) ? std::string()
+                                 : "not a regular file (it is " +
+                                       std::string(toml_support::file_type_name(st.st_mode)) +
+                                       "); it is never opened and nothing of it is enqueued";
+    if (errno == ENOENT && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      return "a symbolic link to nothing (dangling); nothing of it is enqueued";
+    return {};
   }
 
   void log_batch_errors(const std::string& path, const BatchParse& parse) {
@@ -270,15 +310,58 @@ class Daemon {
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig != SIGHUP) return begin_stop(sig);
-      reload();
+      request_reload();
       wait_signal();
     });
   }
 
-  void reload() {
+  // One reload at a time, run to its end (config read, batches scanned, queued rows adopted);
+  // the SIGHUPs that arrive meanwhile make one more reload after it, never one each, and that
+  // one starts at least kReloadSpacing after the previous one began: 100 SIGHUPs from a shell
+  // loop are two reloads, not 100 rescans. A SIGHUP is never lost: a reload that begins after it
+  // always follows (files dropped and config edited since are seen).
+  static constexpr Millis kReloadSpacing{500};
+
+  void request_reload() {
+    ++reload_requests_;
+    if (reloading_) return;
+    reloading_ = true;
+    spawn(reload_loop());
+  }
+
+  asio::awaitable<void> reload_loop() {
+    while (reload_requests_ > 0 && !stopping_) {
+      // Also across bursts: a SIGHUP just after a reload ended waits for the rest of the gap.
+      if (last_reload_began_) {
+        reload_gap_.expires_at(*last_reload_began_ + kReloadSpacing);
+        co_await reload_gap_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (stopping_) break;
+      }
+      last_reload_began_ = std::chrono::steady_clock::now();
+      const std::uint64_t absorbed = std::exchange(reload_requests_, 0);
+      try {
+        co_await reload(absorbed);
+      } catch (const std::exception& ex) {
+        // Logged, and the next SIGHUP still reloads.
+        reload_error_ = ex.what();
+      }
+      if (!reload_error_.empty()) {
+        log_.event(level_enum::err, "reload_failed",
+                   {{"config", config_.source_path}, {"reason", std::exchange(reload_error_, {})}});
+        // RELOADING=1 was sent: systemd waits for READY=1 (the running state is kept).
+        if (!stopping_) notifier_.ready();
+      }
+    }
+    reloading_ = false;
+  }
+
+  asio::awaitable<void> reload(std::uint64_t requests) {
     notifier_.reloading();
-    log_.event(level_enum::info, "reloading", {{"config", config_.source_path}});
-    auto fresh = load_config(config_.source_path);
+    log_.event(level_enum::info, "reloading",
+               {{"config", config_.source_path}, {"requests", std::to_string(requests)}});
+    const std::string path = config_.source_path;
+    auto fresh = co_await asio::co_spawn(parse_pool_, load_config_file(path), asio::use_awaitable);
+    if (stopping_) co_return;
     if (!fresh) {
       log_.event(level_enum::err, "reload_failed",
                  {{"config", config_.source_path},
@@ -286,9 +369,16 @@ class Daemon {
     } else {
       apply_reloadable(*fresh);
     }
-    request_scan();
     watch_batches();
-    spawn(tracker_->adopt_queued());
+    request_scan();
+    // The reload ends with its scan (or with the scan that was running, and the one more it
+    // runs for this request).
+    while (scanning_ && !stopping_) {
+      scan_ended_.expires_at(asio::steady_timer::time_point::max());
+      co_await scan_ended_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (stopping_) co_return;
+    co_await tracker_->adopt_queued();
     notifier_.ready();
     update_status();
   }
@@ -317,6 +407,7 @@ class Daemon {
     next.api.reconcile_give_up = fresh.api.reconcile_give_up;
     next.poll = fresh.poll;
     next.batches_directory = fresh.batches_directory;
+    next.media_roots = fresh.media_roots;
     next.log.level = fresh.log.level;
     next.shutdown_grace = fresh.shutdown_grace;
     next.hook_on_transition = fresh.hook_on_transition;
@@ -325,6 +416,7 @@ class Daemon {
     log_.logger().set_level(spdlog::level::from_str(config_.log.level));
     tracker_->update_options(tracker_options(config_));
     hooks_->update(hook_options(config_));
+    set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
   }
 
   std::string hook_metrics() const {
@@ -349,6 +441,8 @@ class Daemon {
                 {"in_flight", std::to_string(tracker_->in_flight())},
                 {"grace", format_duration(config_.shutdown_grace)}});
     tracker_->stop_taking_work();
+    reload_gap_.cancel();
+    scan_ended_.cancel();
     control_->stop();
     watcher_.reset();
     stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_grace;
@@ -411,6 +505,10 @@ class Daemon {
 
   bool scanning_ = false;
   bool rescan_ = false;
+  bool reloading_ = false;
+  std::uint64_t reload_requests_ = 0;  // SIGHUPs not yet taken by a reload
+  std::optional<std::chrono::steady_clock::time_point> last_reload_began_;
+  std::string reload_error_;
   // Batch files are parsed here, off the loop (one thread: one file at a time anyway).
   asio::thread_pool parse_pool_{1};
 
@@ -422,6 +520,8 @@ class Daemon {
   asio::signal_set signals_;
   asio::steady_timer status_timer_;
   asio::steady_timer stop_timer_;
+  asio::steady_timer scan_ended_;  // a reload waits on it for the scan it asked for
+  asio::steady_timer reload_gap_;  // kReloadSpacing between two reloads
   Notifier notifier_;
   std::mt19937_64 rng_;
   std::unique_ptr<InstanceLock> lock_;
