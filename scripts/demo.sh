@@ -10,7 +10,7 @@ bash scripts/build.sh
 BIN=${BUILD_DIR:-build}
 RUN=$ROOT/demo-run
 rm -rf "$RUN"
-mkdir -p "$RUN/batches.d"
+mkdir -p "$RUN/batches.d" "$RUN/media"
 cp config/batches.d/*.toml "$RUN/batches.d/"
 
 pids=()
@@ -35,6 +35,7 @@ sed -e "s|^base_url = .*|base_url = \"http://127.0.0.1:$PORT\"|" \
     -e "s|^credentials_file = .*|# credentials come from the environment in the demo|" \
     -e "s|^path = .*|path = \"$RUN/personad.db\"|" \
     -e "s|^directory = .*|directory = \"$RUN/batches.d\"|" \
+    -e "s|^media_root = .*|media_root = \"$RUN/media\"|" \
     -e "s|^socket = .*|socket = \"$RUN/control.sock\"|" \
     -e "s|^first_after = .*|first_after = \"1s\"|" \
     -e "s|^initial_interval = .*|initial_interval = \"1s\"|" \
