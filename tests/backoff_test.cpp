@@ -1,6 +1,8 @@
 // Backoff: the poll schedule, jitter bounds, caps, expiry clamp, retry delays, start-up spread.
 #include "personad/backoff.hpp"
 
+#include "personad/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -61,6 +63,144 @@ TEST(Backoff, FiveDayWindowTakesFewPolls) {
   while (t < end) t = next_poll_time(p, from_unix_ms(0), polls++, t, 0.5);
   EXPECT_GT(polls, 110);
   EXPECT_LT(polls, 130);  // ≈ 24 a day at the 1 h cap
+}
+
+// ---- The window-aware schedule (issue 10) ----
+
+constexpr Millis kHour{3'600'000};
+constexpr Millis kDay{24 * kHour};
+
+// The policy of a config file that says nothing about polling.
+PollConfig default_policy() {
+  auto c = parse_config("", "personad.toml");
+  EXPECT_TRUE(c.ok()) << c.message();
+  return c->poll;
+}
+
+// The poll times of a job submitted at 0 that never finishes, up to `until`, each interval
+// jittered by `unit_random`, as the tracker schedules them (next_poll_time).
+std::vector<Millis> schedule(const PollConfig& p, Millis until, double unit_random = 0.5) {
+  const TimePoint submitted = from_unix_ms(0);
+  std::vector<Millis> at;
+  TimePoint t = next_poll_time(p, submitted, 0, submitted, unit_random);
+  while (t - submitted <= until && t < expiry_time(p, submitted)) {
+    at.push_back(t - submitted);
+    t = next_poll_time(p, submitted, static_cast<std::int64_t>(at.size()), t, unit_random);
+  }
+  return at;
+}
+
+TEST(PollPolicy, DefaultIsWindowAwareWithTheDocumentedKeys) {
+  const PollConfig p = default_policy();
+  EXPECT_EQ(p.expected_after, kDefaultExpectedAfter);
+  EXPECT_EQ(p.expected_after, kDay);  // the documented window: 1–5 days
+  EXPECT_EQ(p.sparse_interval, 18 * kHour);
+  EXPECT_EQ(p.max_interval_with_webhook, 6 * kHour);
+  // The old keys keep their defaults.
+  EXPECT_EQ(p.first_after, Millis(300'000));
+  EXPECT_EQ(p.max_interval, kHour);
+  EXPECT_EQ(p.give_up_after, 7 * kDay);
+}
+
+TEST(PollPolicy, ExpectedAfterZeroIsThePlainBackoff) {
+  PollConfig p = policy();
+  ASSERT_EQ(p.expected_after, Millis(0));
+  for (std::int64_t n : {0, 1, 2, 5, 40})
+    for (Millis age : {Millis(0), kHour, 3 * kDay})
+      for (double r : {0.0, 0.5, 1.0}) EXPECT_EQ(poll_delay(p, n, age, r), poll_delay(p, n, r));
+  EXPECT_EQ(schedule(p, 5 * kDay).size(), schedule(p, 5 * kDay).size());
+  EXPECT_EQ(poll_phase(p, 0, Millis(0)), PollPhase::steady);
+}
+
+TEST(PollPolicy, PhasesEarlySparseSteady) {
+  const PollConfig p = default_policy();
+  EXPECT_EQ(poll_phase(p, 0, Millis(0)), PollPhase::early);
+  EXPECT_EQ(poll_phase(p, 3, kHour), PollPhase::early);         // 5 min × 2² = 20 min
+  EXPECT_EQ(poll_phase(p, 9, 12 * kHour), PollPhase::sparse);   // 5 min × 2⁸ > 18 h
+  EXPECT_EQ(poll_phase(p, 9, kDay - Millis(1)), PollPhase::sparse);
+  EXPECT_EQ(poll_phase(p, 9, kDay), PollPhase::steady);
+  EXPECT_EQ(poll_phase(p, 2, 4 * kDay), PollPhase::steady);      // a job retried late
+  EXPECT_STREQ(to_string(PollPhase::sparse), "sparse");
+  // Early: the plain growth; sparse: capped at sparse_interval; steady: at max_interval.
+  EXPECT_EQ(poll_delay(p, 3, kHour, 0.5), Millis(1'200'000));
+  EXPECT_EQ(poll_delay(p, 9, 20 * kHour, 0.5), 18 * kHour);
+  EXPECT_EQ(poll_delay(p, 9, kDay, 0.5), kHour);
+  EXPECT_EQ(poll_delay(p, 9, 20 * kHour, 1.0), multiply_saturating(18 * kHour, 1.2));
+}
+
+TEST(PollPolicy, SteadyPollingStartsAtExpectedAfter) {
+  const PollConfig p = default_policy();
+  const TimePoint submitted = from_unix_ms(1'790'000'000'000);
+  // A sparse poll that would land past the window is due exactly at its start.
+  const TimePoint now = submitted + kDay - 2 * kHour;
+  EXPECT_EQ(next_poll_time(p, submitted, 10, now, 1.0), submitted + kDay);
+  EXPECT_EQ(next_poll_after(p, submitted, 10, now, 1.0), submitted + kDay);
+  // From there on, max_interval.
+  EXPECT_EQ(next_poll_time(p, submitted, 11, submitted + kDay, 0.5),
+            submitted + kDay + kHour);
+  const auto at = schedule(p, 5 * kDay);
+  ASSERT_FALSE(at.empty());
+  EXPECT_NE(std::find(at.begin(), at.end(), kDay), at.end());
+  for (std::size_t i = 1; i < at.size(); ++i) {
+    if (at[i - 1] >= kDay) EXPECT_EQ(at[i] - at[i - 1], kHour) << i;
+    else EXPECT_LE(at[i] - at[i - 1], 18 * kHour) << i;
+  }
+}
+
+TEST(PollPolicy, DefaultCallCounts) {
+  const PollConfig p = default_policy();
+  const auto at = schedule(p, 5 * kDay);
+  const auto polls_by = [&](Millis t) {
+    return std::count_if(at.begin(), at.end(), [t](Millis x) { return x <= t; });
+  };
+  // A few early polls catch fast failures and rejections: 5 in the first 2 hours.
+  EXPECT_EQ(polls_by(2 * kHour), 5);
+  // Sparse ones (2.7 h, 5.3 h, 10.7 h, 21.3 h), then day 1 itself: 10 by then.
+  EXPECT_EQ(polls_by(kDay), 10);
+  // Then hourly.
+  EXPECT_EQ(polls_by(2 * kDay), 34);
+  EXPECT_EQ(at.size(), 106u);  // an avatar still pending after 5 days; the old default: ~123
+  EXPECT_GT(schedule(policy(), 5 * kDay).size(), 110u);
+  // The goal: an avatar done anywhere in the documented window (1 to 5 days, uniformly) costs
+  // at most 60 calls on average (the polls before it and the one that sees it).
+  double calls = 0;
+  int n = 0;
+  for (Millis t = kDay; t <= 5 * kDay; t += Millis(60'000), ++n) calls += polls_by(t) + 1;
+  EXPECT_LE(calls / n, 60.0);
+  EXPECT_GT(calls / n, 55.0);
+  // With expected_after = 3d, an avatar that takes the full 5 days costs at most 60.
+  PollConfig late = p;
+  late.expected_after = 3 * kDay;
+  EXPECT_EQ(schedule(late, 5 * kDay).size(), 60u);
+  // Jitter moves the count by a few polls, never the shape.
+  for (double r : {0.0, 0.25, 0.75, 1.0}) {
+    const auto jittered = schedule(p, 5 * kDay, r);
+    EXPECT_GT(jittered.size(), 85u) << r;
+    EXPECT_LT(jittered.size(), 135u) << r;
+  }
+}
+
+TEST(PollPolicy, OperatorMaxIntervalAboveSparseIntervalStillCaps) {
+  PollConfig p = default_policy();
+  p.max_interval = 2 * kDay;  // sparser than the sparse phase: the longer cap wins before it too
+  EXPECT_EQ(poll_delay(p, 40, kHour, 0.5), 2 * kDay);
+}
+
+TEST(PollPolicy, WebhookRelaxesEveryCapAndNeverStopsPolling) {
+  const PollConfig p = default_policy();
+  const PollConfig w = relaxed_for_webhook(p);
+  EXPECT_EQ(w.max_interval, 6 * kHour);
+  EXPECT_EQ(w.sparse_interval, 18 * kHour);
+  EXPECT_EQ(w.expected_after, p.expected_after);
+  EXPECT_EQ(w.give_up_after, p.give_up_after);
+  EXPECT_EQ(poll_delay(w, 40, 4 * kDay, 0.5), 6 * kHour);
+  const auto at = schedule(w, 5 * kDay);
+  EXPECT_LT(at.size(), schedule(p, 5 * kDay).size());
+  EXPECT_GE(at.back(), 5 * kDay - 6 * kHour);  // still polled to the end
+  // Never tighter than without a webhook.
+  PollConfig slow = p;
+  slow.max_interval = kDay;
+  EXPECT_EQ(relaxed_for_webhook(slow).max_interval, kDay);
 }
 
 TEST(Backoff, RetryDelayDoublesToCapAndHonoursRetryAfter) {

@@ -512,6 +512,10 @@ TEST(Config, ExampleConfigLoads) {
   EXPECT_EQ(r->poll.initial_interval, defaults.poll.initial_interval);
   EXPECT_EQ(r->poll.max_interval, defaults.poll.max_interval);
   EXPECT_EQ(r->poll.give_up_after, defaults.poll.give_up_after);
+  // The window-aware additions: the config file's defaults (a PollConfig built in code has none).
+  EXPECT_EQ(r->poll.expected_after, kDefaultExpectedAfter);
+  EXPECT_EQ(r->poll.sparse_interval, defaults.poll.sparse_interval);
+  EXPECT_EQ(r->poll.max_interval_with_webhook, defaults.poll.max_interval_with_webhook);
   EXPECT_DOUBLE_EQ(r->poll.jitter, defaults.poll.jitter);
   EXPECT_EQ(r->control_socket, defaults.control_socket);
   EXPECT_EQ(r->log.level, defaults.log.level);
@@ -872,6 +876,58 @@ TEST(StartupCheck, AMissingMediaRootIsAWarning) {
   EXPECT_TRUE(check.ok());
   ASSERT_EQ(check.warnings.size(), 1u);
   EXPECT_THAT(check.warnings[0].message, HasSubstr("batches.media_root"));
+}
+
+// ---- The poll window (issue 10) ----
+
+TEST(Config, PollWindowKeysParseWithRanges) {
+  auto r = parse_config(
+      "[poll]\nexpected_after = \"2d\"\nsparse_interval = \"8h\"\n"
+      "max_interval_with_webhook = \"12h\"\n",
+      "p.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->poll.expected_after, Millis{2LL * 86'400'000});
+  EXPECT_EQ(r->poll.sparse_interval, Millis{8LL * 3'600'000});
+  EXPECT_EQ(r->poll.max_interval_with_webhook, Millis{12LL * 3'600'000});
+  EXPECT_EQ(r->poll.max_interval, Millis{3'600'000});  // untouched
+
+  auto zero = parse_config("[poll]\nexpected_after = \"0s\"\n", "p.toml");
+  ASSERT_TRUE(zero.ok()) << zero.message();
+  EXPECT_EQ(zero->poll.expected_after, Millis{0});
+
+  auto bad = parse_config("[poll]\nsparse_interval = \"0s\"\nexpected_after = \"366d\"\n"
+                          "max_interval_with_webhook = \"31d\"\n",
+                          "personad.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message(),
+            "personad.toml:2: poll.sparse_interval: must be greater than 0 (and at most 30d)\n"
+            "personad.toml:3: poll.expected_after: must be between 0s and 365d, got \"366d\"\n"
+            "personad.toml:4: poll.max_interval_with_webhook: must be between 1ms and 30d, got "
+            "\"31d\"");
+}
+
+TEST(Config, AnEmptyFileGetsTheWindowAwareDefault) {
+  auto r = parse_config("", "p.toml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->poll.expected_after, kDefaultExpectedAfter);
+  // Other sections do not matter.
+  auto other = parse_config("[poll]\njitter = 0.1\ngive_up_after = \"5d\"\n", "p.toml");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->poll.expected_after, kDefaultExpectedAfter);
+}
+
+TEST(Config, AnOperatorsOwnScheduleKeepsItsMeaning) {
+  // A file that shapes the schedule and says nothing of a window keeps the plain backoff.
+  for (const char* key : {"first_after = \"1m\"", "initial_interval = \"1m\"",
+                          "multiplier = 1.5", "max_interval = \"2h\""}) {
+    auto r = parse_config(std::string("[poll]\n") + key + "\n", "p.toml");
+    ASSERT_TRUE(r.ok()) << key;
+    EXPECT_EQ(r->poll.expected_after, Millis{0}) << key;
+  }
+  // Unless it asks for one.
+  auto r = parse_config("[poll]\nmax_interval = \"2h\"\nexpected_after = \"1d\"\n", "p.toml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->poll.expected_after, Millis{86'400'000});
 }
 
 }  // namespace

@@ -224,6 +224,26 @@ TEST_F(PollOutcomeTest, NextPollFollowsThePollScheduleOfPollsMade) {
   EXPECT_EQ(decide(status("processing"), now, 1.0).next_at, now + Millis(72'000));
 }
 
+TEST_F(PollOutcomeTest, NextPollFollowsTheWindowAwarePhases) {
+  poll_.expected_after = Millis(600'000);   // 10 min
+  poll_.sparse_interval = Millis(300'000);  // 5 min
+  job_.polls = 50;
+  // Before the window: the sparse cap, ...
+  TimePoint now = kSubmitted + Millis(60'000);
+  EXPECT_EQ(decide(status("processing"), now).next_at, now + Millis(300'000));
+  // ... never past the window's start, ...
+  now = kSubmitted + Millis(500'000);
+  EXPECT_EQ(decide(status("processing"), now, 1.0).next_at, kSubmitted + Millis(600'000));
+  // ... then steady at max_interval.
+  now = kSubmitted + Millis(600'000);
+  EXPECT_EQ(decide(status("processing"), now).next_at, now + Millis(60'000));
+  // A job adopted or resolved late counts its age from submitted_at.
+  job_.submitted_at.reset();
+  job_.created_at = kSubmitted - Millis(3'000'000);
+  now = kSubmitted;
+  EXPECT_EQ(decide(status("processing"), now).next_at, now + Millis(60'000));
+}
+
 TEST_F(PollOutcomeTest, NextPollNeverPassesTheExpiry) {
   job_.polls = 50;
   const TimePoint now = expires() - Millis(5'000);

@@ -33,6 +33,12 @@ struct ApiConfig {
   Millis reconcile_give_up{3'600'000};
 };
 
+// The poll schedule (backoff.hpp). Three phases by the job's age since submission: early polls
+// growing from initial_interval (fast failures and rejections), sparse polling capped at
+// sparse_interval until expected_after, then steady polling capped at max_interval until
+// give_up_after. expected_after = 0 is the plain exponential backoff of before (no sparse
+// phase); a PollConfig built in code has that, the config file's default is window-aware
+// (kDefaultExpectedAfter, see parse_config).
 struct PollConfig {
   Millis first_after{5 * 60'000};
   Millis initial_interval{5 * 60'000};
@@ -40,7 +46,19 @@ struct PollConfig {
   Millis max_interval{60 * 60'000};
   double jitter = 0.2;
   Millis give_up_after{7LL * 24 * 3600'000};
+  // Additions (issue 10):
+  Millis expected_after{0};            // age before which no completion is expected
+  Millis sparse_interval{18 * 3600'000};  // interval cap before expected_after
+  // Interval cap for a job whose API calls a webhook (the listener's poll on a callback is what
+  // detects completion then); takes effect only with a webhook (relaxed_for_webhook).
+  Millis max_interval_with_webhook{6 * 3600'000};
 };
+
+// poll.expected_after when the config file sets none of first_after, initial_interval,
+// multiplier and max_interval: the start of the documented 1–5 day window (no avatar is expected
+// done before a day). A file that sets any of those (an operator's own schedule) and not
+// expected_after keeps the plain backoff: expected_after 0.
+inline constexpr Millis kDefaultExpectedAfter{24LL * 3600'000};
 
 struct LogConfig {
   std::string level = "info";   // trace|debug|info|warn|error

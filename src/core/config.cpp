@@ -376,6 +376,14 @@ const std::vector<KeySpec>& schema() {
                   [](double v) { return v >= 0 && v < 1; }, "must be in [0, 1)")},
       {"poll", "give_up_after",
        duration_key([](Config& c) -> Millis& { return c.poll.give_up_after; }, kUpToAYear)},
+      {"poll", "expected_after",
+       duration_key([](Config& c) -> Millis& { return c.poll.expected_after; },
+                    DurationRange{Millis{0}, 365 * kDay})},
+      {"poll", "sparse_interval",
+       duration_key([](Config& c) -> Millis& { return c.poll.sparse_interval; }, kUpTo30Days)},
+      {"poll", "max_interval_with_webhook",
+       duration_key([](Config& c) -> Millis& { return c.poll.max_interval_with_webhook; },
+                    kUpTo30Days)},
       {"control", "socket",
        path_key([](Config& c) -> std::string& { return c.control_socket; }, false)},
       {"log", "level",
@@ -414,6 +422,7 @@ class ConfigReader {
   explicit ConfigReader(const std::string& source)
       : errors_(source), base_dir_(directory_of(source)) {
     config_.source_path = source;
+    config_.poll.expected_after = kDefaultExpectedAfter;
   }
 
   Result<Config> read(const toml::table& root) {
@@ -456,6 +465,12 @@ class ConfigReader {
 
   // Rules between keys; reported at the line of whichever key the operator wrote.
   void check_relations() {
+    // An operator's own schedule (any of its shape keys set) keeps the meaning it had: the
+    // plain backoff, unless the file also asks for a window (expected_after).
+    if (!lines_.count("poll.expected_after") &&
+        (lines_.count("poll.first_after") || lines_.count("poll.initial_interval") ||
+         lines_.count("poll.multiplier") || lines_.count("poll.max_interval")))
+      config_.poll.expected_after = Millis{0};
     if (config_.poll.max_interval < config_.poll.initial_interval)
       errors_.add(line_for("poll.max_interval", "poll.initial_interval"),
                   "poll.max_interval: must be at least poll.initial_interval (" +

@@ -93,7 +93,9 @@ PollDecision decide_poll(const Job& job, const ApiResult<RemotePersona>& r, Time
     return d;
   }
   d.verdict = PollVerdict::pending;
-  d.next_at = std::min(add_saturating(now, poll_delay(poll, job.polls + 1, unit_random)), expires);
+  d.next_at = std::min(next_poll_after(poll, job.submitted_at.value_or(job.created_at),
+                                       job.polls + 1, now, unit_random),
+                       expires);
   d.status_changed = previous != p.process_status;
   if (d.status_changed) {
     d.reason = "process_status " + (previous.empty() ? std::string("none") : previous) + " → " +
