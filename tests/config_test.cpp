@@ -282,7 +282,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"[api]\nmax_in_flight = 257\n",
                  "personad.toml:2: api.max_in_flight: must be between 1 and 256, got 257"},
         BadValue{"[api]\nbase_url = \"ftp://x.example\"\n",
-                 "personad.toml:2: api.base_url: must start with http:// or https://, got "
+                 "personad.toml:2: api.base_url: must be an http:// or https:// URL, got "
                  "\"ftp://x.example\""},
         BadValue{"[api]\nbase_url = \"api.creatify.ai\"\n",
                  "personad.toml:2: api.base_url: is not a valid URL: \"api.creatify.ai\""},
@@ -928,6 +928,45 @@ TEST(Config, AnOperatorsOwnScheduleKeepsItsMeaning) {
   auto r = parse_config("[poll]\nmax_interval = \"2h\"\nexpected_after = \"1d\"\n", "p.toml");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->poll.expected_after, Millis{86'400'000});
+}
+
+// ---- TLS and origins (issue 10) ----
+
+TEST(Config, HttpBaseUrlToANonLoopbackHostNeedsAllowInsecure) {
+  auto r = parse_config("[api]\nbase_url = \"http://api.example.com:8080\"\n", "personad.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(),
+            "personad.toml:2: api.base_url: is http:// to \"api.example.com\", which is not a "
+            "loopback address: the API credentials would cross the network unencrypted; use "
+            "https://, or set api.allow_insecure = true");
+  auto allowed = parse_config(
+      "[api]\nallow_insecure = true\nbase_url = \"http://api.example.com:8080/\"\n", "p.toml");
+  ASSERT_TRUE(allowed.ok()) << allowed.message();
+  EXPECT_TRUE(allowed->api.allow_insecure);
+  EXPECT_EQ(allowed->api.base_url, "http://api.example.com:8080");
+  for (const char* url : {"http://127.0.0.1:1", "http://127.8.9.10:1", "http://localhost:1",
+                          "http://[::1]:1", "https://api.example.com"})
+    EXPECT_TRUE(parse_config(std::string("[api]\nbase_url = \"") + url + "\"\n", "p.toml").ok())
+        << url;
+}
+
+TEST(Config, BaseUrlWithAPathIsRefusedAsTheClientRefusesIt) {
+  auto r = parse_config("[api]\nbase_url = \"https://api.example.com/v2\"\n", "personad.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(),
+            "personad.toml:2: api.base_url: must be scheme://host[:port] without a path "
+            "(personad adds /api/…), got \"https://api.example.com/v2\"");
+  auto userinfo = parse_config("[api]\nbase_url = \"https://u:p@api.example.com\"\n", "p.toml");
+  ASSERT_FALSE(userinfo.ok());
+  EXPECT_THAT(userinfo.message(), HasSubstr("api.base_url: must not contain user information"));
+}
+
+TEST(Config, CaFileIsAPathRelativeToTheConfigFile) {
+  auto r = parse_config("[api]\nca_file = \"certs/ca.pem\"\n", "/etc/personad/personad.toml");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->api.ca_file, "/etc/personad/certs/ca.pem");
+  EXPECT_FALSE(Config().api.allow_insecure);
+  EXPECT_TRUE(Config().api.ca_file.empty());
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
 // Tests of the Beast Creatify client against a scripted HTTP server running inside the test on
 // 127.0.0.1:0: request shapes, uploads, outcome mapping, pooling, limits, timeouts and TLS errors.
 #include "personad/creatify_client.hpp"
+#include "personad/config.hpp"
+#include "personad/url.hpp"
 #include "personad/remote_list.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -1304,6 +1308,231 @@ TEST(CreatifyClientOptions, FromApiConfig) {
   EXPECT_EQ(o.timeout, Millis(1234));
   EXPECT_EQ(o.max_requests_per_second, 2.5);
   EXPECT_EQ(o.max_in_flight, 7);
+}
+
+// ---- TLS with api.ca_file, and one rule for base_url (issue 10) ----
+
+// A private CA and a server certificate it signed for 127.0.0.1 (subjectAltName IP), made with
+// OpenSSL's API: no network, no files but the CA's PEM.
+struct TestPki {
+  EVP_PKEY* ca_key = nullptr;
+  X509* ca = nullptr;
+  EVP_PKEY* key = nullptr;
+  X509* cert = nullptr;
+  TestPki() {
+    ca_key = EVP_EC_gen("P-256");
+    key = EVP_EC_gen("P-256");
+    ca = make(ca_key, nullptr, nullptr, "personad test CA", true);
+    cert = make(key, ca, ca_key, "127.0.0.1", false);
+  }
+  ~TestPki() {
+    X509_free(cert);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(ca_key);
+  }
+  TestPki(const TestPki&) = delete;
+  TestPki& operator=(const TestPki&) = delete;
+
+  static void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer != nullptr ? issuer : cert, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    if (ext == nullptr) throw std::runtime_error("cannot make an X.509 extension");
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  static X509* make(EVP_PKEY* subject_key, X509* issuer, EVP_PKEY* issuer_key, const char* cn,
+                    bool is_ca) {
+    static long serial = 1;
+    X509* c = X509_new();
+    X509_set_version(c, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(c), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(c), -60);
+    X509_gmtime_adj(X509_getm_notAfter(c), 3600);
+    X509_set_pubkey(c, subject_key);
+    X509_NAME* name = X509_get_subject_name(c);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                               -1, -1, 0);
+    X509_set_issuer_name(c, issuer != nullptr ? X509_get_subject_name(issuer) : name);
+    if (is_ca) {
+      add_ext(c, issuer, NID_basic_constraints, "critical,CA:TRUE");
+      add_ext(c, issuer, NID_key_usage, "critical,keyCertSign,cRLSign");
+    } else {
+      add_ext(c, issuer, NID_basic_constraints, "CA:FALSE");
+      add_ext(c, issuer, NID_subject_alt_name, "IP:127.0.0.1");
+      add_ext(c, issuer, NID_ext_key_usage, "serverAuth");
+    }
+    if (X509_sign(c, issuer_key != nullptr ? issuer_key : subject_key, EVP_sha256()) <= 0)
+      throw std::runtime_error("cannot sign a test certificate");
+    return c;
+  }
+  std::string ca_pem() const {
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, ca);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    return out;
+  }
+};
+
+// A TLS server on 127.0.0.1 that answers one request with a persona; counts handshakes.
+class TlsServer {
+ public:
+  TlsServer(asio::io_context& io, const TestPki& pki)
+      : tls_(asio::ssl::context::tls_server), acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}) {
+    SSL_CTX_use_certificate(tls_.native_handle(), pki.cert);
+    SSL_CTX_use_PrivateKey(tls_.native_handle(), pki.key);
+    accept();
+  }
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
+  int handshakes_ok = 0;
+  int handshakes_failed = 0;
+  int requests = 0;
+
+ private:
+  using Stream = asio::ssl::stream<asio::ip::tcp::socket>;
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
+      if (ec) return;
+      auto stream = std::make_shared<Stream>(std::move(socket), tls_);
+      stream->async_handshake(asio::ssl::stream_base::server,
+                              [this, stream](boost::system::error_code hec) {
+                                if (hec) {
+                                  ++handshakes_failed;
+                                  return;
+                                }
+                                ++handshakes_ok;
+                                serve(stream);
+                              });
+      accept();
+    });
+  }
+  void serve(const std::shared_ptr<Stream>& stream) {
+    auto buffer = std::make_shared<beast::flat_buffer>();
+    auto req = std::make_shared<http::request<http::string_body>>();
+    http::async_read(*stream, *buffer, *req,
+                     [this, stream, buffer, req](boost::system::error_code ec, std::size_t) {
+                       if (ec) return;
+                       ++requests;
+                       auto res = std::make_shared<http::response<http::string_body>>(
+                           http::status::ok, 11);
+                       res->set(http::field::content_type, "application/json");
+                       res->body() = persona_json("tls-1", "processing");
+                       res->prepare_payload();
+                       http::async_write(*stream, *res,
+                                         [stream, res](boost::system::error_code, std::size_t) {});
+                     });
+  }
+  asio::ssl::context tls_;
+  asio::ip::tcp::acceptor acceptor_;
+};
+
+TEST_F(CreatifyClientTest, HttpsHandshakeSucceedsWithTheCaFromCaFile) {
+  TestPki pki;
+  TlsServer tls(io, pki);
+  personad::testing::TempDir dir("ca");
+  const auto ca_file = dir.write("ca.pem", pki.ca_pem());
+
+  auto o = options();
+  o.base_url = "https://127.0.0.1:" + std::to_string(tls.port());
+  o.ca_file = ca_file.string();
+  auto client = make_client(o);
+  auto r = run(io, client->get("tls-1"));
+  EXPECT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(r.value.id, "tls-1");
+  EXPECT_EQ(r.value.process_status, "processing");
+  EXPECT_EQ(tls.handshakes_ok, 1);
+  EXPECT_EQ(tls.requests, 1);
+}
+
+TEST_F(CreatifyClientTest, HttpsHandshakeIsRefusedWithoutTheCa) {
+  TestPki pki;
+  TlsServer tls(io, pki);
+  auto o = options();
+  o.base_url = "https://127.0.0.1:" + std::to_string(tls.port());
+  auto client = make_client(o);  // the system's CAs only
+  auto r = run(io, client->get("tls-1"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_NE(r.message.find("certificate verify failed"), std::string::npos) << r.message;
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(tls.handshakes_ok, 0);
+  EXPECT_EQ(tls.requests, 0);
+}
+
+TEST_F(CreatifyClientTest, AnUnusableCaFileIsRefusedAtCreationAndByCheckStartup) {
+  personad::testing::TempDir dir("ca");
+  const auto junk = dir.write("junk.pem", "not a certificate\n");
+  for (const std::string path : {junk.string(), (dir.path() / "missing.pem").string()}) {
+    auto o = options();
+    o.base_url = "https://127.0.0.1:1";
+    o.ca_file = path;
+    auto c = CreatifyClient::create_client(io.get_executor(), o, Credentials{kApiId, kApiKey, ""},
+                                           nullptr);
+    ASSERT_FALSE(c.ok()) << path;
+    EXPECT_NE(c.message().find("api.ca_file: cannot load CA certificates from '" + path + "'"),
+              std::string::npos)
+        << c.message();
+    EXPECT_FALSE(check_ca_file(path).ok());
+    Config config;
+    config.api.ca_file = path;
+    config.store_path = (dir.path() / "p.db").string();
+    const StartupCheck check = check_startup(config, [](std::string_view) {
+      return std::optional<std::string>("x");
+    });
+    ASSERT_FALSE(check.ok());
+    EXPECT_EQ(check.errors[0].what, "api.ca_file");
+  }
+  TestPki pki;
+  EXPECT_TRUE(check_ca_file(dir.write("ca.pem", pki.ca_pem()).string()).ok());
+}
+
+// --check-config (parse_config) and the daemon's client (create_client with the options the
+// daemon derives from that config) accept and refuse exactly the same base_urls.
+TEST_F(CreatifyClientTest, CheckConfigAndTheClientAgreeOnEveryBaseUrl) {
+  const std::vector<std::string> urls = {
+      "https://api.creatify.ai", "https://api.creatify.ai/", "https://api.creatify.ai:8443",
+      "https://API.Creatify.ai", "https://api.creatify.ai//", "https://api.creatify.ai/api",
+      "https://api.creatify.ai/api/", "https://api.creatify.ai/?x=1", "https://api.creatify.ai#f",
+      "https://user:pw@api.creatify.ai", "https://user@api.creatify.ai", "https://api.creatify.ai:0",
+      "https://api.creatify.ai:", "https://api.creatify.ai:99999", "https://[::1]:8443",
+      "https://10.0.0.1", "https://", "https:///api", "ftp://api.creatify.ai",
+      "api.creatify.ai", "", "not a url", "http://127.0.0.1:8080", "http://127.0.0.2:8080",
+      "http://localhost:1", "http://LOCALHOST:1", "http://[::1]:9000", "http://[::ffff:127.0.0.1]:1",
+      "http://10.0.0.1:8080", "http://api.creatify.ai", "http://localhost.example:1",
+      "http://0.0.0.0:1", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/x",
+      "https://[v1.x]", "https://exa mple.com", "https://%65xample.com", "HTTPS://api.creatify.ai"};
+  for (const bool insecure : {false, true}) {
+    for (const auto& url : urls) {
+      std::string text = "[api]\nbase_url = \"" + url + "\"\n";
+      if (insecure) text += "allow_insecure = true\n";
+      auto config = parse_config(text, "p.toml");
+      ClientOptions o;
+      if (config) {
+        o = client_options_from(config->api);
+      } else {
+        o.base_url = url;
+        o.allow_insecure = insecure;
+      }
+      auto client = CreatifyClient::create_client(io.get_executor(), o,
+                                                  Credentials{kApiId, kApiKey, ""}, nullptr);
+      EXPECT_EQ(config.ok(), client.ok())
+          << url << " insecure=" << insecure << ": config says "
+          << (config ? std::string("ok") : config.message()) << ", client says "
+          << (client ? std::string("ok") : client.message());
+    }
+  }
+  // And the rule itself: http:// only to loopback, unless allowed.
+  EXPECT_FALSE(parse_config("[api]\nbase_url = \"http://api.creatify.ai\"\n", "p.toml").ok());
+  EXPECT_TRUE(parse_config("[api]\nbase_url = \"http://api.creatify.ai\"\nallow_insecure = true\n",
+                           "p.toml")
+                  .ok());
+  EXPECT_TRUE(parse_config("[api]\nbase_url = \"http://127.0.0.1:9\"\n", "p.toml").ok());
+  EXPECT_FALSE(parse_config("[api]\nbase_url = \"https://api.creatify.ai/api\"\n", "p.toml").ok());
 }
 
 }  // namespace

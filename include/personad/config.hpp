@@ -31,6 +31,11 @@ struct ApiConfig {
   // How long a create of unknown outcome may go without a usable list before its job is
   // flagged for the operator (personactl resolve).
   Millis reconcile_give_up{3'600'000};
+  // Extra CA certificates (PEM) trusted for https, besides the system's; empty: none. https
+  // peers are always verified.
+  std::string ca_file;
+  // An http:// base_url to a host that is not loopback is refused unless this is set.
+  bool allow_insecure = false;
 };
 
 // The poll schedule (backoff.hpp). Three phases by the job's age since submission: early polls

@@ -13,20 +13,23 @@ namespace spdlog { class logger; }
 namespace personad {
 
 struct ClientOptions {
-  std::string base_url;          // http://host:port or https://host[:port], no trailing path
+  std::string base_url;          // http://host:port or https://host[:port], no path (url.hpp)
   std::string list_path = "/api/personas_v2/";
   Millis timeout{30'000};        // per request: connect + write + read
   double max_requests_per_second = 5.0;
   int max_in_flight = 4;
   std::size_t max_response_bytes = 8 * 1024 * 1024;
   std::string user_agent = "personad";
+  std::string ca_file;          // extra CA certificates (PEM) for https; empty: the system's only
+  bool allow_insecure = false;  // allow http:// to a host that is not loopback
 };
 
 ClientOptions client_options_from(const ApiConfig& api);
 
 class CreatifyClient final : public CreatifyApi {
  public:
-  // Fails when base_url is not an http(s) URL or the TLS context cannot be set up.
+  // Fails when base_url is not an origin parse_api_origin accepts (the config reader's rule), or
+  // the TLS context (system CAs, ca_file) cannot be set up.
   static Result<std::unique_ptr<CreatifyClient>> create_client(
       boost::asio::any_io_executor ex, ClientOptions options, Credentials credentials,
       std::shared_ptr<spdlog::logger> log);

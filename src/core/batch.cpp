@@ -9,8 +9,6 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -25,6 +23,7 @@
 
 #include "personad/result.hpp"
 #include "personad/toml_support.hpp"
+#include "personad/url.hpp"
 
 namespace personad {
 
@@ -90,16 +89,11 @@ bool has_foreign_scheme(std::string_view value) {
   });
 }
 
-// Empty when `value` is an absolute http(s) URL with a host; else what is wrong with it.
+// Empty when `value` is an absolute http(s) URL with a host; else what is wrong with it (the
+// one URL parser, url.hpp).
 std::string http_url_problem(std::string_view value) {
-  const auto parsed = boost::urls::parse_uri(value);
-  if (!parsed) return "is not a valid URL: " + in_quotes(value);
-  const auto& url = *parsed;
-  if (url.scheme_id() != boost::urls::scheme::http && url.scheme_id() != boost::urls::scheme::https)
-    return "must be an http:// or https:// URL, got " + in_quotes(value);
-  if (!url.has_authority() || url.encoded_host().empty())
-    return "URL has no host: " + in_quotes(value);
-  return {};
+  auto url = parse_http_url(value);
+  return url ? std::string() : url.message();
 }
 
 // Up to 60 characters of `s`, bytes outside printable ASCII as \xHH: safe in any message.

@@ -9,10 +9,9 @@
 #include <toml++/toml.h>
 
 #include "personad/toml_support.hpp"
+#include "personad/url.hpp"
 
 #include <algorithm>
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -271,27 +270,14 @@ Apply media_root_key() {
   };
 }
 
-std::string check_base_url(std::string_view text) {
-  const auto parsed = boost::urls::parse_uri(text);
-  if (!parsed) return "is not a valid URL: " + in_quotes(text);
-  const auto& url = *parsed;
-  if (url.scheme_id() != boost::urls::scheme::http && url.scheme_id() != boost::urls::scheme::https)
-    return "must start with http:// or https://, got " + in_quotes(text);
-  if (!url.has_authority() || url.encoded_host().empty()) return "has no host: " + in_quotes(text);
-  if (url.has_query() || url.has_fragment())
-    return "must not have a query or fragment: " + in_quotes(text);
-  return {};
-}
-
+// The origin's shape is checked here (url.hpp, the parser the client uses too); whether an
+// http:// one is allowed depends on api.allow_insecure, checked once every key is read.
 Apply base_url_key() {
   return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
     const auto* s = n.as_string();
     if (s == nullptr) return expected("a URL string", n);
-    if (auto problem = check_base_url(s->get()); !problem.empty()) return problem;
-    // The client appends paths that start with '/', so a trailing slash would double it.
-    std::string url = s->get();
-    while (url.size() > 1 && url.back() == '/') url.pop_back();
-    c.api.base_url = std::move(url);
+    if (auto origin = parse_api_origin(s->get(), true); !origin) return origin.message();
+    c.api.base_url = normal_base_url(s->get());
     return {};
   };
 }
@@ -331,6 +317,8 @@ const std::vector<KeySpec>& schema() {
       {"api", "base_url", base_url_key()},
       {"api", "credentials_file",
        path_key([](Config& c) -> std::string& { return c.api.credentials_file; }, true)},
+      {"api", "ca_file", path_key([](Config& c) -> std::string& { return c.api.ca_file; }, true)},
+      {"api", "allow_insecure", bool_key([](Config& c) -> bool& { return c.api.allow_insecure; })},
       {"api", "timeout", duration_key([](Config& c) -> Millis& { return c.api.timeout; }, kTimeout)},
       {"api", "max_requests_per_second",
        number_key([](Config& c) -> double& { return c.api.max_requests_per_second; },
@@ -465,6 +453,9 @@ class ConfigReader {
 
   // Rules between keys; reported at the line of whichever key the operator wrote.
   void check_relations() {
+    if (auto origin = parse_api_origin(config_.api.base_url, config_.api.allow_insecure); !origin)
+      errors_.add(line_for("api.base_url", "api.allow_insecure"),
+                  "api.base_url: " + origin.message());
     // An operator's own schedule (any of its shape keys set) keeps the meaning it had: the
     // plain backoff, unless the file also asks for a window (expected_after).
     if (!lines_.count("poll.expected_after") &&
@@ -771,6 +762,11 @@ StartupCheck check_startup(const Config& config, const EnvLookup& env) {
     out.errors.push_back({"credentials", credentials.message()});
   if (auto w = check_store_writable(config.store_path); !w)
     out.errors.push_back({"store", w.message()});
+  // The client loads it the same way (add_ca_file) when it starts: a file it cannot use is an
+  // error here, not a daemon that starts and then fails every request.
+  if (!config.api.ca_file.empty())
+    if (auto ca = check_ca_file(config.api.ca_file); !ca)
+      out.errors.push_back({"api.ca_file", ca.message()});
   for (const auto& root : config.media_roots) {
     std::error_code ec;
     if (!fs::is_directory(root, ec))

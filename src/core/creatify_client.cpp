@@ -1,6 +1,7 @@
 // The Creatify API over HTTP(S) with Beast: TLS with verification and SNI, a keep-alive pool of
 // max_in_flight connections, a token-bucket rate limit, deadlines, response caps, file uploads.
 #include "personad/creatify_client.hpp"
+#include "personad/url.hpp"
 
 #include <fcntl.h>
 #include <openssl/ssl.h>
@@ -55,50 +56,13 @@ constexpr auto kIdleLimit = std::chrono::seconds(30);
 
 // ---- Where the API is ----
 
-struct Origin {
-  bool tls = false;
-  std::string host;  // for DNS, SNI and certificate checks (IPv6 without brackets)
-  std::uint16_t port = 0;
-  std::string host_header;  // as written in base_url, with the port when one was given
-  bool ip_literal = false;  // SNI must not carry an IP address
-  std::string display() const {
-    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-           std::to_string(port);
-  }
-};
+using Origin = HttpUrl;
 
-Result<Origin> parse_base_url(std::string_view text) {
-  auto u = urls::parse_absolute_uri(text);
-  if (!u) return make_error("api.base_url \"" + std::string(text) + "\" is not a URL");
-  Origin o;
-  if (u->scheme_id() == urls::scheme::https)
-    o.tls = true;
-  else if (u->scheme_id() != urls::scheme::http)
-    return make_error("api.base_url must start with http:// or https://");
-  if (u->has_userinfo()) return make_error("api.base_url must not contain user information");
-  if (!(u->encoded_path().empty() || u->encoded_path() == "/") || u->has_query() ||
-      u->has_fragment())
-    return make_error("api.base_url must be scheme://host[:port] without a path or query");
-  switch (u->host_type()) {
-    case urls::host_type::name:
-      break;
-    case urls::host_type::ipv4:
-    case urls::host_type::ipv6:
-      o.ip_literal = true;
-      break;
-    default:
-      return make_error("api.base_url has no usable host");
-  }
-  o.host = u->host_address();
-  if (o.host.empty()) return make_error("api.base_url has no host");
-  o.port = o.tls ? 443 : 80;
-  o.host_header = std::string(u->encoded_host());
-  if (u->has_port()) {
-    if (u->port_number() == 0) return make_error("api.base_url has an invalid port");
-    o.port = u->port_number();
-    o.host_header += ":" + std::to_string(o.port);
-  }
-  return o;
+// The one parser of base_url (url.hpp): --check-config and the config reader use it too.
+Result<Origin> parse_base_url(std::string_view text, bool allow_insecure) {
+  auto origin = parse_api_origin(text, allow_insecure);
+  if (!origin) return make_error("api.base_url: " + origin.message());
+  return origin;
 }
 
 // The target of the next list page: `next` may be absolute or relative to the current page.
@@ -947,12 +911,15 @@ asio::awaitable<ApiResult<ListPage>> Core::list_page(std::string target) {
   co_return out;
 }
 
-Result<std::unique_ptr<ssl::context>> make_tls_context(const Origin& origin) {
+Result<std::unique_ptr<ssl::context>> make_tls_context(const Origin& origin,
+                                                       const std::string& ca_file) {
   try {
     auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
     beast::error_code ec;
     ctx->set_default_verify_paths(ec);
     if (ec) return make_error("cannot load the system's CA certificates: " + ec.message());
+    if (!ca_file.empty())
+      if (auto ca = add_ca_file(ctx->native_handle(), ca_file); !ca) return ca.error();
     ctx->set_verify_mode(ssl::verify_peer, ec);
     if (!ec) ctx->set_verify_callback(ssl::host_name_verification(origin.host), ec);
     if (ec) return make_error("cannot set up TLS verification: " + ec.message());
@@ -982,13 +949,15 @@ ClientOptions client_options_from(const ApiConfig& api) {
   o.timeout = api.timeout;
   o.max_requests_per_second = api.max_requests_per_second;
   o.max_in_flight = api.max_in_flight;
+  o.ca_file = api.ca_file;
+  o.allow_insecure = api.allow_insecure;
   return o;
 }
 
 Result<std::unique_ptr<CreatifyClient>> CreatifyClient::create_client(
     asio::any_io_executor ex, ClientOptions options, Credentials credentials,
     std::shared_ptr<spdlog::logger> log) {
-  auto origin = parse_base_url(options.base_url);
+  auto origin = parse_base_url(options.base_url, options.allow_insecure);
   if (!origin) return origin.error();
   if (options.list_path.empty() || options.list_path.front() != '/')
     return make_error("api.list_path must start with '/'");
@@ -999,7 +968,7 @@ Result<std::unique_ptr<CreatifyClient>> CreatifyClient::create_client(
     return make_error("the API credentials contain control characters");
   std::unique_ptr<ssl::context> tls;
   if (origin->tls) {
-    auto ctx = make_tls_context(*origin);
+    auto ctx = make_tls_context(*origin, options.ca_file);
     if (!ctx) return ctx.error();
     tls = std::move(ctx).value();
   }

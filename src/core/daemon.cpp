@@ -393,6 +393,8 @@ class Daemon {
       fixed.push_back("api.max_requests_per_second");
     if (fresh.api.max_in_flight != c.api.max_in_flight) fixed.push_back("api.max_in_flight");
     if (fresh.api.list_path != c.api.list_path) fixed.push_back("api.list_path");
+    if (fresh.api.ca_file != c.api.ca_file) fixed.push_back("api.ca_file");
+    if (fresh.api.allow_insecure != c.api.allow_insecure) fixed.push_back("api.allow_insecure");
     if (fresh.store_path != c.store_path) fixed.push_back("store.path");
     if (fresh.control_socket != c.control_socket) fixed.push_back("control.socket");
     if (fresh.log.format != c.log.format) fixed.push_back("log.format");
