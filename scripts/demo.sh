@@ -42,6 +42,8 @@ sed -e "s|^base_url = .*|base_url = \"http://127.0.0.1:$PORT\"|" \
     -e "s|^max_interval = .*|max_interval = \"2s\"|" \
     -e "s|^multiplier = .*|multiplier = 1.5|" \
     -e "s|^give_up_after = .*|give_up_after = \"2m\"|" \
+    -e "s|^expected_after = .*|expected_after = \"4s\"|" \
+    -e "s|^sparse_interval = .*|sparse_interval = \"3s\"|" \
     -e "s|^retry_initial = .*|retry_initial = \"200ms\"|" \
     -e "s|^retry_max = .*|retry_max = \"2s\"|" \
     -e "s|^reconcile_after = .*|reconcile_after = \"2s\"|" \
