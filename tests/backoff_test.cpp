@@ -180,6 +180,16 @@ TEST(PollPolicy, DefaultCallCounts) {
   }
 }
 
+TEST(PollPolicy, TheFirstPollIsFirstAfterEvenWhenTheWindowOpensBefore) {
+  PollConfig p = default_policy();
+  p.expected_after = Millis(60'000);  // 1 min, before first_after (5 min)
+  const TimePoint submitted = from_unix_ms(1'790'000'000'000);
+  EXPECT_EQ(next_poll_time(p, submitted, 0, submitted, 0.5), submitted + Millis(300'000));
+  // Later polls before it are still pulled in to its start.
+  PollConfig q = default_policy();
+  EXPECT_EQ(next_poll_time(q, submitted, 9, submitted + 20 * kHour, 0.5), submitted + kDay);
+}
+
 TEST(PollPolicy, OperatorMaxIntervalAboveSparseIntervalStillCaps) {
   PollConfig p = default_policy();
   p.max_interval = 2 * kDay;  // sparser than the sparse phase: the longer cap wins before it too

@@ -36,9 +36,9 @@ Millis poll_delay(const PollConfig& policy, std::int64_t polls_done, Millis age,
 // When the job expires: give_up_after after it was submitted.
 TimePoint expiry_time(const PollConfig& policy, TimePoint submitted_at);
 
-// The next poll from `now` by the window-aware delay; a sparse poll that would pass
-// submitted_at + expected_after is due right then, so steady polling starts on time. No expiry
-// clamp (callers clamp to the job's own expiry).
+// The next poll from `now` by the window-aware delay; a later poll that would pass
+// submitted_at + expected_after is due right then, so steady polling starts on time (the first
+// poll is always first_after). No expiry clamp (callers clamp to the job's own expiry).
 TimePoint next_poll_after(const PollConfig& policy, TimePoint submitted_at,
                           std::int64_t polls_done, TimePoint now, double unit_random);
 

@@ -65,7 +65,9 @@ TimePoint next_poll_after(const PollConfig& p, TimePoint submitted_at, std::int6
                           TimePoint now, double unit_random) {
   const Millis age = now < submitted_at ? Millis(0) : std::chrono::duration_cast<Millis>(now - submitted_at);
   TimePoint next = add_saturating(now, poll_delay(p, polls_done, age, unit_random));
-  if (before_window(p, age)) next = std::min(next, add_saturating(submitted_at, p.expected_after));
+  // The first poll keeps first_after's meaning even when the window opens before it.
+  if (polls_done > 0 && before_window(p, age))
+    next = std::min(next, add_saturating(submitted_at, p.expected_after));
   return next;
 }
 
