@@ -8,6 +8,8 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <cctype>
+#include <filesystem>
+#include <system_error>
 
 namespace personad {
 
@@ -15,7 +17,7 @@ namespace urls = boost::urls;
 
 namespace {
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quote_text(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 bool is_localhost(std::string_view name) {
   std::string lower;
@@ -43,14 +45,14 @@ std::string HttpUrl::display() const {
 
 Result<HttpUrl> parse_http_url(std::string_view text) {
   const auto u = urls::parse_uri(text);
-  if (!u) return make_error(ErrorKind::invalid, "is not a valid URL: " + quoted(text));
+  if (!u) return make_error(ErrorKind::invalid, "is not a valid URL: " + quote_text(text));
   HttpUrl out;
   if (u->scheme_id() == urls::scheme::https)
     out.tls = true;
   else if (u->scheme_id() != urls::scheme::http)
-    return make_error(ErrorKind::invalid, "must be an http:// or https:// URL, got " + quoted(text));
+    return make_error(ErrorKind::invalid, "must be an http:// or https:// URL, got " + quote_text(text));
   if (!u->has_authority() || u->encoded_host().empty())
-    return make_error(ErrorKind::invalid, "URL has no host: " + quoted(text));
+    return make_error(ErrorKind::invalid, "URL has no host: " + quote_text(text));
   out.host = u->host_address();
   out.host_header = std::string(u->encoded_host());
   out.port = out.tls ? 443 : 80;
@@ -83,21 +85,21 @@ Result<HttpUrl> parse_api_origin(std::string_view text, bool allow_insecure) {
   if (u->has_userinfo())
     return make_error(ErrorKind::invalid,
                       "must not contain user information (credentials come from the environment, "
-                      "$CREDENTIALS_DIRECTORY or api.credentials_file): " + quoted(text));
+                      "$CREDENTIALS_DIRECTORY or api.credentials_file): " + quote_text(text));
   if (u->has_query() || u->has_fragment())
-    return make_error(ErrorKind::invalid, "must not have a query or fragment: " + quoted(text));
+    return make_error(ErrorKind::invalid, "must not have a query or fragment: " + quote_text(text));
   if (!(u->encoded_path().empty() || u->encoded_path() == "/"))
     return make_error(ErrorKind::invalid,
                       "must be scheme://host[:port] without a path (personad adds /api/…), got " +
-                          quoted(text));
+                          quote_text(text));
   if (u->host_type() != urls::host_type::name && u->host_type() != urls::host_type::ipv4 &&
       u->host_type() != urls::host_type::ipv6)
-    return make_error(ErrorKind::invalid, "has no usable host: " + quoted(text));
+    return make_error(ErrorKind::invalid, "has no usable host: " + quote_text(text));
   if (u->has_port() && (u->port().empty() || u->port_number() == 0))
-    return make_error(ErrorKind::invalid, "has an invalid port: " + quoted(text));
+    return make_error(ErrorKind::invalid, "has an invalid port: " + quote_text(text));
   if (!parsed->tls && !parsed->loopback && !allow_insecure)
     return make_error(ErrorKind::invalid,
-                      "is http:// to " + quoted(parsed->host) +
+                      "is http:// to " + quote_text(parsed->host) +
                           ", which is not a loopback address: the API credentials would cross "
                           "the network unencrypted; use https://, or set api.allow_insecure = "
                           "true");
@@ -111,6 +113,13 @@ std::string normal_base_url(std::string_view text) {
 }
 
 Result<void> add_ca_file(void* ssl_ctx, const std::string& path) {
+  // The system's words for a file that is not there (OpenSSL's would be three error codes).
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::is_regular_file(status))
+    return make_error(ErrorKind::invalid,
+                      "api.ca_file: cannot load CA certificates from '" + path + "': " +
+                          (ec ? ec.message() : std::string("not a regular file")));
   ERR_clear_error();
   if (SSL_CTX_load_verify_locations(static_cast<SSL_CTX*>(ssl_ctx), path.c_str(), nullptr) != 1)
     return make_error(ErrorKind::invalid,
