@@ -42,6 +42,8 @@ constexpr std::int64_t kMaxPage = 10'000;
 //   /v1/stats                     → stats
 // Errors are {error: …}: 400 a bad parameter or a key over 128 characters, 404, 500 the store.
 bool is_query_route(std::string_view target);
+// The HTTP status of an error, by its kind, for every route: the one mapping.
+int http_status_for(ErrorKind k);
 QueryAnswer answer_query(const Store& store, std::string_view target, const QueryContext& ctx);
 
 }  // namespace personad

@@ -39,21 +39,8 @@ ControlResponse error_reply(int status, const std::string& message) {
   return reply(status, json::object{{"error", message}});
 }
 
-// The HTTP status of an error, by its kind (the one mapping; ctl reads it back).
-int status_for(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::not_found: return 404;
-    case ErrorKind::conflict: return 409;
-    case ErrorKind::invalid: return 400;
-    case ErrorKind::unavailable: return 503;
-    case ErrorKind::io:
-    case ErrorKind::internal: return 500;
-  }
-  return 500;
-}
-
 ControlResponse action_reply(const Result<ActionOutcome>& r) {
-  if (!r) return error_reply(status_for(r.kind()), r.message());
+  if (!r) return error_reply(http_status_for(r.kind()), r.message());
   return reply(200, json::object{{"message", r->message}, {"job", job_to_json(r->job)}});
 }
 

@@ -27,20 +27,7 @@ QueryAnswer error_answer(int status, const std::string& message) {
   return QueryAnswer{status, std::move(v)};
 }
 
-// The HTTP status of a store error, by its kind.
-int status_for(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::not_found: return 404;
-    case ErrorKind::conflict: return 409;
-    case ErrorKind::invalid: return 400;
-    case ErrorKind::unavailable: return 503;
-    case ErrorKind::io:
-    case ErrorKind::internal: return 500;
-  }
-  return 500;
-}
-
-QueryAnswer store_error(const Error& e) { return error_answer(status_for(e.kind), e.message); }
+QueryAnswer store_error(const Error& e) { return error_answer(http_status_for(e.kind), e.message); }
 
 struct Route {
   std::vector<std::string> segments;  // after "v1"
@@ -156,6 +143,19 @@ QueryAnswer answer_query(const Store& store, std::string_view target, const Quer
     case Kind::none: break;
   }
   return error_answer(404, "no such route: " + std::string(target));
+}
+
+// The HTTP status of an error, by its kind: the one mapping (personactl reads it back).
+int http_status_for(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::not_found: return 404;
+    case ErrorKind::conflict: return 409;
+    case ErrorKind::invalid: return 400;
+    case ErrorKind::unavailable: return 503;
+    case ErrorKind::io:
+    case ErrorKind::internal: return 500;
+  }
+  return 500;
 }
 
 }  // namespace personad
