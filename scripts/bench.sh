@@ -16,7 +16,7 @@ if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
   cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS" \
-  --target bench_store bench_scheduler bench_daemon bench_http bench_select
+  --target bench_store bench_scheduler bench_daemon bench_http bench_select bench_policy
 mkdir -p "$SCRATCH"
 
 compare=()
@@ -32,3 +32,4 @@ run "$BUILD_DIR/bench/bench_scheduler" "$@"
 run "$BUILD_DIR/bench/bench_daemon" --dir "$SCRATCH" "${compare[@]}" "$@"
 run "$BUILD_DIR/bench/bench_http" --dir "$SCRATCH" "$@"
 run "$BUILD_DIR/bench/bench_select" --dir "$SCRATCH" "$@"
+run "$BUILD_DIR/bench/bench_policy" "$@"
