@@ -524,7 +524,7 @@ struct DaemonSetup {
   std::filesystem::path dir;  // holds the database, batches.d/, the socket and the log
   std::string base_url;
   int max_in_flight = 64;
-  double max_requests_per_second = 1e9;  // out of the way: the figures are personad's cost
+  double max_requests_per_second = 1e6;  // out of the way: the figures are personad's cost
   std::string first_after = "1d", initial_interval = "1d", max_interval = "1d";
   std::string log_level = "info";
 
@@ -545,7 +545,7 @@ struct DaemonSetup {
         << "[batches]\ndirectory = \"" << batches().string() << "\"\n"
         << "[poll]\nfirst_after = \"" << first_after << "\"\ninitial_interval = \""
         << initial_interval << "\"\nmultiplier = 1.0\nmax_interval = \"" << max_interval
-        << "\"\njitter = 0.0\ngive_up_after = \"3650d\"\n"
+        << "\"\njitter = 0.0\ngive_up_after = \"365d\"\n"
         << "[control]\nsocket = \"" << socket().string() << "\"\n"
         << "[log]\nlevel = \"" << log_level << "\"\nformat = \"text\"\n"
         << "[daemon]\nshutdown_grace = \"10s\"\n";

@@ -272,10 +272,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"[api]\ntimeout = \"0s\"\n",
                  "personad.toml:2: api.timeout: must be greater than 0 (and at most 1h)"},
         BadValue{"[api]\nmax_requests_per_second = 0\n",
-                 "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+                 "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 1000000, got "
                  "0"},
         BadValue{"[api]\nmax_requests_per_second = nan\n",
-                 "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+                 "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 1000000, got "
                  "nan"},
         BadValue{"[api]\nmax_in_flight = 0\n",
                  "personad.toml:2: api.max_in_flight: must be between 1 and 256, got 0"},
@@ -429,10 +429,10 @@ TEST(Config, EveryDurationAndRateHasARange) {
            {"[hooks]\ntimeout = \"200000d\"\n",
             "personad.toml:2: hooks.timeout: must be between 1ms and 1h, got \"200000d\""},
            {"[api]\nmax_requests_per_second = 1e-12\n",
-            "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+            "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 1000000, got "
             "1e-12"},
            {"[api]\nmax_requests_per_second = 1e9\n",
-            "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 10000, got "
+            "personad.toml:2: api.max_requests_per_second: must be between 0.01 and 1000000, got "
             "1e+09"},
            {"[api]\nretry_max = \"2d\"\n",
             "personad.toml:2: api.retry_max: must be between 1ms and 1d, got \"2d\""},
@@ -463,7 +463,7 @@ TEST(Config, EveryDurationAndRateHasARange) {
       "p.toml");
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_EQ(r->poll.give_up_after, Millis{365LL * 86'400'000});
-  EXPECT_TRUE(parse_config("[api]\nmax_requests_per_second = 10000\n", "p.toml").ok());
+  EXPECT_TRUE(parse_config("[api]\nmax_requests_per_second = 1000000\n", "p.toml").ok());
 }
 
 // A 20-digit count is an error, not a wrapped value.
