@@ -22,6 +22,7 @@
 #include "personad/job_query.hpp"
 #include "personad/store.hpp"
 #include "temp_dir.hpp"
+#include "csv_reader.hpp"
 
 namespace personad::testing {
 namespace {
@@ -416,35 +417,6 @@ TEST(Csv, ARowHoldsTheContractsColumnsOfAJob) {
             "acme-1,failed,rejected,r-1,\"consent video: \"\"unclear\"\",\nresubmit\","
             "batches.d/a.toml,\"acme;spring, 2027\",2026-11-30T08:00:00.000Z,,"
             "2026-11-30T09:00:00.000Z,12,1,\r\n");
-}
-
-// Reads the CSV personactl printed back into rows of fields (RFC 4180), as a spreadsheet would.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows(1);
-  std::string field;
-  bool quoted = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += text[++i];
-      else if (c == '"') quoted = false;
-      else field += c;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      rows.back().push_back(std::move(field));
-      field.clear();
-    } else if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-      rows.back().push_back(std::move(field));
-      field.clear();
-      rows.emplace_back();
-      ++i;
-    } else {
-      field += c;
-    }
-  }
-  if (rows.back().empty()) rows.pop_back();
-  return rows;
 }
 
 class CtlListTest : public CtlTest {

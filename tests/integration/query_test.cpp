@@ -8,41 +8,14 @@
 #include <set>
 
 #include "harness.hpp"
+#include "csv_reader.hpp"
 
 namespace personad::it {
 namespace {
+using personad::testing::parse_csv;
 
 using ::testing::HasSubstr;
 using std::chrono::seconds;
-
-// RFC 4180 rows of CSV text.
-std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
-  std::vector<std::vector<std::string>> rows(1);
-  std::string field;
-  bool quoted = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += text[++i];
-      else if (c == '"') quoted = false;
-      else field += c;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      rows.back().push_back(std::move(field));
-      field.clear();
-    } else if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-      rows.back().push_back(std::move(field));
-      field.clear();
-      rows.emplace_back();
-      ++i;
-    } else {
-      field += c;
-    }
-  }
-  if (rows.back().empty()) rows.pop_back();
-  return rows;
-}
 
 TEST(Query, OnlineAndOfflineAnswersAreTheSameBytes) {
   Environment env("query");
@@ -84,7 +57,7 @@ TEST(Query, OnlineAndOfflineAnswersAreTheSameBytes) {
   std::vector<RunResult> online;
   for (const auto& c : commands) online.push_back(env.ctl(c));
   // What the daemon answered is what the contract says.
-  auto failed_csv = csv_rows(online[4].out);
+  auto failed_csv = parse_csv(online[4].out);
   ASSERT_GE(failed_csv.size(), 2u) << online[4].out << online[4].err;
   EXPECT_EQ(failed_csv[0][0], "key");
   std::size_t failed = 0;
