@@ -10,6 +10,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libsystemd-dev
   libgtest-dev libgmock-dev googletest
   ca-certificates curl python3
+  prometheus chromium
 )
 
 missing=()

@@ -30,6 +30,13 @@ PersonaSpec spec(const std::string& key, std::vector<std::string> labels) {
   return s;
 }
 
+// A job object without what the query side adds to the row's fields (stuck, the estimate).
+json::object row_fields(const json::value& job) {
+  json::object o = job.as_object();
+  for (const char* k : {"stuck", "eta", "eta_p90", "eta_basis"}) o.erase(k);
+  return o;
+}
+
 class JobQueryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -73,7 +80,7 @@ TEST_F(JobQueryTest, ListIsEveryMatchingJobInTheSelectionsOrder) {
   ASSERT_EQ(all.status, 200) << json::serialize(all.body);
   // created_at, then key: a-1 and b-2 came in the same millisecond.
   EXPECT_EQ(keys(all.body), (std::vector<std::string>{"a-1", "b-2", "c-3", "d-4"}));
-  EXPECT_EQ(all.body.as_array()[0], job_to_json(**store_->find("a-1")));
+  EXPECT_EQ(row_fields(all.body.as_array()[0]), job_to_json(**store_->find("a-1")));
   EXPECT_EQ(keys(get("/v1/jobs?state=failed").body), std::vector<std::string>{"d-4"});
   EXPECT_EQ(keys(get("/v1/jobs?label=acme&label=zeta").body),
             (std::vector<std::string>{"a-1", "b-2", "d-4"}));
@@ -107,7 +114,8 @@ TEST_F(JobQueryTest, SelectAnswersOnePageAndWhereTheNextStarts) {
 TEST_F(JobQueryTest, ShowHistoryAndStats) {
   auto show = get("/v1/jobs/d-4");
   ASSERT_EQ(show.status, 200);
-  EXPECT_EQ(show.body, job_to_json(**store_->find("d-4")));
+  EXPECT_EQ(row_fields(show.body), job_to_json(**store_->find("d-4")));
+  EXPECT_EQ(show.body.at("stuck"), false);
   auto history = get("/v1/jobs/d-4/history");
   ASSERT_EQ(history.status, 200);
   EXPECT_EQ(history.body.as_array().size(), 3u);

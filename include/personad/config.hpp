@@ -85,6 +85,9 @@ struct Config {
   Millis shutdown_grace{10'000};  // [daemon] shutdown_grace
   std::string hook_on_transition;  // [hooks] on_transition; empty when not set
   Millis hook_timeout{10'000};     // [hooks] timeout
+  // Issue 9:
+  std::string metrics_listen;      // [metrics] listen, "127.0.0.1:9464"; empty: off
+  Millis stuck_after{3LL * 24 * 3600'000};  // [alerts] stuck_after (selection.hpp's default)
 };
 
 // Parses "300ms", "30s", "5m", "1h", "7d" (integer plus unit). A count whose milliseconds do

@@ -24,6 +24,7 @@ namespace personad {
 class Tracker;
 class Store;
 class StoreRunner;
+struct MetricsSnapshot;
 
 // Who is at the other end of a control connection, as the kernel says (SO_PEERCRED at connect
 // time; supplementary groups from SO_PEERGROUPS, else /proc/PID/status).
@@ -91,8 +92,10 @@ class ControlApi {
   // the event loop never waits on the disk for a request.
   ControlApi(Tracker& tracker, StoreRunner& store, const Clock& clock);
   boost::asio::awaitable<ControlResponse> handle(ControlRequest request);
-  // More Prometheus text appended to /metrics (hooks, …).
-  void set_extra_metrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
+  // What the daemon adds to the metrics snapshot (hooks, API requests, capacity).
+  void set_metrics_extras(std::function<void(MetricsSnapshot&)> f) { metrics_extras_ = std::move(f); }
+  // The Prometheus text of GET /metrics (metrics.hpp), also served by the TCP listener.
+  boost::asio::awaitable<std::string> metrics_text();
   // What `--stuck` means ([alerts] stuck_after; kDefaultStuckAfter until set).
   void set_stuck_after(Millis d) { stuck_after_ = d; }
 
@@ -103,7 +106,7 @@ class ControlApi {
   Tracker& tracker_;
   StoreRunner& store_;
   const Clock& clock_;
-  std::function<std::string()> extra_metrics_;
+  std::function<void(MetricsSnapshot&)> metrics_extras_;
   Millis stuck_after_ = kDefaultStuckAfter;
 };
 

@@ -102,6 +102,9 @@ struct Job {
   // only when it stays missing (see poll_outcome.hpp); an answer clears both.
   std::optional<TimePoint> missing_since;
   std::int64_t missing_count = 0;
+  // When the state or the remote status last changed: kept by the store on every write (read
+  // here, never written from this field); `stuck` counts from it (stuck.hpp).
+  std::optional<TimePoint> status_since;
 };
 
 struct Transition {

@@ -5,6 +5,8 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "personad/job.hpp"
@@ -16,6 +18,19 @@ namespace personad {
 // {key, state, remote_id, remote_status, failed_reason, client_ref, created_at, submitted_at,
 //  updated_at, next_poll_at, polls, attempts, spec, …}; times RFC 3339 or null.
 boost::json::object job_to_json(const Job& job);
+// What a job object shows beyond its row (issue 9), decided by the caller from the time, the
+// config and the history: `stuck` always; for a non-final job `eta`, `eta_p90` (RFC 3339 or
+// null) and `eta_basis` ("observed" | "documented", null without an estimate).
+struct JobEstimate {
+  std::optional<TimePoint> eta;
+  std::optional<TimePoint> eta_p90;
+  std::string basis;  // "observed" | "documented"
+};
+struct JobAnnotations {
+  bool stuck = false;
+  std::optional<JobEstimate> estimate;
+};
+boost::json::object job_to_json(const Job& job, const JobAnnotations& annotations);
 // The request fields as submitted (labels as sent, personad's own included).
 boost::json::object spec_as_sent_json(const PersonaSpec& spec, std::string_view client_ref);
 // [{at, from, to, remote_status, reason}], oldest first.

@@ -6,9 +6,11 @@
 
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "personad/clock.hpp"
+#include "personad/eta.hpp"
 #include "personad/selection.hpp"
 #include "personad/store.hpp"
 
@@ -18,7 +20,15 @@ namespace personad {
 struct QueryContext {
   TimePoint now{};                          // `--stuck` counts back from here
   Millis stuck_after = kDefaultStuckAfter;  // [alerts] stuck_after
+  // What estimates come from (eta.hpp); null: learnt from the store's done jobs for this answer.
+  std::shared_ptr<const EtaModel> eta;
 };
+
+// How many of the latest done jobs estimates learn from.
+constexpr std::size_t kEtaHistoryJobs = 2'000;
+// The model of estimates from the store's latest done jobs (null when the store fails: the
+// answers then carry no estimate rather than failing).
+std::shared_ptr<const EtaModel> learn_eta(const Store& store);
 
 // An HTTP-like answer: the status the control socket replies with, and its JSON body.
 struct QueryAnswer {

@@ -102,6 +102,10 @@ class Store {
   virtual Result<std::vector<Job>> list(std::optional<State> state = std::nullopt) const = 0;
   virtual Result<std::vector<Job>> load_active() const = 0;  // every job not in a final state
   virtual Result<std::vector<Transition>> history(std::int64_t job_id) const = 0;
+  // The histories of the (at most max_jobs) most recently finished `done` jobs, each oldest
+  // first: what estimates learn from (eta.hpp). The default reads list(done) and each history;
+  // a backend overrides it with one query.
+  virtual Result<std::vector<std::vector<Transition>>> done_histories(std::size_t max_jobs) const;
   virtual Result<StoreStats> stats() const = 0;
 
   // The jobs a selection names, one page of them, in one read snapshot; evaluated by the

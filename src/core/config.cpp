@@ -8,6 +8,7 @@
 
 #include <toml++/toml.h>
 
+#include "personad/metrics_server.hpp"
 #include "personad/toml_support.hpp"
 #include "personad/url.hpp"
 
@@ -312,6 +313,21 @@ Apply status_list_key(Get get, bool allow_empty) {
   };
 }
 
+// An IP address and a port (metrics_server.hpp's parser, the one the listener uses).
+Apply metrics_listen_key() {
+  return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("an address string like \"127.0.0.1:9464\"", n);
+    if (s->get().empty()) {
+      c.metrics_listen.clear();
+      return {};
+    }
+    if (auto a = parse_listen_address(s->get()); !a) return a.message();
+    c.metrics_listen = s->get();
+    return {};
+  };
+}
+
 const std::vector<KeySpec>& schema() {
   static const std::vector<KeySpec> keys = {
       {"api", "base_url", base_url_key()},
@@ -387,6 +403,9 @@ const std::vector<KeySpec>& schema() {
        path_key([](Config& c) -> std::string& { return c.hook_on_transition; }, true)},
       {"hooks", "timeout",
        duration_key([](Config& c) -> Millis& { return c.hook_timeout; }, kTimeout)},
+      {"metrics", "listen", metrics_listen_key()},
+      {"alerts", "stuck_after",
+       duration_key([](Config& c) -> Millis& { return c.stuck_after; }, kUpToAYear)},
   };
   return keys;
 }

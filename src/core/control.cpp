@@ -18,6 +18,7 @@
 #include "personad/batch.hpp"
 #include "personad/job_json.hpp"
 #include "personad/job_query.hpp"
+#include "personad/metrics.hpp"
 #include "personad/store.hpp"
 #include "personad/tracker.hpp"
 
@@ -416,54 +417,30 @@ asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool 
   co_return enqueued_reply(*outcome);
 }
 
-asio::awaitable<ControlResponse> ControlApi::metrics() {
-  std::ostringstream out;
-  auto counter = [&](const char* name, const char* help, std::int64_t v) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
-        << name << ' ' << v << '\n';
-  };
-  const TrackerMetrics& m = tracker_.metrics();
-  if (auto s = co_await store_.read([](Store& st) { return st.stats(); }); s) {
-    out << "# HELP personad_jobs Jobs per state.\n# TYPE personad_jobs gauge\n";
-    for (State st : all_states()) {
-      auto it = s->counts.find(st);
-      out << "personad_jobs{state=\"" << to_string(st) << "\"} "
-          << (it == s->counts.end() ? 0 : it->second) << '\n';
-    }
-    out << "# HELP personad_jobs_needs_operator Jobs waiting for personactl resolve.\n"
-        << "# TYPE personad_jobs_needs_operator gauge\npersonad_jobs_needs_operator "
-        << s->needs_operator << '\n';
-  }
-  counter("personad_polls_total", "Status polls answered since start.", m.polls);
-  counter("personad_creates_sent_total", "Create requests sent since start.", m.creates_sent);
-  counter("personad_reconciles_total", "Reconcile passes since start.", m.reconciles);
-  counter("personad_adopted_total", "Remote personas adopted since start.", m.adopted);
-  counter("personad_resent_total", "Creates sent again after a reconcile.", m.resent);
-  counter("personad_flagged_total",
-          "Jobs flagged for the operator since start (ambiguous reconcile, reconcile deadline, "
-          "permanent list error, a remote id another job holds).",
-          m.flagged);
-  counter("personad_store_errors_total", "Store operations that failed.", m.store_errors);
-  out << "# HELP personad_api_errors_total API requests that failed, by kind.\n"
-      << "# TYPE personad_api_errors_total counter\n"
-      << "personad_api_errors_total{kind=\"transient\"} " << m.api_transient << '\n'
-      << "personad_api_errors_total{kind=\"permanent\"} " << m.api_permanent << '\n'
-      << "personad_api_errors_total{kind=\"unauthorized\"} " << m.api_unauthorized << '\n';
-  out << "# HELP personad_transitions_total Transitions since start, by target state.\n"
-      << "# TYPE personad_transitions_total counter\n";
-  for (State st : all_states()) {
-    auto it = m.transitions.find(st);
-    out << "personad_transitions_total{to=\"" << to_string(st) << "\"} "
-        << (it == m.transitions.end() ? 0 : it->second) << '\n';
-  }
-  out << "# HELP personad_in_flight Job actions running now.\n# TYPE personad_in_flight gauge\n"
-      << "personad_in_flight " << tracker_.in_flight() << '\n';
+asio::awaitable<std::string> ControlApi::metrics_text() {
+  const TimePoint now = clock_.now();
+  const Millis stuck_after = stuck_after_;
+  // Without the store the page still says what the tracker knows (store families left out).
+  auto read = co_await store_.read([now, stuck_after](Store& st) -> Result<MetricsSnapshot> {
+    MetricsSnapshot s;
+    if (auto r = read_store_metrics(st, now, stuck_after, s); !r) return r.error();
+    return s;
+  });
+  MetricsSnapshot snap = read ? std::move(*read) : MetricsSnapshot{};
+  snap.version = PERSONAD_VERSION;
+  snap.tracker = tracker_.metrics();
+  snap.in_flight = tracker_.in_flight();
   if (auto due = tracker_.next_due())
-    out << "# HELP personad_next_due_seconds Seconds until the next scheduled action.\n"
-        << "# TYPE personad_next_due_seconds gauge\npersonad_next_due_seconds "
-        << std::max<double>(0, std::chrono::duration<double>(*due - clock_.now()).count()) << '\n';
-  if (extra_metrics_) out << extra_metrics_();
-  co_return ControlResponse{200, out.str(), "text/plain; version=0.0.4"};
+    snap.next_due_seconds =
+        std::max<double>(0, std::chrono::duration<double>(*due - clock_.now()).count());
+  if (metrics_extras_) metrics_extras_(snap);
+  co_return render_metrics(snap);
+}
+
+asio::awaitable<ControlResponse> ControlApi::metrics() {
+  // Awaited apart: GCC 12 miscompiles a co_await inside a braced initializer.
+  std::string page = co_await metrics_text();
+  co_return ControlResponse{200, std::move(page), "text/plain; version=0.0.4"};
 }
 
 }  // namespace personad

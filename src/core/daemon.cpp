@@ -23,10 +23,13 @@
 #include "personad/dir_watch.hpp"
 #include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
+#include "personad/metrics.hpp"
+#include "personad/metrics_server.hpp"
 #include "personad/notify.hpp"
 #include "personad/redact.hpp"
 #include "personad/store.hpp"
 #include "personad/store_runner.hpp"
+#include "personad/stuck.hpp"
 #include "personad/toml_support.hpp"
 #include "personad/tracker.hpp"
 
@@ -125,9 +128,11 @@ class Daemon {
     // Whatever the API answers is cleaned of our credentials before anyone stores or logs it.
     api_ = std::make_unique<RedactingApi>(
         *client_, Redactor({credentials_.api_id, credentials_.api_key}));
+    // Every request counted by operation and code, and timed (metrics.hpp).
+    metered_api_ = std::make_unique<MeteredApi>(*api_, api_metrics_, clock_);
 
     tracker_ = std::make_unique<Tracker>(
-        ioc_.get_executor(), *store_, *api_, clock_, log_, tracker_options(config_),
+        ioc_.get_executor(), *store_, *metered_api_, clock_, log_, tracker_options(config_),
         [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
     hooks_ = std::make_unique<HookRunner>(ioc_.get_executor(), hook_options(config_), log_);
     tracker_->set_transition_hook([this](const Job& job, const Transition& t) {
@@ -137,7 +142,12 @@ class Daemon {
     if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
 
     control_api_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
-    control_api_->set_extra_metrics([this] { return hook_metrics(); });
+    control_api_->set_metrics_extras([this](MetricsSnapshot& s) {
+      s.hooks = hooks_->stats();
+      s.api = &api_metrics_;
+    });
+    control_api_->set_stuck_after(config_.stuck_after);
+    if (!start_metrics_listener()) return false;
     auto server = ControlServer::listen(
         ioc_.get_executor(), config_.control_socket,
         [this](ControlRequest req) { return control_api_->handle(std::move(req)); },
@@ -149,6 +159,7 @@ class Daemon {
     spawn(tracker_->adopt_queued());
 
     request_scan();
+    spawn(stuck_loop());
     watch_batches();
     watch_signals();
     notifier_.ready();
@@ -398,6 +409,7 @@ class Daemon {
     if (fresh.store_path != c.store_path) fixed.push_back("store.path");
     if (fresh.control_socket != c.control_socket) fixed.push_back("control.socket");
     if (fresh.log.format != c.log.format) fixed.push_back("log.format");
+    if (fresh.metrics_listen != c.metrics_listen) fixed.push_back("metrics.listen");
     for (const auto& key : fixed)
       log_.event(level_enum::warn, "reload_ignored",
                  {{"key", key}, {"reason", "cannot change while running; restart personad"}});
@@ -414,24 +426,71 @@ class Daemon {
     next.shutdown_grace = fresh.shutdown_grace;
     next.hook_on_transition = fresh.hook_on_transition;
     next.hook_timeout = fresh.hook_timeout;
+    next.stuck_after = fresh.stuck_after;
     config_ = std::move(next);
     log_.logger().set_level(spdlog::level::from_str(config_.log.level));
     tracker_->update_options(tracker_options(config_));
     hooks_->update(hook_options(config_));
+    control_api_->set_stuck_after(config_.stuck_after);
     set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
   }
 
-  std::string hook_metrics() const {
-    const HookStats& h = hooks_->stats();
-    return "# HELP personad_hook_runs_total on_transition hook runs.\n"
-           "# TYPE personad_hook_runs_total counter\npersonad_hook_runs_total " +
-           std::to_string(h.runs) +
-           "\n# HELP personad_hook_failures_total Hook runs that failed or timed out.\n"
-           "# TYPE personad_hook_failures_total counter\npersonad_hook_failures_total " +
-           std::to_string(h.failures) +
-           "\n# HELP personad_hook_dropped_total Hook runs dropped (queue full).\n"
-           "# TYPE personad_hook_dropped_total counter\npersonad_hook_dropped_total " +
-           std::to_string(h.dropped) + "\n";
+  // [alerts] stuck_after: one `stuck` event per job and stuck spell (stuck.hpp), found by the
+  // store's --stuck selection every quarter of stuck_after (between 1 s and 10 min).
+  asio::awaitable<void> stuck_loop() {
+    asio::steady_timer timer(ioc_);
+    while (!stopping_) {
+      co_await scan_stuck();
+      const Millis every =
+          std::clamp(Millis(config_.stuck_after.count() / 4), Millis(1'000), Millis(600'000));
+      timer.expires_after(every);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  asio::awaitable<void> scan_stuck() {
+    static constexpr std::int64_t kPage = 1'000;
+    static constexpr int kMaxPages = 100;  // 100,000 stuck jobs a scan; the rest next time
+    std::vector<Job> stuck;
+    Selection sel;
+    sel.stuck = true;
+    sel.limit = kPage;
+    SelectOptions opt;
+    opt.stuck_before = add_saturating(clock_.now(), Millis(-config_.stuck_after.count()));
+    for (int page = 0; page < kMaxPages; ++page) {
+      auto r = co_await store_->read([sel, opt](Store& st) { return st.select(sel, opt); });
+      if (!r) co_return;  // the store says why elsewhere; the next scan tries again
+      for (auto& j : r->jobs) stuck.push_back(std::move(j));
+      if (!r->has_more || stuck.empty()) break;
+      sel.after = stuck.back().key;
+    }
+    for (const Job& j : stuck_log_.newly_stuck(stuck)) {
+      const TimePoint since = j.status_since.value_or(j.updated_at);
+      log_.event(level_enum::warn, "stuck",
+                 {{"key", j.key},
+                  {"remote_id", j.remote_id.value_or("")},
+                  {"state", std::string(to_string(j.state))},
+                  {"remote_status", j.remote_status.value_or("")},
+                  {"since", format_rfc3339(since)},
+                  {"reason", "no change of state or remote status for more than " +
+                                 format_duration(config_.stuck_after)}});
+    }
+  }
+
+  // [metrics] listen: the same page as the control socket's GET /metrics, over TCP.
+  bool start_metrics_listener() {
+    if (config_.metrics_listen.empty()) return true;
+    auto address = parse_listen_address(config_.metrics_listen);
+    if (!address) return fail("metrics listener", "metrics.listen: " + address.message());
+    auto server = MetricsServer::listen(
+        ioc_.get_executor(), *address, [this] { return control_api_->metrics_text(); },
+        log_.logger_ptr());
+    if (!server) return fail("metrics listener", server.message());
+    metrics_server_ = std::move(*server);
+    log_.event(level_enum::info, "metrics_listening",
+               {{"address", config_.metrics_listen},
+                {"port", std::to_string(metrics_server_->port())}});
+    return true;
   }
 
   void begin_stop(int sig) {
@@ -446,6 +505,7 @@ class Daemon {
     reload_gap_.cancel();
     scan_ended_.cancel();
     control_->stop();
+    if (metrics_server_) metrics_server_->stop();
     watcher_.reset();
     stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_grace;
     wait_for_drain();
@@ -530,11 +590,15 @@ class Daemon {
   std::unique_ptr<StoreRunner> store_;
   std::unique_ptr<CreatifyClient> client_;
   std::unique_ptr<RedactingApi> api_;
+  ApiRequestMetrics api_metrics_;
+  std::unique_ptr<MeteredApi> metered_api_;
   std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<DirWatcher> watcher_;
   std::unique_ptr<ControlApi> control_api_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  StuckLog stuck_log_;
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;
   bool status_pending_ = false;

@@ -156,6 +156,18 @@ json::object job_to_json(const Job& j) {
   return o;
 }
 
+json::object job_to_json(const Job& j, const JobAnnotations& a) {
+  json::object o = job_to_json(j);
+  o["stuck"] = a.stuck;
+  if (!is_final(j.state)) {
+    const JobEstimate* e = a.estimate ? &*a.estimate : nullptr;
+    o["eta"] = e ? opt_time(e->eta) : json::value(nullptr);
+    o["eta_p90"] = e ? opt_time(e->eta_p90) : json::value(nullptr);
+    o["eta_basis"] = e && !e->basis.empty() ? json::value(e->basis) : json::value(nullptr);
+  }
+  return o;
+}
+
 json::array history_to_json(const std::vector<Transition>& history) {
   json::array a;
   for (const auto& t : history) {

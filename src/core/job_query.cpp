@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "personad/job_json.hpp"
+#include "personad/stuck.hpp"
 
 namespace personad {
 
@@ -58,10 +59,18 @@ Kind kind_of(const Route& r) {
   return Kind::none;
 }
 
-json::array jobs_array(const std::vector<Job>& jobs) {
+// The job object with what the row alone does not say (stuck, ETA).
+json::object annotated(const Job& j, const QueryContext& ctx) {
+  JobAnnotations a;
+  a.stuck = is_stuck(j, ctx.now, ctx.stuck_after);
+  if (ctx.eta) a.estimate = ctx.eta->estimate(j, ctx.now);
+  return job_to_json(j, a);
+}
+
+json::array jobs_array(const std::vector<Job>& jobs, const QueryContext& ctx) {
   json::array a;
   a.reserve(jobs.size());
-  for (const auto& j : jobs) a.push_back(job_to_json(j));
+  for (const auto& j : jobs) a.push_back(annotated(j, ctx));
   return a;
 }
 
@@ -77,7 +86,7 @@ QueryAnswer list_jobs(const Store& store, const Route& r, const QueryContext& ct
   if (!sel) return store_error(sel.error());
   auto page = store.select(*sel, options_for(ctx, false));
   if (!page) return store_error(page.error());
-  return QueryAnswer{200, jobs_array(page->jobs)};
+  return QueryAnswer{200, jobs_array(page->jobs, ctx)};
 }
 
 QueryAnswer select_page(const Store& store, const Route& r, const QueryContext& ctx) {
@@ -99,7 +108,7 @@ QueryAnswer select_page(const Store& store, const Route& r, const QueryContext& 
   auto page = store.select(*sel, options_for(ctx, count));
   if (!page) return store_error(page.error());
   json::object o;
-  o["jobs"] = jobs_array(page->jobs);
+  o["jobs"] = jobs_array(page->jobs, ctx);
   o["next_after"] = page->has_more ? json::value(page->jobs.back().key) : json::value(nullptr);
   o["more"] = count ? json::value(page->more) : json::value(nullptr);
   json::value v(std::move(o));
@@ -107,20 +116,41 @@ QueryAnswer select_page(const Store& store, const Route& r, const QueryContext& 
   return QueryAnswer{200, std::move(v)};
 }
 
-QueryAnswer job_or_history(const Store& store, const std::string& key, bool history) {
+QueryAnswer job_or_history(const Store& store, const std::string& key, bool history,
+                           const QueryContext& ctx) {
   if (key.size() > kKeyMaxChars)
     return error_answer(400, "key too long: " + std::to_string(key.size()) +
                                  " characters; keys are at most " + std::to_string(kKeyMaxChars));
   auto job = store.find(key);
   if (!job) return store_error(job.error());
   if (!*job) return error_answer(404, "unknown key '" + key + "'");
-  if (!history) return QueryAnswer{200, job_to_json(**job)};
+  if (!history) return QueryAnswer{200, annotated(**job, ctx)};
   auto h = store.history((*job)->id);
   if (!h) return store_error(h.error());
   return QueryAnswer{200, history_to_json(*h)};
 }
 
+// stats' `eta`: {p50, p90, basis, jobs} of the last completion among the active jobs (null
+// values when nothing is active or nothing can be estimated).
+json::value selection_eta_json(const Store& store, const QueryContext& ctx) {
+  json::object o{{"p50", nullptr}, {"p90", nullptr}, {"basis", nullptr}, {"jobs", 0}};
+  auto active = store.load_active();
+  if (!ctx.eta || !active) return o;
+  const SelectionEta e = ctx.eta->last_completion(*active, ctx.now);
+  if (e.p50) o["p50"] = format_rfc3339(*e.p50);
+  if (e.p90) o["p90"] = format_rfc3339(*e.p90);
+  if (!e.basis.empty()) o["basis"] = e.basis;
+  o["jobs"] = e.jobs;
+  return o;
+}
+
 }  // namespace
+
+std::shared_ptr<const EtaModel> learn_eta(const Store& store) {
+  auto h = store.done_histories(kEtaHistoryJobs);
+  if (!h) return nullptr;
+  return std::make_shared<const EtaModel>(EtaModel::from_histories(*h));
+}
 
 bool is_query_route(std::string_view target) {
   auto r = parse_route(target);
@@ -130,15 +160,20 @@ bool is_query_route(std::string_view target) {
 QueryAnswer answer_query(const Store& store, std::string_view target, const QueryContext& ctx) {
   auto r = parse_route(target);
   if (!r) return error_answer(404, "no such route: " + std::string(target));
-  switch (kind_of(*r)) {
-    case Kind::jobs: return list_jobs(store, *r, ctx);
-    case Kind::select: return select_page(store, *r, ctx);
-    case Kind::job: return job_or_history(store, r->segments[1], false);
-    case Kind::history: return job_or_history(store, r->segments[1], true);
+  const Kind kind = kind_of(*r);
+  QueryContext c = ctx;
+  if (!c.eta && kind != Kind::history && kind != Kind::none) c.eta = learn_eta(store);
+  switch (kind) {
+    case Kind::jobs: return list_jobs(store, *r, c);
+    case Kind::select: return select_page(store, *r, c);
+    case Kind::job: return job_or_history(store, r->segments[1], false, c);
+    case Kind::history: return job_or_history(store, r->segments[1], true, c);
     case Kind::stats: {
       auto s = store.stats();
       if (!s) return store_error(s.error());
-      return QueryAnswer{200, stats_to_json(*s)};
+      json::object o = stats_to_json(*s);
+      o["eta"] = selection_eta_json(store, c);
+      return QueryAnswer{200, std::move(o)};
     }
     case Kind::none: break;
   }

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <filesystem>
@@ -125,13 +126,13 @@ std::optional<std::string> null_if_empty(const std::string& s) {
   "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
   "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
   "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at, unknown_since, " \
-  "operator_reason, missing_since, missing_count"
+  "operator_reason, missing_since, missing_count, status_since"
 
 enum JobColumn {
   kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
   kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
   kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt, kUnknownSince,
-  kOperatorReason, kMissingSince, kMissingCount,
+  kOperatorReason, kMissingSince, kMissingCount, kStatusSince,
 };
 
 Result<Job> read_job(const Statement& row) {
@@ -166,6 +167,7 @@ Result<Job> read_job(const Statement& row) {
   job.operator_reason = row.optional_text(kOperatorReason);
   job.missing_since = from_ms(row.optional_int64(kMissingSince));
   job.missing_count = row.int64(kMissingCount);
+  job.status_since = from_ms(row.optional_int64(kStatusSince));
   return job;
 }
 
@@ -393,6 +395,7 @@ struct SqliteImpl {
   Statement jobs_by_state;
   Statement active_jobs;
   Statement transitions_of_job;
+  Statement done_histories;
   Statement counts_by_state;
   Statement next_due;
 
@@ -460,6 +463,12 @@ Result<void> SqliteImpl::prepare_all() {
       {&transitions_of_job,
        "SELECT job_id, at, from_state, to_state, remote_status, reason FROM transitions "
        "WHERE job_id = ?1 ORDER BY id"},
+      // The newest done jobs through jobs_state_created, then their rows by the transitions'
+      // job index.
+      {&done_histories,
+       "SELECT job_id, at, from_state, to_state, remote_status, reason FROM transitions "
+       "WHERE job_id IN (SELECT id FROM jobs WHERE state = 'done' ORDER BY updated_at DESC "
+       "LIMIT ?1) ORDER BY job_id, id"},
       // Kept by triggers in every transaction (0003): O(1) whatever the number of jobs.
       {&counts_by_state,
        "SELECT state, jobs, polls, attempts, needs_operator FROM job_counts"},
@@ -862,6 +871,7 @@ class SqliteStore final : public Store {
   Result<std::vector<Job>> list(std::optional<State> state) const override;
   Result<std::vector<Job>> load_active() const override;
   Result<std::vector<Transition>> history(std::int64_t job_id) const override;
+  Result<std::vector<std::vector<Transition>>> done_histories(std::size_t max_jobs) const override;
   Result<StoreStats> stats() const override;
   Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
@@ -874,6 +884,21 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+Result<std::vector<std::vector<Transition>>> Store::done_histories(std::size_t max_jobs) const {
+  auto jobs = list(State::done);
+  if (!jobs) return jobs.error();
+  std::sort(jobs->begin(), jobs->end(),
+            [](const Job& a, const Job& b) { return a.updated_at > b.updated_at; });
+  if (jobs->size() > max_jobs) jobs->resize(max_jobs);
+  std::vector<std::vector<Transition>> out;
+  for (const Job& j : *jobs) {
+    auto h = history(j.id);
+    if (!h) return h.error();
+    out.push_back(std::move(*h));
+  }
+  return out;
+}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
   if (auto r = check_location(path, mode); !r) return r.error();
@@ -1017,6 +1042,28 @@ Result<std::vector<Transition>> SqliteStore::history(std::int64_t job_id) const 
     if (!t) return fail(what, t.error());
     out.push_back(std::move(*t));
   }
+}
+
+Result<std::vector<std::vector<Transition>>> SqliteStore::done_histories(
+    std::size_t max_jobs) const {
+  const std::string what = "histories of done jobs";
+  auto tx = impl_->begin(impl_->begin_read, "done histories");
+  if (!tx) return tx.error();
+  auto& stmt = impl_->done_histories;
+  ResetOnExit reset(stmt);
+  stmt.bind(1, static_cast<std::int64_t>(max_jobs));
+  std::vector<std::vector<Transition>> out;
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return fail(what, row.error());
+    if (!*row) break;
+    auto t = read_transition(stmt);
+    if (!t) return fail(what, t.error());
+    if (out.empty() || out.back().back().job_id != t->job_id) out.emplace_back();
+    out.back().push_back(std::move(*t));
+  }
+  if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
+  return out;
 }
 
 Result<StoreStats> SqliteStore::stats() const {

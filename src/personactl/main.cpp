@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
       return ctl::kInvalid;
     }
     ctx.config = std::move(*cfg);
+    ctx.stuck_after = ctx.config.stuck_after;  // [alerts] stuck_after, for --stuck offline
   }
   if (!socket_override.empty()) ctx.config.control_socket = socket_override;
 

@@ -1,0 +1,55 @@
+// [metrics] listen: Prometheus text over TCP (Prometheus cannot scrape a Unix socket). Small on
+// purpose: GET /metrics only (404 elsewhere, 405 for other methods), a cap on connections served
+// at once, a deadline for each request, no request body. The page comes from the one metrics
+// writer (metrics.hpp) through `render`.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "personad/clock.hpp"
+#include "personad/result.hpp"
+
+namespace spdlog { class logger; }
+
+namespace personad {
+
+struct ListenAddress {
+  std::string host;  // an IP address literal (IPv6 without brackets)
+  std::uint16_t port = 0;
+};
+
+// "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464": an IP literal and a port (1-65535; 0 allowed
+// only with allow_port_zero, for tests). Errors say what is wrong and quote `text`.
+Result<ListenAddress> parse_listen_address(std::string_view text, bool allow_port_zero = false);
+
+struct MetricsServerLimits {
+  std::size_t max_connections = 16;  // more are closed at once
+  Millis request_timeout{10'000};    // to send a request (and to take the answer)
+  std::size_t max_header_bytes = 8 * 1024;
+};
+
+class MetricsServer {
+ public:
+  using Render = std::function<boost::asio::awaitable<std::string>()>;
+  static Result<std::unique_ptr<MetricsServer>> listen(boost::asio::any_io_executor ex,
+                                                       const ListenAddress& address, Render render,
+                                                       std::shared_ptr<spdlog::logger> log,
+                                                       MetricsServerLimits limits = {});
+  ~MetricsServer();
+  std::uint16_t port() const;  // the bound port (the one asked for, or the kernel's for 0)
+  std::uint64_t refused_busy() const;
+  void stop();
+  struct Impl;
+
+ private:
+  explicit MetricsServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace personad

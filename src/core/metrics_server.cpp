@@ -1,0 +1,174 @@
+// The metrics listener over TCP (see metrics_server.hpp): one coroutine per connection.
+#include "personad/metrics_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <spdlog/logger.h>
+
+namespace personad {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+Result<ListenAddress> parse_listen_address(std::string_view text, bool allow_port_zero) {
+  auto bad = [&](const std::string& why) {
+    return make_error(ErrorKind::invalid, why + ", got \"" + std::string(text) + "\"");
+  };
+  std::string_view host, port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return bad("expected [IPv6]:PORT");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("expected HOST:PORT such as 127.0.0.1:9464");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return bad("an IPv6 address goes in brackets");
+  }
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(std::string(host), ec);
+  if (ec) return bad("the host must be an IP address (127.0.0.1, ::1, 0.0.0.0)");
+  unsigned value = 0;
+  auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || err != std::errc() || end != port.data() + port.size() || value > 65535 ||
+      (value == 0 && !allow_port_zero))
+    return bad("the port must be a number from 1 to 65535");
+  return ListenAddress{ip.to_string(), static_cast<std::uint16_t>(value)};
+}
+
+struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::any_io_executor ex, Render r, std::shared_ptr<spdlog::logger> l,
+       MetricsServerLimits lim)
+      : acceptor(ex), render(std::move(r)), log(std::move(l)), limits(lim) {}
+
+  tcp::acceptor acceptor;
+  Render render;
+  std::shared_ptr<spdlog::logger> log;
+  MetricsServerLimits limits;
+  std::size_t open = 0;
+  std::uint64_t refused = 0;
+  bool stopped = false;
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    while (!stopped) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (stopped) break;
+      if (ec) {
+        if (log) log->warn("metrics listener: accept failed: {}", ec.message());
+        // A failing accept (EMFILE) must not spin: wait a little.
+        asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(200));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      if (open >= limits.max_connections) {
+        ++refused;
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      ++open;
+      asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve(tcp::socket socket) {
+    auto self = shared_from_this();
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      parser.body_limit(0);
+      stream.expires_after(limits.request_timeout);
+      auto [rec, n] = co_await http::async_read(stream, buffer, parser,
+                                                asio::as_tuple(asio::use_awaitable));
+      if (rec) break;
+      const auto& req = parser.get();
+      http::response<http::string_body> res;
+      res.version(req.version());
+      res.keep_alive(req.keep_alive());
+      res.set(http::field::server, "personad");
+      const std::string_view target(req.target().data(), req.target().size());
+      const std::string_view path = target.substr(0, target.find('?'));
+      if (path != "/metrics") {
+        res.result(http::status::not_found);
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "not found: only GET /metrics is served here\n";
+      } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        res.result(http::status::method_not_allowed);
+        res.set(http::field::allow, "GET, HEAD");
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "method not allowed\n";
+      } else {
+        res.result(http::status::ok);
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        std::string page = co_await render();
+        if (req.method() == http::verb::get) res.body() = std::move(page);
+      }
+      res.prepare_payload();
+      stream.expires_after(limits.request_timeout);
+      auto [wec, w] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+      if (wec || !res.keep_alive() || stopped) break;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream.socket().close(ignored);
+    --open;
+  }
+};
+
+MetricsServer::MetricsServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MetricsServer::~MetricsServer() { stop(); }
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::listen(asio::any_io_executor ex,
+                                                             const ListenAddress& address,
+                                                             Render render,
+                                                             std::shared_ptr<spdlog::logger> log,
+                                                             MetricsServerLimits limits) {
+  auto impl = std::make_shared<Impl>(ex, std::move(render), std::move(log), limits);
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(address.host, ec);
+  if (ec) return make_error(ErrorKind::invalid, "metrics.listen: bad address " + address.host);
+  tcp::endpoint ep(ip, address.port);
+  const std::string where = (ip.is_v6() ? "[" + address.host + "]" : address.host) + ":" +
+                            std::to_string(address.port);
+  if (impl->acceptor.open(ep.protocol(), ec); ec)
+    return make_error(ErrorKind::io, "metrics.listen " + where + ": " + ec.message());
+  impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (impl->acceptor.bind(ep, ec); ec)
+    return make_error(ErrorKind::io, "metrics.listen " + where + ": cannot bind: " + ec.message());
+  if (impl->acceptor.listen(asio::socket_base::max_listen_connections, ec); ec)
+    return make_error(ErrorKind::io, "metrics.listen " + where + ": " + ec.message());
+  asio::co_spawn(ex, impl->accept_loop(), asio::detached);
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
+}
+
+std::uint16_t MetricsServer::port() const {
+  boost::system::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+std::uint64_t MetricsServer::refused_busy() const { return impl_->refused; }
+
+void MetricsServer::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  boost::system::error_code ignored;
+  impl_->acceptor.close(ignored);
+}
+
+}  // namespace personad
