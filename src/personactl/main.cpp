@@ -5,6 +5,7 @@
 
 #include "personad/config.hpp"
 #include "personad/ctl.hpp"
+#include "personad/ctl_insight.hpp"
 
 namespace {
 
@@ -111,6 +112,12 @@ int main(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "stop tracking a job (queued jobs are never sent)");
   cancel->add_option("KEY", key)->required();
   auto* stats = app.add_subcommand("stats", "counts per state, polls made, next due poll");
+  auto* report = app.add_subcommand("report", "an HTML page (or SVG timeline) of the selected jobs");
+  SelectionFlags report_selection;
+  add_selection_flags(report, report_selection);
+  std::string report_html, report_svg;
+  report->add_option("--html", report_html, "write the self-contained HTML report here")->type_name("FILE");
+  report->add_option("--svg", report_svg, "write the timeline alone, as SVG, here")->type_name("FILE");
   stats->add_flag("--json", as_json, "print a JSON object");
   auto* resolve = app.add_subcommand("resolve", "settle a job whose create could not be reconciled");
   resolve->add_option("KEY", key)->required();
@@ -143,6 +150,7 @@ int main(int argc, char** argv) {
                                 : ctl::ListFormat::table);
   if (*show) return ctl::show(ctx, key, as_json);
   if (*history) return ctl::history(ctx, key, as_json);
+  if (*report) return ctl::report(ctx, report_selection.params(), report_html, report_svg);
   if (*stats) return ctl::stats(ctx, as_json);
   if (*cancel) return ctl::cancel(ctx, key);
   if (*retry) return ctl::retry(ctx, key, resubmit);
