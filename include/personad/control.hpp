@@ -22,6 +22,7 @@ namespace spdlog { class logger; }
 namespace personad {
 
 class Tracker;
+class EventFeed;
 class Store;
 class StoreRunner;
 struct MetricsSnapshot;
@@ -81,6 +82,13 @@ struct ControlResponse {
 //   POST /v1/jobs/KEY/cancel                        → {job, message} (404, 409)
 //   POST /v1/jobs/KEY/retry   {resubmit: bool}      → {job, message} (404, 409)
 //   POST /v1/jobs/KEY/resolve {adopt: ID} | {resubmit: true} → {job, message} (404, 409)
+//   POST /v1/bulk/cancel[?SELECTION]                 → {results: [{key, result, state, why}]}
+//   POST /v1/bulk/retry[?SELECTION] {resubmit: bool}   (result: cancelled|retried|skipped; one
+//                     request for the whole selection, one transaction per chunk: Tracker::
+//                     act_on_selection; 400 a bad selection)
+//   GET  /v1/events?after=SEQ&epoch=E&wait_ms=N&max=N → {epoch, last_seq, gap, events: […]}:
+//                     the committed transitions after SEQ, waiting up to N ms (at most 30,000)
+//                     for one (event_feed.hpp); 404 without a feed
 //   GET  /metrics                    → Prometheus text
 //   GET  /v1/health                  → {status, version, pid}
 // A submit (and its check) over the socket may name only local video files the requesting user
@@ -98,17 +106,26 @@ class ControlApi {
   boost::asio::awaitable<std::string> metrics_text();
   // What `--stuck` means ([alerts] stuck_after; kDefaultStuckAfter until set).
   void set_stuck_after(Millis d) { stuck_after_ = d; }
+  // The stream behind GET /v1/events (personactl watch and wait).
+  void set_event_feed(EventFeed* feed) { feed_ = feed; }
 
  private:
   boost::asio::awaitable<ControlResponse> submit(std::string body, bool check_only,
                                                  std::optional<PeerCredentials> peer);
   boost::asio::awaitable<ControlResponse> metrics();
+  boost::asio::awaitable<ControlResponse> bulk(std::string action, std::string target,
+                                               std::string body);
+  boost::asio::awaitable<ControlResponse> events(std::string target);
   Tracker& tracker_;
   StoreRunner& store_;
   const Clock& clock_;
   std::function<void(MetricsSnapshot&)> metrics_extras_;
   Millis stuck_after_ = kDefaultStuckAfter;
+  EventFeed* feed_ = nullptr;
 };
+
+// The longest wait GET /v1/events takes (below the client's request timeout).
+constexpr Millis kMaxEventWait{30'000};
 
 using ControlHandler = std::function<boost::asio::awaitable<ControlResponse>(ControlRequest)>;
 

@@ -5,6 +5,8 @@
 #include <boost/json/object.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <istream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -12,6 +14,7 @@
 
 #include "personad/clock.hpp"
 #include "personad/config.hpp"
+#include "personad/operator_action.hpp"
 #include "personad/selection.hpp"
 
 namespace personad::ctl {
@@ -20,6 +23,9 @@ namespace personad::ctl {
 constexpr int kOk = 0;
 constexpr int kRefused = 1;  // unknown key, not allowed, daemon unreachable
 constexpr int kInvalid = 2;  // invalid input
+constexpr int kUnsuccessful = 3;  // wait: a job failed, expired or was cancelled
+constexpr int kTimedOut = 124;    // wait --timeout ran out (as timeout(1))
+constexpr int kInterrupted = 130; // watch: Ctrl-C
 
 // The contract's keys are [A-Za-z0-9._-]{1,128}: a longer KEY argument is refused (exit 2)
 // before anything is sent.
@@ -52,7 +58,8 @@ struct Context {
 
 // `list` output: a table (at most kTableRows rows unless --limit says otherwise, then
 // `… N more`), a JSON array, JSON lines, or CSV (RFC 4180).
-enum class ListFormat { table, json, jsonl, csv };
+// `keys`: one key a line (the shell completion's helper, hidden as --keys-only).
+enum class ListFormat { table, json, jsonl, csv, keys };
 constexpr std::int64_t kTableRows = 1'000;
 
 int submit(const Context& ctx, const std::vector<std::string>& files);
@@ -65,6 +72,35 @@ int stats(const Context& ctx, bool as_json);
 int cancel(const Context& ctx, const std::string& key);
 int retry(const Context& ctx, const std::string& key, bool resubmit);
 int resolve(const Context& ctx, const std::string& key, const std::string& adopt, bool resubmit);
+
+// ---- Bulk actions: cancel and retry with filters ----
+// With filters: `N jobs match` and up to kPreviewKeys keys; --dry-run stops there; otherwise
+// --yes is needed when stdin is not a terminal, and a terminal is asked `… N jobs? [y/N]`. Then
+// one request to the daemon (POST /v1/bulk/ACTION?SELECTION) and one line per job.
+constexpr std::size_t kPreviewKeys = 10;
+struct BulkOptions {
+  BulkAction action = BulkAction::cancel;
+  std::vector<SelectionParam> selection;
+  bool resubmit = false;
+  bool dry_run = false;
+  bool yes = false;
+};
+enum class ConfirmStep { preview_only, need_yes, ask, go };
+ConfirmStep confirm_step(bool dry_run, bool yes, bool stdin_is_terminal);
+// y or yes, any case, surrounding blanks ignored.
+bool is_yes(std::string_view answer);
+// `cancelled KEY`, `retried KEY`, `skipped KEY STATE: why` (or `failed KEY STATE: why`: could
+// not be recorded) for one result of the bulk route.
+std::string bulk_result_line(const boost::json::object& result);
+int bulk(const Context& ctx, const BulkOptions& o, std::istream& in, bool stdin_is_terminal);
+
+// ---- Following: watch and wait (GET /v1/events; follow.hpp) ----
+// watch: `screen` on a terminal (watch_screen.hpp), else one line per event and a summary line.
+// Exit 0 when every selected job is final, 130 on Ctrl-C.
+int watch(const Context& ctx, const std::vector<SelectionParam>& selection, bool screen);
+// wait: exit 0 all done, 3 any failed/expired/cancelled, 124 when `timeout` runs out.
+int wait(const Context& ctx, const std::vector<std::string>& keys,
+         const std::vector<SelectionParam>& selection, std::optional<Millis> timeout);
 
 // Left-aligned columns two spaces apart, one line per row.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);

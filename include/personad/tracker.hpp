@@ -24,6 +24,7 @@
 #include "personad/config.hpp"
 #include "personad/creatify_api.hpp"
 #include "personad/logging.hpp"
+#include "personad/operator_action.hpp"
 #include "personad/remote_list.hpp"
 #include "personad/scheduler.hpp"
 #include "personad/step_runner.hpp"
@@ -58,6 +59,20 @@ struct ActionOutcome {
   Job job;
 };
 
+// What a bulk action did to one job: acted on (cancelled, retried), or skipped (its state
+// before, and why: not applicable, or changed meanwhile).
+struct BulkLine {
+  enum class Kind { acted, skipped, failed };  // failed: could not be recorded
+  std::string key;
+  std::string state;  // the job's state when read (skipped) or after the action (acted)
+  Kind result = Kind::skipped;
+  std::string why;    // skipped, failed: why; acted: the action's message
+};
+
+// A bulk action reads and writes this many jobs at a time: one read and one write (one
+// transaction) per chunk.
+constexpr std::int64_t kBulkChunk = 500;
+
 class Tracker {
  public:
   using TransitionHook = std::function<void(const Job&, const Transition&)>;
@@ -87,6 +102,11 @@ class Tracker {
   boost::asio::awaitable<Result<ActionOutcome>> cancel(std::string key);
   // expired → pending (polling resumes); failed → queued with a fresh client_ref (resubmit).
   boost::asio::awaitable<Result<ActionOutcome>> retry(std::string key, bool resubmit);
+  // The same for every job a selection matches, in its order (selection.hpp), in chunks of
+  // kBulkChunk: never one store round trip per job. A job the action does not apply to is
+  // skipped with the reason; so is one an in-flight step changed between read and write.
+  boost::asio::awaitable<Result<std::vector<BulkLine>>> act_on_selection(
+      BulkAction action, Selection selection, SelectOptions options, bool resubmit);
   // A `submitting` job: adopt a remote persona id, or declare it not created and resend.
   boost::asio::awaitable<Result<ActionOutcome>> resolve(std::string key,
                                                         std::optional<std::string> adopt_remote_id,

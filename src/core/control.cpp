@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "personad/batch.hpp"
+#include "personad/event_feed.hpp"
 #include "personad/job_json.hpp"
 #include "personad/job_query.hpp"
 #include "personad/metrics.hpp"
@@ -359,6 +360,9 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
     const std::size_t adopted = co_await tracker_.adopt_queued();
     co_return adopted_reply(adopted);
   }
+  if (post && seg.size() == 2 && seg[0] == "bulk")
+    co_return co_await bulk(seg[1], std::move(req.target), std::move(req.body));
+  if (get && seg == std::vector<std::string>{"events"}) co_return co_await events(std::move(req.target));
   if (seg.empty() || seg[0] != "jobs") co_return error_reply(404, "no such route: " + req.target);
 
   // The action side: what changes a job goes to the tracker, the only writer of job state.
@@ -379,6 +383,86 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
     }
   }
   co_return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
+}
+
+namespace {
+
+std::vector<SelectionParam> query_params(const std::string& target) {
+  std::vector<SelectionParam> out;
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (!parsed) return out;
+  for (auto p : parsed->params()) out.emplace_back(std::string(p.key), std::string(p.value));
+  return out;
+}
+
+ControlResponse bulk_reply(const std::vector<BulkLine>& lines, BulkAction action) {
+  json::array results;
+  results.reserve(lines.size());
+  const char* verb = action == BulkAction::cancel ? "cancelled" : "retried";
+  for (const auto& l : lines) {
+    json::object o;
+    o["key"] = l.key;
+    o["result"] = l.result == BulkLine::Kind::acted     ? verb
+                  : l.result == BulkLine::Kind::skipped ? "skipped"
+                                                          : "failed";
+    o["state"] = l.state;
+    o["why"] = l.why;
+    results.push_back(std::move(o));
+  }
+  json::object body;
+  body["results"] = std::move(results);
+  return reply(200, std::move(body));
+}
+
+// wait_ms, after, max and epoch of GET /v1/events; the rest is refused.
+Result<FeedRequest> feed_request(const std::string& target) {
+  FeedRequest r;
+  for (const auto& [name, value] : query_params(target)) {
+    try {
+      if (name == "epoch") {
+        r.epoch = value;
+      } else if (name == "after") {
+        r.after = std::stoll(value);
+      } else if (name == "wait_ms") {
+        r.wait = std::clamp(Millis(std::stoll(value)), Millis(0), kMaxEventWait);
+      } else if (name == "max") {
+        r.max = static_cast<std::size_t>(std::clamp<long long>(std::stoll(value), 1, 10'000));
+      } else {
+        return make_error(ErrorKind::invalid, "events: unknown parameter '" + name + "'");
+      }
+    } catch (const std::exception&) {
+      return make_error(ErrorKind::invalid, "events: " + name + ": not a number: '" + value + "'");
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+asio::awaitable<ControlResponse> ControlApi::bulk(std::string action_name, std::string target,
+                                                  std::string body_text) {
+  if (action_name != "cancel" && action_name != "retry")
+    co_return error_reply(404, "no such bulk action: " + action_name);
+  const BulkAction action = action_name == "cancel" ? BulkAction::cancel : BulkAction::retry;
+  auto body = body_object(body_text);
+  if (!body) co_return error_reply(400, body.message());
+  const TimePoint now = clock_.now();
+  auto sel = parse_selection(query_params(target), now);
+  if (!sel) co_return error_reply(400, sel.message());
+  SelectOptions options;
+  options.stuck_before = add_saturating(now, Millis(-stuck_after_.count()));
+  auto lines = co_await tracker_.act_on_selection(action, std::move(*sel), options,
+                                                  flag(*body, "resubmit"));
+  if (!lines) co_return error_reply(http_status_for(lines.kind()), lines.message());
+  co_return bulk_reply(*lines, action);
+}
+
+asio::awaitable<ControlResponse> ControlApi::events(std::string target) {
+  if (feed_ == nullptr) co_return error_reply(404, "this personad has no event stream");
+  auto request = feed_request(target);
+  if (!request) co_return error_reply(400, request.message());
+  FeedBatch batch = co_await feed_->next(std::move(*request));
+  co_return ControlResponse{200, feed_batch_json(batch), "application/json"};
 }
 
 asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool check_only,

@@ -5,14 +5,18 @@
 #include <boost/json.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
+#include <csignal>
 #include <thread>
+#include <unordered_set>
 
 #include "personad/batch.hpp"
 #include "personad/control.hpp"
+#include "personad/follow.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/job_json.hpp"
 #include "personad/job_query.hpp"
 #include "personad/store.hpp"
+#include "personad/watch_screen.hpp"
 
 namespace personad::ctl {
 
@@ -281,6 +285,9 @@ int list(const Context& ctx, const std::vector<SelectionParam>& params, ListForm
           break;
         case ListFormat::csv:
           ctx.out << csv_row(o);
+          break;
+        case ListFormat::keys:
+          ctx.out << field(o, "key") << '\n';
           break;
       }
       ++shown;
@@ -622,6 +629,360 @@ int resolve(const Context& ctx, const std::string& key, const std::string& adopt
   if (!adopt.empty()) body["adopt"] = adopt;
   if (resubmit) body["resubmit"] = true;
   return steer(ctx, "/v1/jobs/" + encode_key(key) + "/resolve", body);
+}
+
+// ---- Bulk actions ----
+
+ConfirmStep confirm_step(bool dry_run, bool yes, bool stdin_is_terminal) {
+  if (dry_run) return ConfirmStep::preview_only;
+  if (yes) return ConfirmStep::go;
+  return stdin_is_terminal ? ConfirmStep::ask : ConfirmStep::need_yes;
+}
+
+bool is_yes(std::string_view answer) {
+  while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.front())))
+    answer.remove_prefix(1);
+  while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back())))
+    answer.remove_suffix(1);
+  std::string a(answer);
+  for (auto& c : a) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return a == "y" || a == "yes";
+}
+
+std::string bulk_result_line(const json::object& r) {
+  const std::string result = field(r, "result");
+  if (result == "cancelled" || result == "retried") return result + ' ' + field(r, "key");
+  return result + ' ' + field(r, "key") + ' ' + field(r, "state") + ": " + field(r, "why");
+}
+
+namespace {
+
+std::string with_query(std::string path, const std::string& query) {
+  return query.empty() ? path : path + "?" + query;
+}
+
+}  // namespace
+
+int bulk(const Context& ctx, const BulkOptions& o, std::istream& in, bool stdin_is_terminal) {
+  auto sel = parse_selection(o.selection, SystemClock().now());
+  if (!sel) return print_error(ctx, sel.message(), kInvalid);
+  if (*sel == Selection{})
+    return print_error(ctx, std::string(to_string(o.action)) + " needs KEYs or filters", kInvalid);
+  // The count and the first keys: one page of ten, with the count of the rest.
+  Selection preview = *sel;
+  preview.limit = sel->limit ? std::min<std::int64_t>(*sel->limit, kPreviewKeys)
+                             : static_cast<std::int64_t>(kPreviewKeys);
+  auto a = read(ctx, select_target(preview, true));
+  if (!a) return print_error(ctx, a.message(), kRefused);
+  if (a->status != 200) return print_error(ctx, error_of(*a), a->status == 400 ? kInvalid : kRefused);
+  const auto* body = a->body.if_object();
+  const auto* jobs = body ? body->if_contains("jobs") : nullptr;
+  if (jobs == nullptr || !jobs->is_array())
+    return print_error(ctx, "personad answered a page without jobs", kRefused);
+  std::int64_t total = static_cast<std::int64_t>(jobs->get_array().size());
+  if (const auto* m = body->if_contains("more"); m && m->is_int64()) total += m->get_int64();
+  if (sel->limit) total = std::min(total, *sel->limit);
+  ctx.out << total << (total == 1 ? " job matches" : " jobs match") << '\n';
+  for (const auto& j : jobs->get_array())
+    if (j.is_object()) ctx.out << "  " << field(j.get_object(), "key") << '\n';
+  if (total > static_cast<std::int64_t>(jobs->get_array().size()))
+    ctx.out << "  \u2026 " << total - static_cast<std::int64_t>(jobs->get_array().size())
+            << " more\n";
+  switch (confirm_step(o.dry_run, o.yes, stdin_is_terminal)) {
+    case ConfirmStep::preview_only:
+      return kOk;
+    case ConfirmStep::need_yes:
+      return print_error(ctx, "stdin is not a terminal: add --yes to " +
+                                  std::string(to_string(o.action)) + " these " +
+                                  std::to_string(total) + " jobs",
+                         kInvalid);
+    case ConfirmStep::ask: {
+      if (total == 0) return kOk;
+      ctx.out << to_string(o.action) << ' ' << total << (total == 1 ? " job" : " jobs")
+              << "? [y/N] " << std::flush;
+      std::string answer;
+      if (!std::getline(in, answer) || !is_yes(answer)) {
+        ctx.out << "nothing done\n";
+        return kOk;
+      }
+      break;
+    }
+    case ConfirmStep::go:
+      break;
+  }
+  if (total == 0) return kOk;
+  json::object req;
+  if (o.resubmit) req["resubmit"] = true;
+  auto r = from_socket(ctx, "POST",
+                       with_query("/v1/bulk/" + std::string(to_string(o.action)), selection_query(*sel)),
+                       json::serialize(req));
+  if (!r && r.kind() == ErrorKind::unavailable)
+    return print_error(ctx, "personad is not running (no answer on " + ctx.config.control_socket +
+                                "); start it and try again",
+                       kRefused);
+  if (!r) return print_error(ctx, r.message(), kRefused);
+  if (r->status != 200) return print_error(ctx, error_of(*r), r->status == 400 ? kInvalid : kRefused);
+  const auto* results = r->body.is_object() ? r->body.get_object().if_contains("results") : nullptr;
+  if (results == nullptr || !results->is_array())
+    return print_error(ctx, "personad answered without results", kRefused);
+  int code = kOk;
+  for (const auto& v : results->get_array()) {
+    if (!v.is_object()) continue;
+    ctx.out << bulk_result_line(v.get_object()) << '\n';
+    if (field(v.get_object(), "result") == "failed") code = kRefused;
+  }
+  return code;
+}
+
+// ---- Following ----
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;  // set by SIGINT while following
+extern "C" void on_interrupt(int) { g_interrupted = 1; }
+
+// Ctrl-C ends the follow loop (within one wait of the stream) instead of the process, so the
+// terminal is restored and the summary printed.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    g_interrupted = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_);
+  }
+  ~InterruptGuard() { ::sigaction(SIGINT, &old_, nullptr); }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_ {};
+};
+
+// The selected jobs and their events: read once (the daemon, or the database when it is down),
+// then moved on by GET /v1/events. A gap (events gone, or the daemon restarted) reads the jobs
+// again, so nothing is lost.
+class Follower {
+ public:
+  Follower(const Context& ctx, std::vector<std::string> keys, Selection sel)
+      : ctx_(ctx), keys_(keys.begin(), keys.end()), key_list_(std::move(keys)),
+        sel_(std::move(sel)), reader_(ctx) {}
+
+  Campaign campaign;
+  bool daemon_seen = false;
+  std::string status;  // why the stream does not answer, for the screen
+
+  // The stream's position first, then the jobs: events committed in between are applied
+  // again on top of what was read, which ends in the same state.
+  Result<void> load() {
+    auto pos = from_socket(ctx_, "GET", "/v1/events?wait_ms=0&max=1", "");
+    if (pos && pos->status == 200 && pos->body.is_object()) {
+      daemon_seen = true;
+      const auto& o = pos->body.get_object();
+      epoch_ = field(o, "epoch");
+      if (const auto* l = o.if_contains("last_seq"); l && l->is_int64()) seq_ = l->get_int64();
+    } else if (pos && pos->status != 200) {
+      return make_error(error_of(*pos));
+    }
+    campaign.clear();
+    if (!key_list_.empty() && sel_ == Selection{}) return load_keys();
+    return load_selection();
+  }
+
+  // The next events (waiting up to `wait` on the daemon), applied; the lines of the followed
+  // jobs' events are returned.
+  Result<std::vector<std::string>> next(Millis wait) {
+    std::vector<std::string> lines;
+    auto a = from_socket(ctx_, "GET",
+                         "/v1/events?after=" + std::to_string(seq_) + "&epoch=" + epoch_ +
+                             "&wait_ms=" + std::to_string(wait.count()),
+                         "");
+    if (!a) return a.error();
+    if (a->status != 200 || !a->body.is_object()) return make_error(error_of(*a));
+    daemon_seen = true;
+    const auto& o = a->body.get_object();
+    const auto* gap = o.if_contains("gap");
+    if (gap && gap->is_bool() && gap->get_bool()) {
+      if (auto r = load(); !r) return r.error();
+      return lines;
+    }
+    if (const auto* events = o.if_contains("events"); events && events->is_array())
+      for (const auto& e : events->get_array()) {
+        if (!e.is_object()) continue;
+        const auto& eo = e.get_object();
+        if (const auto* s = eo.if_contains("seq"); s && s->is_int64()) seq_ = s->get_int64();
+        if (campaign.apply(eo)) lines.push_back(event_line(eo));
+      }
+    return lines;
+  }
+
+ private:
+  Result<void> load_keys() {
+    for (const auto& key : key_list_) {
+      if (key.size() > kMaxKeyChars) return make_error(ErrorKind::invalid, "key too long: " + key);
+      auto a = reader_.get("/v1/jobs/" + encode_key(key));
+      if (!a) return a.error();
+      if (a->status != 200 || !a->body.is_object())
+        return make_error(a->status == 404 ? ErrorKind::not_found : ErrorKind::io, error_of(*a));
+      campaign.add(a->body.get_object());
+    }
+    return {};
+  }
+
+  Result<void> load_selection() {
+    Selection page = sel_;
+    std::int64_t seen = 0;
+    for (;;) {
+      page.limit = sel_.limit ? std::min(*sel_.limit - seen, kDefaultPage) : kDefaultPage;
+      auto a = reader_.get(select_target(page, false));
+      if (!a) return a.error();
+      if (a->status != 200)
+        return make_error(a->status == 400 ? ErrorKind::invalid : ErrorKind::io, error_of(*a));
+      const auto* body = a->body.if_object();
+      const auto* jobs = body ? body->if_contains("jobs") : nullptr;
+      const auto* next = body ? body->if_contains("next_after") : nullptr;
+      if (jobs == nullptr || !jobs->is_array() || next == nullptr)
+        return make_error("personad answered a page without jobs");
+      for (const auto& v : jobs->get_array()) {
+        if (!v.is_object()) continue;
+        ++seen;
+        if (keys_.empty() || keys_.contains(field(v.get_object(), "key"))) campaign.add(v.get_object());
+      }
+      if (!next->is_string() || (sel_.limit && seen >= *sel_.limit)) return {};
+      page.after = std::string(next->get_string());
+    }
+  }
+
+  const Context& ctx_;
+  std::unordered_set<std::string> keys_;
+  std::vector<std::string> key_list_;
+  Selection sel_;
+  Reader reader_;
+  std::string epoch_;
+  std::int64_t seq_ = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+
+// The loop of watch and wait: until every followed job is final, `deadline` passes, or Ctrl-C.
+// `wait_step` bounds each wait on the stream (how soon Ctrl-C and a redraw are noticed).
+enum class FollowEnd { all_final, timed_out, interrupted, failed };
+
+template <class OnLines>
+FollowEnd follow(const Context& ctx, Follower& f, std::optional<Clock::time_point> deadline,
+                 Millis wait_step, OnLines on_lines) {
+  for (;;) {
+    if (f.campaign.all_final()) return FollowEnd::all_final;
+    if (g_interrupted) return FollowEnd::interrupted;
+    Millis wait = wait_step;
+    if (deadline) {
+      const auto left = std::chrono::duration_cast<Millis>(*deadline - Clock::now());
+      if (left.count() <= 0) return FollowEnd::timed_out;
+      wait = std::min(wait, left);
+    }
+    auto lines = f.next(wait);
+    if (!lines && lines.kind() == ErrorKind::unavailable && f.daemon_seen) {
+      // The daemon is restarting: ask again shortly; the events are read from where we were.
+      f.status = "personad is not answering on " + ctx.config.control_socket + "; retrying";
+      on_lines(std::vector<std::string>{});
+      std::this_thread::sleep_for(std::min(wait, Millis(500)));
+      continue;
+    }
+    if (!lines) {
+      print_error(ctx, lines.message(), kRefused);
+      return FollowEnd::failed;
+    }
+    f.status.clear();
+    on_lines(*lines);
+  }
+}
+
+Result<Selection> follow_selection(const Context& ctx, const std::vector<SelectionParam>& params) {
+  (void)ctx;
+  auto sel = parse_selection(params, SystemClock().now());
+  if (!sel) return sel.error();
+  if (sel->after)
+    return make_error(ErrorKind::invalid, "--after pages a listing; watch and wait follow the whole selection");
+  return sel;
+}
+
+int load_or_fail(const Context& ctx, Follower& f) {
+  if (auto r = f.load(); !r)
+    return print_error(ctx, r.message(), r.kind() == ErrorKind::invalid ? kInvalid : kRefused);
+  if (!f.daemon_seen && !f.campaign.all_final())
+    return print_error(ctx, "personad is not running (no answer on " + ctx.config.control_socket +
+                                "): nothing moves until it starts",
+                       kRefused);
+  return kOk;
+}
+
+}  // namespace
+
+int watch(const Context& ctx, const std::vector<SelectionParam>& params, bool screen) {
+  auto sel = follow_selection(ctx, params);
+  if (!sel) return print_error(ctx, sel.message(), kInvalid);
+  InterruptGuard guard;
+  Follower f(ctx, {}, *sel);
+  if (int code = load_or_fail(ctx, f); code != kOk) return code;
+  const std::string query = selection_query(*sel);
+  const std::string title = "personactl watch" + (query.empty() ? std::string() : " " + query);
+  WatchScreen view;
+  if (screen && !view.open()) screen = false;  // a terminal ncurses cannot drive: lines
+  FollowEnd end;
+  if (screen) {
+    constexpr Millis kRedraw{250};  // at most 4 times a second
+    auto last = Clock::now() - kRedraw;
+    bool dirty = true;
+    auto redraw = [&](bool force) {
+      if (!dirty && !force) return;
+      if (!force && Clock::now() - last < kRedraw) return;
+      view.draw(f.campaign, title, f.status);
+      last = Clock::now();
+      dirty = false;
+    };
+    redraw(true);
+    end = follow(ctx, f, std::nullopt, kRedraw, [&](const std::vector<std::string>& lines) {
+      dirty = dirty || !lines.empty() || !f.status.empty();
+      redraw(false);
+    });
+    redraw(true);
+    view.close();
+  } else {
+    end = follow(ctx, f, std::nullopt, Millis(1'000), [&](const std::vector<std::string>& lines) {
+      for (const auto& l : lines) ctx.out << l << '\n';
+      ctx.out << std::flush;
+    });
+  }
+  ctx.out << summary_line(f.campaign) << '\n';
+  if (end == FollowEnd::interrupted) return kInterrupted;
+  return end == FollowEnd::all_final ? kOk : kRefused;
+}
+
+int wait(const Context& ctx, const std::vector<std::string>& keys,
+         const std::vector<SelectionParam>& params, std::optional<Millis> timeout) {
+  auto sel = follow_selection(ctx, params);
+  if (!sel) return print_error(ctx, sel.message(), kInvalid);
+  if (keys.empty() && *sel == Selection{})
+    return print_error(ctx, "wait needs KEYs or filters", kInvalid);
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + *timeout;
+  Follower f(ctx, keys, *sel);
+  if (int code = load_or_fail(ctx, f); code != kOk) return code;
+  const FollowEnd end = follow(ctx, f, deadline, Millis(10'000), [](const std::vector<std::string>&) {});
+  switch (end) {
+    case FollowEnd::all_final:
+      ctx.out << summary_line(f.campaign) << '\n';
+      return wait_exit_code(f.campaign);
+    case FollowEnd::timed_out:
+      ctx.out << summary_line(f.campaign) << "; timed out\n";
+      return kTimedOut;
+    case FollowEnd::interrupted:
+      return kInterrupted;
+    case FollowEnd::failed:
+      return kRefused;
+  }
+  return kRefused;
 }
 
 }  // namespace personad::ctl

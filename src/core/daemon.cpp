@@ -21,6 +21,7 @@
 #include "personad/control.hpp"
 #include "personad/creatify_client.hpp"
 #include "personad/dir_watch.hpp"
+#include "personad/event_feed.hpp"
 #include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/metrics.hpp"
@@ -135,9 +136,14 @@ class Daemon {
         ioc_.get_executor(), *store_, *metered_api_, clock_, log_, tracker_options(config_),
         [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
     hooks_ = std::make_unique<HookRunner>(ioc_.get_executor(), hook_options(config_), log_);
+    // personactl watch/wait follow this feed; its epoch tells a follower the daemon restarted.
+    feed_ = std::make_unique<EventFeed>(
+        ioc_.get_executor(),
+        std::to_string(::getpid()) + "-" + std::to_string(clock_.now().time_since_epoch().count()));
     tracker_->set_transition_hook([this](const Job& job, const Transition& t) {
       status_dirty();
       hooks_->on_transition(job, t);
+      feed_->publish(job, t);
     });
     if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
 
@@ -147,6 +153,7 @@ class Daemon {
       s.api = &api_metrics_;
     });
     control_api_->set_stuck_after(config_.stuck_after);
+    control_api_->set_event_feed(feed_.get());
     if (!start_metrics_listener()) return false;
     auto server = ControlServer::listen(
         ioc_.get_executor(), config_.control_socket,
@@ -595,6 +602,7 @@ class Daemon {
   std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<DirWatcher> watcher_;
+  std::unique_ptr<EventFeed> feed_;
   std::unique_ptr<ControlApi> control_api_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<MetricsServer> metrics_server_;

@@ -582,87 +582,111 @@ asio::awaitable<Result<ActionOutcome>> Tracker::cancel(std::string key) {
   auto found = co_await find_job(key);
   if (!found) co_return found.error();
   Job job = std::move(*found);
-  if (is_final(job.state))
-    co_return refuse("job '" + job.key + "' is already " + std::string(to_string(job.state)));
-  std::string reason = "cancelled by operator";
-  if (job.state == State::queued) reason += "; nothing was sent";
-  if (job.state == State::submitting)
-    reason += "; a create may exist remotely with label " + client_label(job.client_ref);
-  if (job.state == State::pending)
-    reason += "; remote persona " + job.remote_id.value_or("?") + " is no longer tracked";
-  if (auto c = co_await commit(job, State::cancelled, reason); !c) co_return not_recorded("cancel", c.error());
+  auto plan = plan_cancel(job);
+  if (!plan) co_return plan.error();
+  job = std::move(plan->job);
+  if (auto c = co_await commit(job, State::cancelled, plan->reason); !c) co_return not_recorded("cancel", c.error());
   scheduler_.cancel(job.id);
-  co_return ActionOutcome{reason, job};
+  co_return ActionOutcome{plan->message, job};
 }
 
 asio::awaitable<Result<ActionOutcome>> Tracker::retry(std::string key, bool resubmit) {
   auto found = co_await find_job(key);
   if (!found) co_return found.error();
-  Job job = std::move(*found);
   // Only final jobs are retried, and a step writes nothing after its final commit, so a step
   // still winding down cannot race with this one.
-  TimePoint now = clock_.now();
-  if (job.state == State::expired) {
-    job.expires_at = add_saturating(now, options_.poll.give_up_after);
-    job.next_poll_at = now;
-    job.errors = 0;
-    if (auto c = co_await commit(job, State::pending,
-                        "retry by operator: polling resumes for another " +
-                            format_duration(options_.poll.give_up_after));
-        !c)
-      co_return not_recorded("retry", c.error());
-    schedule(job);
-    co_return ActionOutcome{"polling resumed", job};
+  auto plan = plan_retry(*found, resubmit, clock_.now(), options_.poll.give_up_after, new_ref_);
+  if (!plan) co_return plan.error();
+  Job job = std::move(plan->job);
+  if (auto c = co_await commit(job, plan->to, plan->reason); !c) co_return not_recorded("retry", c.error());
+  schedule(job);
+  co_return ActionOutcome{plan->message, job};
+}
+
+namespace {
+
+// One chunk's writes in one transaction: inside the store thread's group already (the daemon),
+// or in a group of its own (an inline runner). Each write in its savepoint: one that conflicts
+// with a step leaves the others.
+std::vector<std::optional<Error>> apply_chunk(Store& s,
+                                              const std::vector<std::pair<Job, Transition>>& w) {
+  const bool own_group = static_cast<bool>(s.begin_group());
+  std::vector<std::optional<Error>> out;
+  out.reserve(w.size());
+  for (const auto& [job, t] : w) {
+    auto r = s.apply(job, t);
+    out.push_back(r ? std::nullopt : std::optional<Error>(r.error()));
   }
-  if (job.state == State::failed && job.missing_since && job.remote_id && !resubmit) {
-    // Failed because its persona went missing: it may be back; polling resumes, nothing is
-    // created.
-    job.missing_since.reset();
-    job.missing_count = 0;
-    job.failed_reason.reset();
-    job.expires_at = add_saturating(now, options_.poll.give_up_after);
-    job.next_poll_at = now;
-    job.errors = 0;
-    if (auto c = co_await commit(job, State::pending,
-                                 "retry by operator: remote persona " + *job.remote_id +
-                                     " was missing; polling resumes");
-        !c)
-      co_return not_recorded("retry", c.error());
-    schedule(job);
-    co_return ActionOutcome{"polling resumed", job};
+  if (own_group)
+    if (auto e = s.end_group(); !e)
+      for (auto& o : out) o = e.error();
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::vector<BulkLine>>> Tracker::act_on_selection(
+    BulkAction action, Selection selection, SelectOptions options, bool resubmit) {
+  std::vector<BulkLine> lines;
+  std::optional<std::int64_t> left = selection.limit;
+  options.count_more = false;
+  for (;;) {
+    Selection page = selection;
+    page.limit = left ? std::min(*left, kBulkChunk) : kBulkChunk;
+    auto read = co_await store_.read(
+        [&page, &options](Store& s) { return s.select(page, options); });
+    if (!read) co_return read.error();
+    const TimePoint now = clock_.now();
+    std::vector<std::pair<Job, Transition>> writes;
+    std::vector<std::string> messages;
+    for (const Job& job : read->jobs) {
+      auto plan = action == BulkAction::cancel
+                      ? plan_cancel(job)
+                      : plan_retry(job, resubmit, now, options_.poll.give_up_after, new_ref_);
+      if (!plan) {
+        lines.push_back({job.key, std::string(to_string(job.state)), BulkLine::Kind::skipped,
+                         plan.message()});
+        continue;
+      }
+      Transition t{job.id, now, job.state, plan->to, plan->job.remote_status.value_or(""),
+                   plan->reason};
+      Job next = std::move(plan->job);
+      next.state = plan->to;
+      next.updated_at = now;
+      if (is_final(plan->to)) next.next_poll_at.reset();
+      writes.emplace_back(std::move(next), std::move(t));
+      messages.push_back(std::move(plan->message));
+    }
+    if (!writes.empty()) {
+      auto done = co_await store_.write(
+          [&writes](Store& s) -> Result<std::vector<std::optional<Error>>> { return apply_chunk(s, writes); });
+      if (!done) co_return done.error();
+      for (std::size_t i = 0; i < writes.size(); ++i) {
+        auto& [job, t] = writes[i];
+        if (const auto& e = (*done)[i]) {
+          lines.push_back({job.key, std::string(to_string(*t.from)),
+                           e->kind == ErrorKind::conflict ? BulkLine::Kind::skipped
+                                                          : BulkLine::Kind::failed,
+                           "not recorded: " + e->message});
+          continue;
+        }
+        log_.transition(job, t);
+        ++metrics_.transitions[t.to];
+        if (hook_) hook_(job, t);
+        if (is_final(job.state))
+          scheduler_.cancel(job.id);
+        else
+          schedule(job);
+        lines.push_back({job.key, std::string(to_string(job.state)), BulkLine::Kind::acted,
+                         messages[i]});
+      }
+    }
+    const auto n = static_cast<std::int64_t>(read->jobs.size());
+    if (left) *left -= n;
+    if (!read->has_more || read->jobs.empty() || (left && *left <= 0)) break;
+    selection.after = read->jobs.back().key;
   }
-  if (job.state == State::failed) {
-    if (!resubmit)
-      co_return refuse("job '" + job.key + "' failed (" + job.failed_reason.value_or("") +
-                    "); creating it anew costs credits: confirm with --resubmit");
-    std::string old_id = job.remote_id.value_or("none");
-    job.client_ref = new_ref_();  // the old persona keeps the old label
-    job.remote_id.reset();
-    job.remote_status.reset();
-    job.failed_reason.reset();
-    job.submitted_at.reset();
-    job.expires_at.reset();
-    job.submitting_since.reset();
-    job.last_sent_at.reset();
-    job.unknown_since.reset();
-    job.missing_since.reset();
-    job.missing_count = 0;
-    job.send_unknown = false;
-    job.needs_operator = false;
-    job.operator_reason.reset();
-    job.polls = 0;
-    job.errors = 0;
-    job.next_poll_at = now;
-    if (auto c = co_await commit(job, State::queued,
-                        "retry --resubmit by operator: a new create with client_ref " +
-                            job.client_ref + " (previous remote persona: " + old_id + ")");
-        !c)
-      co_return not_recorded("retry", c.error());
-    schedule(job);
-    co_return ActionOutcome{"queued for a new create", job};
-  }
-  co_return refuse("job '" + job.key + "' is " + std::string(to_string(job.state)) +
-                "; only failed or expired jobs can be retried");
+  co_return lines;
 }
 
 asio::awaitable<Result<ActionOutcome>> Tracker::resolve(std::string key,

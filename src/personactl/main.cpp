@@ -1,7 +1,11 @@
 // personactl: parse the command line, load the config, run one command (see ctl.hpp).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
+
+#include "personad/completion.hpp"
 
 #include "personad/config.hpp"
 #include "personad/ctl.hpp"
@@ -100,17 +104,42 @@ int main(int argc, char** argv) {
   auto* list_csv = list->add_flag("--csv", as_csv, "print CSV (RFC 4180) with a header row");
   list_json->excludes(list_jsonl)->excludes(list_csv);
   list_jsonl->excludes(list_csv);
+  bool keys_only = false;
+  list->add_flag("--keys-only", keys_only, "one key a line (for shell completion)")->group("");
   auto* show = app.add_subcommand("show", "one job, all fields");
   show->add_option("KEY", key)->required();
   show->add_flag("--json", as_json, "print a JSON object");
   auto* history = app.add_subcommand("history", "a job's transitions, oldest first");
   history->add_option("KEY", key)->required();
   history->add_flag("--json", as_json, "print a JSON array");
-  auto* retry = app.add_subcommand("retry", "resume an expired job, or resubmit a failed one");
-  retry->add_option("KEY", key)->required();
+  // cancel and retry: one KEY (or several), or filters for a bulk action (ctl::bulk).
+  std::vector<std::string> keys;
+  bool dry_run = false, yes = false;
+  auto* retry = app.add_subcommand("retry", "resume an expired job, or resubmit a failed one (KEYs or filters)");
+  retry->add_option("KEY", keys, "jobs to retry");
   retry->add_flag("--resubmit", resubmit, "confirm creating a failed job anew (costs credits)");
-  auto* cancel = app.add_subcommand("cancel", "stop tracking a job (queued jobs are never sent)");
-  cancel->add_option("KEY", key)->required();
+  SelectionFlags retry_selection;
+  add_selection_flags(retry, retry_selection);
+  retry->add_flag("--dry-run", dry_run, "with filters: print how many jobs match, change nothing");
+  retry->add_flag("--yes", yes, "with filters: do not ask (needed when stdin is not a terminal)");
+  auto* cancel = app.add_subcommand("cancel", "stop tracking jobs (queued jobs are never sent; KEYs or filters)");
+  cancel->add_option("KEY", keys, "jobs to cancel");
+  SelectionFlags cancel_selection;
+  add_selection_flags(cancel, cancel_selection);
+  cancel->add_flag("--dry-run", dry_run, "with filters: print how many jobs match, change nothing");
+  cancel->add_flag("--yes", yes, "with filters: do not ask (needed when stdin is not a terminal)");
+  auto* watch = app.add_subcommand("watch", "follow the selected jobs live until all are final");
+  SelectionFlags watch_selection;
+  add_selection_flags(watch, watch_selection);
+  auto* wait = app.add_subcommand("wait", "block until the selected jobs are final (exit 0 all done, 3 not, 124 timeout)");
+  wait->add_option("KEY", keys, "jobs to wait for");
+  SelectionFlags wait_selection;
+  add_selection_flags(wait, wait_selection);
+  std::string wait_timeout;
+  auto* wait_timeout_opt = wait->add_option("--timeout", wait_timeout, "give up after D (exit 124), e.g. 30m, 2d")->type_name("D");
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  completion->add_option("SHELL", shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
   auto* stats = app.add_subcommand("stats", "counts per state, polls made, next due poll");
   auto* report = app.add_subcommand("report", "an HTML page (or SVG timeline) of the selected jobs");
   SelectionFlags report_selection;
@@ -125,7 +154,17 @@ int main(int argc, char** argv) {
   auto* resubmit_opt = resolve->add_flag("--resubmit", resubmit, "it was not created: send again");
   adopt_opt->excludes(resubmit_opt);
 
-  CLI11_PARSE(app, argc, argv);
+  // Bad usage is exit 2 (the contract's "invalid input"), whatever CLI11's own code for it.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : ctl::kInvalid;
+  }
+  if (*completion) {
+    std::cout << completion_script(app, *parse_shell(shell));
+    return ctl::kOk;
+  }
 
   ctl::Context ctx{Config{}, Millis(30'000), std::cout, std::cerr};
   std::error_code ec;
@@ -144,7 +183,8 @@ int main(int argc, char** argv) {
   if (*submit) return ctl::submit(ctx, files);
   if (*list)
     return ctl::list(ctx, list_selection.params(),
-                     as_json    ? ctl::ListFormat::json
+                     keys_only  ? ctl::ListFormat::keys
+                     : as_json  ? ctl::ListFormat::json
                      : as_jsonl ? ctl::ListFormat::jsonl
                      : as_csv   ? ctl::ListFormat::csv
                                 : ctl::ListFormat::table);
@@ -152,8 +192,42 @@ int main(int argc, char** argv) {
   if (*history) return ctl::history(ctx, key, as_json);
   if (*report) return ctl::report(ctx, report_selection.params(), report_html, report_svg);
   if (*stats) return ctl::stats(ctx, as_json);
-  if (*cancel) return ctl::cancel(ctx, key);
-  if (*retry) return ctl::retry(ctx, key, resubmit);
+  if (*cancel || *retry) {
+    const bool is_cancel = cancel->parsed();
+    auto params = (is_cancel ? cancel_selection : retry_selection).params();
+    if (!keys.empty() && !params.empty()) {
+      std::cerr << "personactl: give KEYs or filters, not both\n";
+      return ctl::kInvalid;
+    }
+    if (keys.empty()) {
+      ctl::BulkOptions o{is_cancel ? BulkAction::cancel : BulkAction::retry, std::move(params),
+                         resubmit, dry_run, yes};
+      return ctl::bulk(ctx, o, std::cin, ::isatty(STDIN_FILENO) == 1);
+    }
+    if (dry_run || yes) {
+      std::cerr << "personactl: --dry-run and --yes go with filters, not KEYs\n";
+      return ctl::kInvalid;
+    }
+    int code = ctl::kOk;
+    for (const auto& k : keys) {
+      const int r = is_cancel ? ctl::cancel(ctx, k) : ctl::retry(ctx, k, resubmit);
+      if (r != ctl::kOk && code == ctl::kOk) code = r;
+    }
+    return code;
+  }
+  if (*watch) return ctl::watch(ctx, watch_selection.params(), ::isatty(STDOUT_FILENO) == 1);
+  if (*wait) {
+    std::optional<Millis> timeout;
+    if (wait_timeout_opt->count() > 0) {
+      auto d = parse_duration(wait_timeout);
+      if (!d) {
+        std::cerr << "personactl: --timeout: " << d.message() << '\n';
+        return ctl::kInvalid;
+      }
+      timeout = *d;
+    }
+    return ctl::wait(ctx, keys, wait_selection.params(), timeout);
+  }
   if (*resolve) return ctl::resolve(ctx, key, adopt, resubmit);
   return ctl::kInvalid;
 }
