@@ -65,6 +65,16 @@ struct PollConfig {
 // expected_after keeps the plain backoff: expected_after 0.
 inline constexpr Millis kDefaultExpectedAfter{24LL * 3600'000};
 
+// [webhook]: the listener for the API's callbacks (webhook_listener.hpp). Off unless listen is
+// set; then public_url is required, and a secret (webhook.secret_file, or webhook_secret in
+// $CREDENTIALS_DIRECTORY: load_webhook_secret).
+struct WebhookConfig {
+  std::string listen;       // "127.0.0.1:8421"; empty: off
+  std::string public_url;   // "https://hooks.example.com/personad" (no trailing slash kept)
+  std::string secret_file;  // optional; empty when not set
+  bool enabled() const { return !listen.empty(); }
+};
+
 struct LogConfig {
   std::string level = "info";   // trace|debug|info|warn|error
   std::string format = "text";  // text|json|journal
@@ -82,6 +92,7 @@ struct Config {
   PollConfig poll;
   std::string control_socket = "/run/personad/control.sock";
   LogConfig log;
+  WebhookConfig webhook;
   Millis shutdown_grace{10'000};  // [daemon] shutdown_grace
   std::string hook_on_transition;  // [hooks] on_transition; empty when not set
   Millis hook_timeout{10'000};     // [hooks] timeout
@@ -114,6 +125,11 @@ EnvLookup process_env();
 // in $CREDENTIALS_DIRECTORY; api.credentials_file (TOML: api_id = "…", api_key = "…").
 // Errors never contain the secret values.
 Result<Credentials> load_credentials(const Config& config, const EnvLookup& env);
+
+// The webhook secret: the file webhook_secret in $CREDENTIALS_DIRECTORY (systemd
+// LoadCredential=), else webhook.secret_file (not readable by other users). At least 16
+// characters, trailing white space dropped. Errors name the file, never the secret.
+Result<std::string> load_webhook_secret(const Config& config, const EnvLookup& env);
 
 // What start-up needs beyond a valid config, checked by `personad --check-config` and at
 // start-up alike (one function, so a configuration said valid starts):

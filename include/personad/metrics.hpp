@@ -111,6 +111,14 @@ struct MetricsSnapshot {
   std::optional<HookStats> hooks;            // the daemon's hook runner
   // Avatars the workspace can still take; absent while unknown (rendered NaN).
   std::optional<std::int64_t> capacity_remaining;
+  // The webhook listener's counters (webhook_listener.hpp); absent without [webhook].
+  struct Webhook {
+    std::vector<std::pair<std::string, std::uint64_t>> requests;  // by result label
+    std::uint64_t polls = 0;    // polls the callbacks caused (debounced)
+    std::uint64_t evicted = 0;  // connections closed at the cap while waiting for a header
+    std::size_t open = 0;
+  };
+  std::optional<Webhook> webhook;
 };
 
 // What the page reads from the store, in one read: counts per state, stuck jobs (non-final,

@@ -99,6 +99,9 @@ class Store {
   virtual Result<std::optional<Job>> find(std::string_view key) const = 0;
   virtual Result<std::optional<Job>> get(std::int64_t id) const = 0;
   virtual Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const = 0;
+  // The job whose create carries `client_ref` (webhook callbacks name it). The default scans
+  // list(); a backend overrides it with its index (client_ref is unique).
+  virtual Result<std::optional<Job>> find_by_client_ref(std::string_view client_ref) const;
   virtual Result<std::vector<Job>> list(std::optional<State> state = std::nullopt) const = 0;
   virtual Result<std::vector<Job>> load_active() const = 0;  // every job not in a final state
   virtual Result<std::vector<Transition>> history(std::int64_t job_id) const = 0;

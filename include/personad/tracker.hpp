@@ -36,6 +36,9 @@ namespace personad {
 struct TrackerOptions {
   ApiConfig api;
   PollConfig poll;
+  // With a webhook listener: a job's callback URL (webhook_url_for), given to every create
+  // without its own webhook_url; those jobs poll on relaxed_for_webhook(poll) (backoff.hpp).
+  std::function<std::string(const std::string& client_ref)> hook_url;
 };
 
 struct TrackerMetrics {
@@ -117,6 +120,15 @@ class Tracker {
   // Where new client references come from (default: random UUIDs; the simulation seeds them).
   void set_client_ref_source(std::function<std::string()> source) { new_ref_ = std::move(source); }
 
+  // "Poll this job soon" (a webhook callback): runs the job's step as soon as the runner has
+  // room, or once more right after the step that runs now, never two at once; the schedule is
+  // untouched until that step sets the next one. False when the tracker does not track the job
+  // (final, waiting for the operator, or stopping).
+  bool poll_soon(std::int64_t job_id);
+
+  // The schedule a job polls on: relaxed when its callbacks come to our webhook listener.
+  const PollConfig& poll_policy(const Job& job) const;
+
   // Graceful stop: no new actions start; in-flight ones finish on their own.
   void stop_taking_work();
   std::size_t in_flight() const { return runner_.running(); }
@@ -159,6 +171,7 @@ class Tracker {
   const Clock& clock_;
   const EventLog& log_;
   TrackerOptions options_;
+  PollConfig webhook_poll_;  // relaxed_for_webhook(options_.poll)
   Random random_;
   std::function<std::string()> new_ref_;
   Scheduler scheduler_;

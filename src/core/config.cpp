@@ -11,6 +11,8 @@
 #include "personad/metrics_server.hpp"
 #include "personad/toml_support.hpp"
 #include "personad/url.hpp"
+#include "personad/webhook_listener.hpp"
+#include "personad/webhook_token.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -328,6 +330,43 @@ Apply metrics_listen_key() {
   };
 }
 
+// [webhook] listen: an IP address and a port (webhook_listener.hpp's parser).
+Apply webhook_listen_key() {
+  return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("an address string like \"127.0.0.1:8421\"", n);
+    c.webhook.listen = s->get();  // (even when invalid: the key was meant to turn it on)
+    if (!s->get().empty())
+      if (auto a = parse_webhook_listen(s->get()); !a) return a.message();
+    return {};
+  };
+}
+
+// [webhook] public_url: where the API reaches the listener; the hook URL built on it must fit
+// the API's 200 characters for webhook_url.
+Apply webhook_public_url_key() {
+  return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a URL string", n);
+    if (s->get().empty()) {
+      c.webhook.public_url.clear();
+      return {};
+    }
+    if (auto u = parse_http_url(s->get()); !u) return u.message();
+    if (s->get().find_first_of("?#") != std::string::npos)
+      return "must not have a query or a fragment, got " + in_quotes(s->get());
+    std::string url = s->get();
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    constexpr std::size_t kMax = 200 - kWebhookSuffixChars;
+    if (url.size() > kMax)
+      return "must be at most " + std::to_string(kMax) + " characters (the API takes a "
+             "webhook_url of 200, and /hooks/<client_ref>/<token> adds " +
+             std::to_string(kWebhookSuffixChars) + "), got " + std::to_string(url.size());
+    c.webhook.public_url = std::move(url);
+    return {};
+  };
+}
+
 const std::vector<KeySpec>& schema() {
   static const std::vector<KeySpec> keys = {
       {"api", "base_url", base_url_key()},
@@ -390,6 +429,10 @@ const std::vector<KeySpec>& schema() {
                     kUpTo30Days)},
       {"control", "socket",
        path_key([](Config& c) -> std::string& { return c.control_socket; }, false)},
+      {"webhook", "listen", webhook_listen_key()},
+      {"webhook", "public_url", webhook_public_url_key()},
+      {"webhook", "secret_file",
+       path_key([](Config& c) -> std::string& { return c.webhook.secret_file; }, true)},
       {"log", "level",
        choice_key([](Config& c) -> std::string& { return c.log.level; },
                   {"trace", "debug", "info", "warn", "error"})},
@@ -496,6 +539,7 @@ class ConfigReader {
                   "api.reconcile_give_up: must be longer than api.reconcile_after (" +
                       format_duration(config_.api.reconcile_after) + "), got " +
                       format_duration(config_.api.reconcile_give_up));
+    check_webhook();
     for (const auto& status : config_.api.status.done_statuses) {
       const auto& failed = config_.api.status.failed_statuses;
       if (std::find(failed.begin(), failed.end(), status) != failed.end())
@@ -503,6 +547,18 @@ class ConfigReader {
             line_for("api.failed_statuses", "api.done_statuses"),
             "api.failed_statuses: " + in_quotes(status) + " is also listed in api.done_statuses");
     }
+  }
+
+  void check_webhook() {
+    const WebhookConfig& w = config_.webhook;
+    if (w.enabled() && w.public_url.empty())
+      errors_.add(line_for("webhook.listen", "webhook.listen"),
+                  "webhook.public_url: required with webhook.listen (the URL the API calls, "
+                  "e.g. \"https://hooks.example.com/personad\")");
+    if (!w.enabled() && (!w.public_url.empty() || !w.secret_file.empty()))
+      errors_.add(line_for("webhook.public_url", "webhook.secret_file"),
+                  "webhook.listen: required with webhook.public_url and webhook.secret_file "
+                  "(without it the listener is off)");
   }
 
   int line_for(const std::string& key, const std::string& other) const {
@@ -676,6 +732,29 @@ Source from_credentials_file(const Config& config) {
 
 }  // namespace
 
+Result<std::string> load_webhook_secret(const Config& config, const EnvLookup& env) {
+  std::string path;
+  if (const auto dir = non_empty(env("CREDENTIALS_DIRECTORY"))) {
+    std::error_code ec;
+    if (fs::exists(fs::path(*dir) / "webhook_secret", ec))
+      path = (fs::path(*dir) / "webhook_secret").string();
+  }
+  if (path.empty()) {
+    path = config.webhook.secret_file;
+    if (path.empty())
+      return make_error(ErrorKind::invalid,
+                        "webhook.secret_file: required with webhook.listen (or a file "
+                        "webhook_secret in $CREDENTIALS_DIRECTORY)");
+    if (auto r = check_private(path, "webhook.secret_file"); !r) return r.error();
+  }
+  auto secret = read_secret_file(path);
+  if (!secret) return make_error(ErrorKind::invalid, "webhook secret: " + secret.message());
+  if (secret->size() < 16)
+    return make_error(ErrorKind::invalid, "webhook secret " + path + ": must be at least 16 "
+                                          "characters (e.g. openssl rand -hex 32 > " + path + ")");
+  return std::move(*secret);
+}
+
 EnvLookup process_env() {
   return [](std::string_view name) -> std::optional<std::string> {
     const char* value = std::getenv(std::string(name).c_str());
@@ -786,6 +865,9 @@ StartupCheck check_startup(const Config& config, const EnvLookup& env) {
   if (!config.api.ca_file.empty())
     if (auto ca = check_ca_file(config.api.ca_file); !ca)
       out.errors.push_back({"api.ca_file", ca.message()});
+  if (config.webhook.enabled())
+    if (auto secret = load_webhook_secret(config, env); !secret)
+      out.errors.push_back({"webhook.secret_file", secret.message()});
   for (const auto& root : config.media_roots) {
     std::error_code ec;
     if (!fs::is_directory(root, ec))

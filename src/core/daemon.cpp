@@ -33,6 +33,9 @@
 #include "personad/stuck.hpp"
 #include "personad/toml_support.hpp"
 #include "personad/tracker.hpp"
+#include "personad/webhook_debounce.hpp"
+#include "personad/webhook_listener.hpp"
+#include "personad/webhook_token.hpp"
 
 namespace personad {
 
@@ -41,7 +44,15 @@ using spdlog::level::level_enum;
 
 namespace {
 
-TrackerOptions tracker_options(const Config& c) { return TrackerOptions{c.api, c.poll}; }
+// With [webhook]: every create without its own webhook_url gets the job's callback URL.
+TrackerOptions tracker_options(const Config& c, const std::string& webhook_secret) {
+  TrackerOptions o{c.api, c.poll, {}};
+  if (c.webhook.enabled())
+    o.hook_url = [url = c.webhook.public_url, webhook_secret](const std::string& client_ref) {
+      return webhook_url_for(url, webhook_secret, client_ref);
+    };
+  return o;
+}
 
 // Reads and validates a batch file; run on the parsing thread (a 100,000-entry file takes
 // seconds to parse, which the event loop must not wait for).
@@ -126,14 +137,19 @@ class Daemon {
                                                 log_.logger_ptr());
     if (!client) return fail("api client", client.message());
     client_ = std::move(*client);
+    if (config_.webhook.enabled()) {
+      auto secret = load_webhook_secret(config_, process_env());
+      if (!secret) return fail("webhook", secret.message());
+      webhook_secret_ = std::move(*secret);
+    }
     // Whatever the API answers is cleaned of our credentials before anyone stores or logs it.
     api_ = std::make_unique<RedactingApi>(
-        *client_, Redactor({credentials_.api_id, credentials_.api_key}));
+        *client_, Redactor({credentials_.api_id, credentials_.api_key, webhook_secret_}));
     // Every request counted by operation and code, and timed (metrics.hpp).
     metered_api_ = std::make_unique<MeteredApi>(*api_, api_metrics_, clock_);
 
     tracker_ = std::make_unique<Tracker>(
-        ioc_.get_executor(), *store_, *metered_api_, clock_, log_, tracker_options(config_),
+        ioc_.get_executor(), *store_, *metered_api_, clock_, log_, tracker_options(config_, webhook_secret_),
         [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
     hooks_ = std::make_unique<HookRunner>(ioc_.get_executor(), hook_options(config_), log_);
     // personactl watch/wait follow this feed; its epoch tells a follower the daemon restarted.
@@ -146,11 +162,13 @@ class Daemon {
       feed_->publish(job, t);
     });
     if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
+    if (!start_webhook_listener()) return false;
 
     control_api_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
     control_api_->set_metrics_extras([this](MetricsSnapshot& s) {
       s.hooks = hooks_->stats();
       s.api = &api_metrics_;
+      if (webhook_) s.webhook = webhook_metrics();
     });
     control_api_->set_stuck_after(config_.stuck_after);
     control_api_->set_event_feed(feed_.get());
@@ -416,6 +434,9 @@ class Daemon {
     if (fresh.store_path != c.store_path) fixed.push_back("store.path");
     if (fresh.control_socket != c.control_socket) fixed.push_back("control.socket");
     if (fresh.log.format != c.log.format) fixed.push_back("log.format");
+    if (fresh.webhook.listen != c.webhook.listen) fixed.push_back("webhook.listen");
+    if (fresh.webhook.public_url != c.webhook.public_url) fixed.push_back("webhook.public_url");
+    if (fresh.webhook.secret_file != c.webhook.secret_file) fixed.push_back("webhook.secret_file");
     if (fresh.metrics_listen != c.metrics_listen) fixed.push_back("metrics.listen");
     for (const auto& key : fixed)
       log_.event(level_enum::warn, "reload_ignored",
@@ -436,7 +457,7 @@ class Daemon {
     next.stuck_after = fresh.stuck_after;
     config_ = std::move(next);
     log_.logger().set_level(spdlog::level::from_str(config_.log.level));
-    tracker_->update_options(tracker_options(config_));
+    tracker_->update_options(tracker_options(config_, webhook_secret_));
     hooks_->update(hook_options(config_));
     control_api_->set_stuck_after(config_.stuck_after);
     set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
@@ -500,6 +521,60 @@ class Daemon {
     return true;
   }
 
+  // [webhook] listen: the API's callbacks, each a hint to poll its job soon (debounced).
+  bool start_webhook_listener() {
+    if (!config_.webhook.enabled()) return true;
+    auto address = parse_webhook_listen(config_.webhook.listen);
+    if (!address) return fail("webhook listener", "webhook.listen: " + address.message());
+    hook_poller_ = std::make_unique<HookPoller>(ioc_.get_executor(), clock_, kWebhookPollGap,
+                                                [this](std::int64_t id) { tracker_->poll_soon(id); });
+    WebhookListenerOptions options;
+    options.secret = webhook_secret_;
+    options.path_prefix = webhook_path_prefix(config_.webhook.public_url);
+    auto listener = WebhookListener::listen(
+        ioc_.get_executor(), *address, std::move(options),
+        [this](std::string client_ref) { return find_hook_job(std::move(client_ref)); },
+        [this](const HookJob& job) { on_webhook(job); }, log_.logger_ptr());
+    if (!listener) return fail("webhook listener", listener.message());
+    webhook_ = std::move(*listener);
+    log_.event(level_enum::info, "webhook_listening",
+               {{"address", config_.webhook.listen},
+                {"port", std::to_string(webhook_->port())},
+                {"public_url", config_.webhook.public_url}});
+    return true;
+  }
+
+  asio::awaitable<Result<std::optional<HookJob>>> find_hook_job(std::string client_ref) {
+    auto found =
+        co_await store_->read([&client_ref](Store& s) { return s.find_by_client_ref(client_ref); });
+    if (!found) co_return found.error();
+    if (!*found) co_return std::optional<HookJob>();
+    const Job& job = **found;
+    co_return std::optional<HookJob>(HookJob{job.id, job.key, job.state});
+  }
+
+  // Only a pending job is polled: a final one has nothing left to learn, a queued or
+  // submitting one is the create's business.
+  void on_webhook(const HookJob& job) {
+    const bool poll = job.state == State::pending && tracker_->is_tracking(job.id);
+    log_.event(level_enum::info, "webhook",
+               {{"key", job.key},
+                {"state", std::string(to_string(job.state))},
+                {"action", poll ? "poll" : "none"}});
+    if (poll) hook_poller_->callback(job.id);
+  }
+
+  MetricsSnapshot::Webhook webhook_metrics() const {
+    const WebhookListenerStats& w = webhook_->stats();
+    MetricsSnapshot::Webhook m;
+    for (std::size_t i = 0; i < kHookResults; ++i)
+      m.requests.emplace_back(to_string(static_cast<HookResult>(i)), w.results[i]);
+    m.polls = hook_poller_->stats().polls;
+    m.evicted = w.evicted;
+    m.open = w.open;
+    return m;
+  }
+
   void begin_stop(int sig) {
     if (stopping_) return;
     stopping_ = true;
@@ -512,6 +587,8 @@ class Daemon {
     reload_gap_.cancel();
     scan_ended_.cancel();
     control_->stop();
+    if (webhook_) webhook_->stop();
+    if (hook_poller_) hook_poller_->stop();
     if (metrics_server_) metrics_server_->stop();
     watcher_.reset();
     stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_grace;
@@ -605,6 +682,9 @@ class Daemon {
   std::unique_ptr<EventFeed> feed_;
   std::unique_ptr<ControlApi> control_api_;
   std::unique_ptr<ControlServer> control_;
+  std::string webhook_secret_;  // empty without [webhook]
+  std::unique_ptr<HookPoller> hook_poller_;
+  std::unique_ptr<WebhookListener> webhook_;
   std::unique_ptr<MetricsServer> metrics_server_;
   StuckLog stuck_log_;
   std::chrono::steady_clock::time_point stop_deadline_;

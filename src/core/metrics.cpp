@@ -273,6 +273,20 @@ std::string render_metrics(const MetricsSnapshot& s) {
     t.counter("personad_hook_dropped_total", "Hook runs dropped (queue full).",
               static_cast<double>(s.hooks->dropped));
   }
+  if (s.webhook) {
+    PrometheusText::Samples by_result;
+    for (const auto& [result, n] : s.webhook->requests)
+      by_result.push_back({{{"result", result}}, static_cast<double>(n)});
+    t.family("personad_webhook_requests_total", "Webhook requests, by how they ended.", "counter",
+             by_result);
+    t.counter("personad_webhook_polls_total", "Polls caused by webhook callbacks (debounced).",
+              static_cast<double>(s.webhook->polls));
+    t.counter("personad_webhook_connections_evicted_total",
+              "Webhook connections closed at the cap while waiting for a request.",
+              static_cast<double>(s.webhook->evicted));
+    t.gauge("personad_webhook_connections_open", "Webhook connections open.",
+            static_cast<double>(s.webhook->open));
+  }
   return t.str();
 }
 

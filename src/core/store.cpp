@@ -392,6 +392,7 @@ struct SqliteImpl {
   Statement job_by_key;
   Statement job_by_id;
   Statement job_by_remote_id;
+  Statement job_by_client_ref;
   Statement jobs_by_state;
   Statement active_jobs;
   Statement transitions_of_job;
@@ -456,6 +457,7 @@ Result<void> SqliteImpl::prepare_all() {
       {&job_by_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
       // Served by the unique partial index on remote_id: "= ?1" implies NOT NULL.
       {&job_by_remote_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE remote_id = ?1"},
+      {&job_by_client_ref, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE client_ref = ?1"},
       {&jobs_by_state,
        "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE ?1 IS NULL OR state = ?1 ORDER BY id"},
       {&active_jobs, "SELECT " PERSONAD_JOB_COLUMNS
@@ -868,6 +870,7 @@ class SqliteStore final : public Store {
   Result<std::optional<Job>> find(std::string_view key) const override;
   Result<std::optional<Job>> get(std::int64_t id) const override;
   Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const override;
+  Result<std::optional<Job>> find_by_client_ref(std::string_view client_ref) const override;
   Result<std::vector<Job>> list(std::optional<State> state) const override;
   Result<std::vector<Job>> load_active() const override;
   Result<std::vector<Transition>> history(std::int64_t job_id) const override;
@@ -898,6 +901,14 @@ Result<std::vector<std::vector<Transition>>> Store::done_histories(std::size_t m
     out.push_back(std::move(*h));
   }
   return out;
+}
+
+Result<std::optional<Job>> Store::find_by_client_ref(std::string_view client_ref) const {
+  auto jobs = list();
+  if (!jobs) return jobs.error();
+  for (auto& job : *jobs)
+    if (job.client_ref == client_ref) return std::optional<Job>(std::move(job));
+  return std::optional<Job>();
 }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
@@ -1005,6 +1016,14 @@ Result<std::optional<Job>> SqliteStore::find_by_remote_id(std::string_view remot
   ResetOnExit reset(stmt);
   auto job = read_one_job(stmt.bind(1, remote_id));
   if (!job) return fail("find job of remote id '" + std::string(remote_id) + "'", job.error());
+  return job;
+}
+
+Result<std::optional<Job>> SqliteStore::find_by_client_ref(std::string_view client_ref) const {
+  auto& stmt = impl_->job_by_client_ref;
+  ResetOnExit reset(stmt);
+  auto job = read_one_job(stmt.bind(1, client_ref));
+  if (!job) return fail("find job of client_ref '" + std::string(client_ref) + "'", job.error());
   return job;
 }
 

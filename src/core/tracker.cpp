@@ -42,6 +42,7 @@ Tracker::Tracker(asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
       clock_(clock),
       log_(log),
       options_(std::move(options)),
+      webhook_poll_(relaxed_for_webhook(options_.poll)),
       random_(std::move(random)),
       new_ref_([] { return new_client_ref(); }),
       scheduler_(ex, clock,
@@ -61,6 +62,7 @@ Tracker::~Tracker() = default;
 
 void Tracker::update_options(TrackerOptions options) {
   options_ = std::move(options);
+  webhook_poll_ = relaxed_for_webhook(options_.poll);
   runner_.set_limit(in_flight_limit(options_.api));
   listing_.update_options(listing_options(options_.api));
 }
@@ -174,6 +176,16 @@ asio::awaitable<std::size_t> Tracker::adopt_queued() {
   co_return n;
 }
 
+bool Tracker::poll_soon(std::int64_t job_id) {
+  if (!accepting_ || !is_tracking(job_id)) return false;
+  runner_.due(job_id);
+  return true;
+}
+
+const PollConfig& Tracker::poll_policy(const Job& job) const {
+  return options_.hook_url && job.spec.webhook_url.empty() ? webhook_poll_ : options_.poll;
+}
+
 void Tracker::stop_taking_work() {
   accepting_ = false;
   scheduler_.stop();
@@ -247,7 +259,10 @@ void Tracker::mark_sending(Job& job) {
 
 asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   ++metrics_.creates_sent;
-  auto r = co_await api_.create(job.spec, job.client_ref);
+  // The callback URL goes with the request only: the stored spec stays the operator's.
+  PersonaSpec sent = job.spec;
+  if (options_.hook_url && sent.webhook_url.empty()) sent.webhook_url = options_.hook_url(job.client_ref);
+  auto r = co_await api_.create(sent, job.client_ref);
   const CreateDecision d = decide_create(r);
 
   // No re-read: the job cannot change under a running step but by an operator's action, and
@@ -276,7 +291,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
       job.remote_status = r.value.process_status;
       job.submitted_at = now;
       job.expires_at = expiry_time(options_.poll, now);
-      job.next_poll_at = next_poll_time(options_.poll, now, 0, now, rnd());
+      job.next_poll_at = next_poll_time(poll_policy(job), now, 0, now, rnd());
       if (auto c = co_await commit(job, State::pending, d.reason); !c) {
         if (c.kind() == ErrorKind::conflict)
           log_.event(level_enum::warn, "late_result",
@@ -433,7 +448,7 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
   }
   auto r = co_await api_.get(*job.remote_id);
   TimePoint now = clock_.now();
-  const PollDecision d = decide_poll(job, r, now, options_.api, options_.poll, rnd());
+  const PollDecision d = decide_poll(job, r, now, options_.api, poll_policy(job), rnd());
 
   job.missing_since = d.missing_since;  // an answer clears them, a 404 counts
   job.missing_count = d.missing_count;

@@ -94,6 +94,7 @@ Response AdminApi::stats(const Request& req) {
                     {"retry_after_absurd", f.retry_after_absurd},
                     {"upload_too_large", f.upload_too_large}};
   body["slow_creates_pending"] = stats_.slow_creates_pending;
+  body["webhooks"] = {{"queued", stats_.webhooks_queued}, {"dropped", stats_.webhooks_dropped}};
   body["label_duplicates"] = book_.label_duplicates();
   body["client_ref_duplicates"] = book_.client_ref_duplicates();
   body["statuses"] = std::move(statuses);

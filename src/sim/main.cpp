@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--body-limit-mb", body_limit_mb, "request body limit in MiB")
       ->check(CLI::Range(1, 4096));
   app.add_option("--port-file", port_file, "also write the bound port to this file");
+  app.add_option("--webhook-drop", config.webhook_drop,
+                 "P(a webhook callback is never sent), e.g. 0.5; 1 drops every one")
+      ->check(probability);
   app.add_flag("--verbose", verbose, "one line per request on stderr");
   try {
     app.parse(argc, argv);

@@ -41,6 +41,7 @@ struct SimConfig {
   std::chrono::milliseconds slow_delay{3000};
   std::chrono::milliseconds slow_create_delay{5000};  // --slow-create-ms: store (and answer) then
   std::chrono::milliseconds list_delay{0};            // --list-slow-ms: every list page
+  double webhook_drop = 0;  // --webhook-drop: P(a due callback is never sent), seeded
   ServerLimits limits;
   std::ostream* log = nullptr;  // --verbose: one line per request
 };

@@ -39,6 +39,8 @@ struct SimStats {
   // Slow creates received and not stored yet: a duplicate may still appear while this is not
   // zero. Kept across POST /_sim/reset (those creates are still in the server's hands).
   std::uint64_t slow_creates_pending = 0;
+  std::uint64_t webhooks_queued = 0;   // callbacks due and sent (or being sent)
+  std::uint64_t webhooks_dropped = 0;  // callbacks due and never sent (--webhook-drop)
 };
 
 }  // namespace creatify_sim

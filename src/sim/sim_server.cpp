@@ -153,7 +153,9 @@ struct SimServer::Impl {
         api(book, config.api),
         admin(book, clock, faults, stats, config.seed),
         acceptor(ioc),
-        webhook_timer(ioc) {}
+        webhook_timer(ioc),
+        // Its own stream: dropping callbacks changes no outcome and no fault.
+        webhook_rng(config.seed ^ 0x2545f4914f6cdd1dULL) {}
 
   static BookSettings with_seed(BookSettings s, std::uint64_t seed) {
     s.seed = seed;
@@ -173,6 +175,7 @@ struct SimServer::Impl {
   std::optional<SimTime> armed_webhook;
   std::deque<WebhookCall> webhook_queue;
   std::size_t webhook_senders = 0;
+  std::mt19937_64 webhook_rng;
   std::uint64_t absurd_retry_afters = 0;  // alternates seconds and date
   bool stopping = false;
 
@@ -496,7 +499,16 @@ asio::awaitable<void> SimServer::Impl::webhook_loop() {
 }
 
 void SimServer::Impl::queue_webhooks(std::vector<WebhookCall> calls) {
-  for (WebhookCall& call : calls) webhook_queue.push_back(std::move(call));
+  for (WebhookCall& call : calls) {
+    if (config.webhook_drop > 0 &&
+        std::uniform_real_distribution<double>(0.0, 1.0)(webhook_rng) < config.webhook_drop) {
+      ++stats.webhooks_dropped;
+      if (config.log) *config.log << "webhook: dropped (--webhook-drop) " << call.url << std::endl;
+      continue;
+    }
+    ++stats.webhooks_queued;
+    webhook_queue.push_back(std::move(call));
+  }
   while (webhook_senders < kMaxWebhookSenders && webhook_senders < webhook_queue.size()) {
     ++webhook_senders;
     spawn(webhook_sender(), "webhook");

@@ -590,6 +590,28 @@ TEST(SimServer, PinningAFinalStatusFiresTheWebhook) {
   EXPECT_EQ(json::parse(delivered.get()).at("status"), "done");
 }
 
+TEST(SimServer, WebhookDropOfOneSendsNoCallbackAndCountsIt) {
+  WebhookReceiver receiver;
+  auto delivered = receiver.body();
+  SimConfig config;
+  config.webhook_drop = 1.0;
+  RunningSim sim{config};
+  Client client(sim.port());
+  const Response res =
+      client.send(http::verb::post, "/api/personas_v2/", create_body("Dropped", receiver.url()));
+  const std::string id(parse(res).at("id").as_string());
+  client.send(http::verb::post, "/_sim/personas/" + id,
+              R"({"process_status": "done", "is_active": true})");
+  // The drop is decided when the callback falls due: the stats say so without a wait.
+  const auto deadline = steady_clock::now() + seconds(5);
+  json::value stats;
+  do stats = parse(client.send(http::verb::get, "/_sim/stats"));
+  while (stats.at("webhooks").at("dropped") != 1 && steady_clock::now() < deadline);
+  EXPECT_EQ(stats.at("webhooks").at("dropped"), 1);
+  EXPECT_EQ(stats.at("webhooks").at("queued"), 0);
+  EXPECT_EQ(delivered.wait_for(milliseconds(300)), std::future_status::timeout);
+}
+
 TEST(SimServer, AdvanceMovesTheLifecycleForward) {
   RunningSim sim{SimConfig{}};
   Client client(sim.port());
