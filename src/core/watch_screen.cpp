@@ -4,8 +4,25 @@
 #include <curses.h>
 
 #include <cstdio>
+#include <vector>
 
 namespace personad {
+
+namespace {
+
+// "title  a 1  b 2", continued on indented lines where the terminal is too narrow.
+std::vector<std::string> wrap_items(const std::string& title, const std::vector<std::string>& items,
+                                    std::size_t width) {
+  std::vector<std::string> lines{title};
+  for (const auto& item : items) {
+    if (lines.back().size() + 2 + item.size() > width && lines.back().size() > 4)
+      lines.push_back("   ");
+    lines.back() += "  " + item;
+  }
+  return lines;
+}
+
+}  // namespace
 
 WatchScreen::~WatchScreen() { close(); }
 
@@ -37,13 +54,14 @@ void WatchScreen::draw(const Campaign& c, const std::string& title, const std::s
   const std::string progress = progress_bar(c.final_count(), c.total(), bar) + " final";
   mvaddnstr(row++, 0, progress.c_str(), width);
   ++row;
-  std::string states = "states:";
-  for (const auto& [s, n] : c.counts())
-    states += "  " + std::string(to_string(s)) + ' ' + std::to_string(n);
-  mvaddnstr(row++, 0, states.c_str(), width);
-  std::string stages = "remote stages:";
-  for (const auto& [s, n] : c.stages()) stages += "  " + s + ' ' + std::to_string(n);
-  mvaddnstr(row++, 0, stages.c_str(), width);
+  std::vector<std::string> states;
+  for (const auto& [s, n] : c.counts()) states.push_back(std::string(to_string(s)) + ' ' + std::to_string(n));
+  for (const auto& line : wrap_items("states:", states, static_cast<std::size_t>(width)))
+    mvaddnstr(row++, 0, line.c_str(), width);
+  std::vector<std::string> stages;
+  for (const auto& [s, n] : c.stages()) stages.push_back(s + ' ' + std::to_string(n));
+  for (const auto& line : wrap_items("remote stages:", stages, static_cast<std::size_t>(width)))
+    mvaddnstr(row++, 0, line.c_str(), width);
   if (const std::string eta = c.eta(); !eta.empty()) {
     const std::string line = "ETA: " + eta;
     mvaddnstr(row++, 0, line.c_str(), width);

@@ -240,6 +240,53 @@ TEST(Campaign, WatchOnATerminalEndsOnCtrlCWith130) {
   EXPECT_EQ(WEXITSTATUS(status), 130);
 }
 
+TEST(Campaign, BulkActionOnATerminalAsksAndActsOnlyOnYes) {
+  Environment env("ask");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "1", "--seed", "4"}));
+  env.write_config();
+  write_file(env.dir() / "batches.d" / "a.toml", make_batch("a", 3));
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 3; }, seconds(10)));
+  auto ask = [&](const std::string& answer) {
+    int master = -1;
+    const std::string config = env.config_path().string();
+    pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+    if (pid == 0) {
+      ::execl(PERSONACTL_BIN, PERSONACTL_BIN, "--config", config.c_str(), "cancel", "--label", "a",
+              nullptr);
+      ::_exit(127);
+    }
+    ::fcntl(master, F_SETFL, O_NONBLOCK);
+    std::string out;
+    auto drain = [&] {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(master, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    };
+    EXPECT_TRUE(wait_until([&] { drain(); return out.find("[y/N] ") != std::string::npos; }, seconds(10)))
+        << out;
+    EXPECT_THAT(out, HasSubstr("3 jobs match"));
+    EXPECT_THAT(out, HasSubstr("cancel 3 jobs? [y/N] "));
+    const std::string line = answer + "\n";
+    EXPECT_EQ(::write(master, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    int status = 0;
+    EXPECT_TRUE(wait_until([&] { drain(); return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(10)));
+    drain();
+    ::close(master);
+    return std::make_pair(out, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  };
+  auto [no, no_code] = ask("n");
+  EXPECT_EQ(no_code, 0);
+  EXPECT_THAT(no, HasSubstr("nothing done"));
+  EXPECT_EQ(count_of(read_file(env.log_path()), "to=cancelled"), 0u);
+  auto [yes, yes_code] = ask("y");
+  EXPECT_EQ(yes_code, 0) << yes;
+  EXPECT_THAT(yes, HasSubstr("cancelled a-0"));
+  EXPECT_THAT(yes, HasSubstr("cancelled a-2"));
+  EXPECT_TRUE(all_in(env, "a-", 3, "cancelled"));
+}
+
 TEST(Campaign, CompletionScriptsComeFromTheCommandTree) {
   Environment env("completion");
   ASSERT_TRUE(env.start_sim({}));  // only for a valid base_url: the daemon does not run
