@@ -36,6 +36,10 @@ struct ApiConfig {
   std::string ca_file;
   // An http:// base_url to a host that is not loopback is refused unless this is set.
   bool allow_insecure = false;
+  // Capacity preflight (capacity.hpp): GET /api/personas_v2/count/ before creates; while the
+  // workspace is full, queued jobs wait, checked again every capacity_recheck.
+  bool check_capacity = true;
+  Millis capacity_recheck{600'000};
 };
 
 // The poll schedule (backoff.hpp). Three phases by the job's age since submission: early polls

@@ -60,6 +60,12 @@ struct ListPage {
   std::string next;
 };
 
+// GET /api/personas_v2/count/: the workspace's avatar capacity.
+struct AvatarCapacity {
+  std::int64_t max_count = 0;
+  std::int64_t current_count = 0;
+};
+
 class CreatifyApi {
  public:
   virtual ~CreatifyApi() = default;
@@ -72,7 +78,13 @@ class CreatifyApi {
   // page before, exactly as this call returned it (a path and query on base_url). Paging,
   // retries of a failed page and loop detection are the caller's (see remote_list.hpp).
   virtual boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) = 0;
+  // GET /api/personas_v2/count/ → {max_count, current_count}. An answer of another shape is a
+  // permanent outcome (the check is then off). The default: not offered (permanent, 404).
+  virtual boost::asio::awaitable<ApiResult<AvatarCapacity>> count();
 };
+
+// Reads {max_count, current_count} (non-negative integers); else what is wrong.
+Result<AvatarCapacity> parse_capacity(const boost::json::value& v);
 
 // ---- Pure helpers (no I/O), shared by the client and its tests ----
 

@@ -39,6 +39,7 @@ class CreatifyClient final : public CreatifyApi {
                                                           std::string client_ref) override;
   boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) override;
   boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) override;
+  boost::asio::awaitable<ApiResult<AvatarCapacity>> count() override;
 
   // Closes pooled connections (shutdown).
   void close();

@@ -105,6 +105,9 @@ struct Job {
   // When the state or the remote status last changed: kept by the store on every write (read
   // here, never written from this field); `stuck` counts from it (stuck.hpp).
   std::optional<TimePoint> status_since;
+  // Why a queued job is not sent yet ("avatar capacity full (N of N)"); empty when it is not
+  // held back (capacity.hpp).
+  std::optional<std::string> waiting_reason;
 };
 
 struct Transition {

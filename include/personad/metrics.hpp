@@ -90,6 +90,7 @@ class MeteredApi final : public CreatifyApi {
                                                           std::string client_ref) override;
   boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) override;
   boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) override;
+  boost::asio::awaitable<ApiResult<AvatarCapacity>> count() override;
 
  private:
   void record(std::string_view op, TimePoint began, int http_status);

@@ -38,6 +38,7 @@ class RedactingApi final : public CreatifyApi {
                                                           std::string client_ref) override;
   boost::asio::awaitable<ApiResult<RemotePersona>> get(std::string id) override;
   boost::asio::awaitable<ApiResult<ListPage>> list_page(std::string target) override;
+  boost::asio::awaitable<ApiResult<AvatarCapacity>> count() override;
 
  private:
   void clean(RemotePersona& p) const;

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "personad/capacity.hpp"
 #include "personad/clock.hpp"
 #include "personad/config.hpp"
 #include "personad/creatify_api.hpp"
@@ -140,6 +141,8 @@ class Tracker {
     return scheduler_.contains(job_id) || runner_.contains(job_id);
   }
   const TrackerMetrics& metrics() const { return metrics_; }
+  // Avatars the workspace can still take, as the last count said (capacity.hpp).
+  std::optional<std::int64_t> capacity_remaining() const { return capacity_.remaining(); }
 
  private:
   boost::asio::awaitable<StepEnd> step(std::int64_t id);
@@ -179,6 +182,9 @@ class Tracker {
   SharedListing listing_;
   TransitionHook hook_;
   TrackerMetrics metrics_;
+  CapacityGate capacity_{true, Millis(600'000)};
+  // api.check_capacity: holds a queued job while the workspace is full (nullopt: go on).
+  boost::asio::awaitable<std::optional<StepEnd>> hold_for_capacity(Job& job);
   std::unordered_map<std::int64_t, std::int64_t> store_failures_;  // consecutive, per job
   std::set<std::string> warned_statuses_;
   TimePoint started_at_{};

@@ -11,6 +11,7 @@
 namespace personad {
 
 namespace json = boost::json;
+namespace asio = boost::asio;
 
 namespace {
 
@@ -405,6 +406,30 @@ ApiResult<RemotePersona> map_persona_response(int status, std::string_view body,
   auto detail = error_message_from_body(body);
   r.message = "HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + detail);
   return r;
+}
+
+asio::awaitable<ApiResult<AvatarCapacity>> CreatifyApi::count() {
+  ApiResult<AvatarCapacity> r;
+  r.outcome = Outcome::permanent;
+  r.http_status = 404;
+  r.message = "the avatar count is not offered here";
+  co_return r;
+}
+
+Result<AvatarCapacity> parse_capacity(const boost::json::value& v) {
+  const auto* o = v.if_object();
+  if (o == nullptr) return make_error(ErrorKind::invalid, "expected an object {max_count, current_count}");
+  AvatarCapacity c;
+  for (auto [name, field] : {std::pair{"max_count", &c.max_count},
+                             std::pair{"current_count", &c.current_count}}) {
+    const auto* f = o->if_contains(name);
+    if (f == nullptr) return make_error(ErrorKind::invalid, std::string("no ") + name);
+    if (f->is_int64()) *field = f->as_int64();
+    else if (f->is_uint64() && f->as_uint64() < (1ULL << 62)) *field = static_cast<std::int64_t>(f->as_uint64());
+    else return make_error(ErrorKind::invalid, std::string(name) + " is not an integer");
+    if (*field < 0) return make_error(ErrorKind::invalid, std::string(name) + " is negative");
+  }
+  return c;
 }
 
 }  // namespace personad

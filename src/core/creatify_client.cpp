@@ -380,6 +380,7 @@ class Core : public std::enable_shared_from_this<Core> {
   asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec, std::string client_ref);
   asio::awaitable<ApiResult<RemotePersona>> get(std::string id);
   asio::awaitable<ApiResult<ListPage>> list_page(std::string target);
+  asio::awaitable<ApiResult<AvatarCapacity>> count();
   void close();
   std::size_t idle_connections() const { return idle_.size(); }
 
@@ -911,6 +912,38 @@ asio::awaitable<ApiResult<ListPage>> Core::list_page(std::string target) {
   co_return out;
 }
 
+asio::awaitable<ApiResult<AvatarCapacity>> Core::count() {
+  const std::string target = "/api/personas_v2/count/";
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  add_headers(req);
+  auto ex = co_await send(req, true);
+  if (!ex.reply) co_return failure<AvatarCapacity>(Outcome::transient, "GET", target, ex.error);
+  if (classify_http_status(ex.reply->status) != Outcome::ok) {
+    auto err = persona_result("GET", target, ex, false);
+    ApiResult<AvatarCapacity> r;
+    r.outcome = err.outcome;
+    r.http_status = err.http_status;
+    r.retry_after = err.retry_after;
+    r.message = std::move(err.message);
+    co_return r;
+  }
+  boost::system::error_code ec;
+  auto doc = json::parse(ex.reply->body, ec);
+  // An answer that is not the documented shape turns the check off (permanent), not a retry.
+  auto parsed = ec ? Result<AvatarCapacity>(make_error("body is not JSON")) : parse_capacity(doc);
+  if (!parsed) {
+    auto r = failure<AvatarCapacity>(Outcome::permanent, "GET", target,
+                                     "unknown answer shape: " + parsed.message());
+    r.http_status = ex.reply->status;
+    co_return r;
+  }
+  ApiResult<AvatarCapacity> out;
+  out.outcome = Outcome::ok;
+  out.http_status = ex.reply->status;
+  out.value = *parsed;
+  co_return out;
+}
+
 Result<std::unique_ptr<ssl::context>> make_tls_context(const Origin& origin,
                                                        const std::string& ca_file) {
   try {
@@ -1006,6 +1039,17 @@ asio::awaitable<ApiResult<RemotePersona>> CreatifyClient::get(std::string id) {
   } catch (const std::exception& e) {
     ApiResult<RemotePersona> r;
     r.message = std::string("GET persona: internal error: ") + e.what();
+    co_return r;
+  }
+}
+
+asio::awaitable<ApiResult<AvatarCapacity>> CreatifyClient::count() {
+  auto core = impl_->core;
+  try {
+    co_return co_await core->count();
+  } catch (const std::exception& e) {
+    ApiResult<AvatarCapacity> r;
+    r.message = std::string("GET count: internal error: ") + e.what();
     co_return r;
   }
 }

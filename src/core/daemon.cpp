@@ -169,6 +169,7 @@ class Daemon {
       s.hooks = hooks_->stats();
       s.api = &api_metrics_;
       if (webhook_) s.webhook = webhook_metrics();
+      s.capacity_remaining = tracker_->capacity_remaining();
     });
     control_api_->set_stuck_after(config_.stuck_after);
     control_api_->set_event_feed(feed_.get());

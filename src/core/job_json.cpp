@@ -152,6 +152,8 @@ json::object job_to_json(const Job& j) {
   // Why it waits for `personactl resolve` (null when it does not).
   o["operator_reason"] = j.needs_operator ? opt_string(j.operator_reason) : json::value(nullptr);
   o["errors"] = j.errors;
+  // Why a queued job is held back (capacity); null when it is not.
+  o["waiting_reason"] = j.state == State::queued ? opt_string(j.waiting_reason) : json::value(nullptr);
   make_valid_utf8(o);
   return o;
 }

@@ -14,7 +14,7 @@ namespace {
 // Request durations: from a fast local simulator to a slow upload of a consent video.
 const std::vector<double> kDurationBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                              1,     2.5,  5,     10,   30,  60,  120};
-const char* const kOps[] = {"create", "get", "list"};
+const char* const kOps[] = {"create", "get", "list", "count"};
 
 std::string escape(std::string_view s, bool quote) {
   std::string out;
@@ -151,6 +151,13 @@ asio::awaitable<ApiResult<ListPage>> MeteredApi::list_page(std::string target) {
   const TimePoint began = clock_.now();
   auto r = co_await inner_.list_page(std::move(target));
   record("list", began, r.http_status);
+  co_return r;
+}
+
+asio::awaitable<ApiResult<AvatarCapacity>> MeteredApi::count() {
+  const TimePoint began = clock_.now();
+  auto r = co_await inner_.count();
+  record("count", began, r.http_status);
   co_return r;
 }
 

@@ -68,6 +68,12 @@ boost::asio::awaitable<ApiResult<RemotePersona>> RedactingApi::get(std::string i
   co_return r;
 }
 
+boost::asio::awaitable<ApiResult<AvatarCapacity>> RedactingApi::count() {
+  auto r = co_await inner_.count();
+  redactor_.clean(r.message);
+  co_return r;
+}
+
 boost::asio::awaitable<ApiResult<ListPage>> RedactingApi::list_page(std::string target) {
   auto r = co_await inner_.list_page(std::move(target));
   redactor_.clean(r.message);

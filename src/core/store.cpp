@@ -126,13 +126,13 @@ std::optional<std::string> null_if_empty(const std::string& s) {
   "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
   "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
   "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at, unknown_since, " \
-  "operator_reason, missing_since, missing_count, status_since"
+  "operator_reason, missing_since, missing_count, status_since, waiting_reason"
 
 enum JobColumn {
   kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
   kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
   kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt, kUnknownSince,
-  kOperatorReason, kMissingSince, kMissingCount, kStatusSince,
+  kOperatorReason, kMissingSince, kMissingCount, kStatusSince, kWaitingReason,
 };
 
 Result<Job> read_job(const Statement& row) {
@@ -168,6 +168,7 @@ Result<Job> read_job(const Statement& row) {
   job.missing_since = from_ms(row.optional_int64(kMissingSince));
   job.missing_count = row.int64(kMissingCount);
   job.status_since = from_ms(row.optional_int64(kStatusSince));
+  job.waiting_reason = row.optional_text(kWaitingReason);
   return job;
 }
 
@@ -446,7 +447,7 @@ Result<void> SqliteImpl::prepare_all() {
        "submitted_at = ?7, updated_at = ?8, next_poll_at = ?9, polls = ?10, attempts = ?11, "
        "errors = ?12, submitting_since = ?13, needs_operator = ?14, send_unknown = ?15, "
        "last_sent_at = ?16, expires_at = ?17, client_ref = ?18, unknown_since = ?19, "
-       "operator_reason = ?20, missing_since = ?22, missing_count = ?23, "
+       "operator_reason = ?20, missing_since = ?22, missing_count = ?23, waiting_reason = ?24, "
        // Right-hand sides read the row as it was: the time of the last change of state or
        // remote status (--stuck), kept by the store whoever writes.
        "status_since = CASE WHEN state IS NOT ?3 OR remote_status IS NOT ?5 THEN ?8 "
@@ -600,7 +601,8 @@ Result<void> SqliteImpl::update_row(const Job& job, State expected) {
       .bind(20, job.operator_reason)
       .bind(21, to_string(expected))
       .bind(22, to_ms(job.missing_since))
-      .bind(23, job.missing_count);
+      .bind(23, job.missing_count)
+      .bind(24, job.waiting_reason);
   if (auto r = update_job.run(); !r) return r.error();
   if (db.changes() == 1) return {};
   // Nothing changed: tell a job that moved on (an operator's action won the race) from one

@@ -65,6 +65,7 @@ void Tracker::update_options(TrackerOptions options) {
   webhook_poll_ = relaxed_for_webhook(options_.poll);
   runner_.set_limit(in_flight_limit(options_.api));
   listing_.update_options(listing_options(options_.api));
+  capacity_.configure(options_.api.check_capacity, options_.api.capacity_recheck);
 }
 
 Result<void> Tracker::start() {
@@ -237,7 +238,37 @@ void Tracker::step_done(std::int64_t id, StepEnd end, const std::string& failure
 }
 
 // queued → submitting, durably, before anything leaves.
+// Before a create: the workspace's capacity (capacity.hpp). A full workspace keeps the job
+// queued with its waiting reason, due again when the count is next asked.
+asio::awaitable<std::optional<StepEnd>> Tracker::hold_for_capacity(Job& job) {
+  capacity_.configure(options_.api.check_capacity, options_.api.capacity_recheck);
+  if (!capacity_.active()) co_return std::nullopt;
+  if (capacity_.needs_count(clock_.now())) {
+    // Places taken while the count is on its way are not in its answer.
+    const std::uint64_t taken_before = capacity_.taken();
+    auto r = co_await api_.count();
+    if (auto warning = capacity_.record(r, clock_.now(), taken_before))
+      log_.event(level_enum::warn, "capacity_check_off", {{"reason", *warning}});
+  }
+  // Takes a place at once: jobs submitted side by side cannot overshoot the capacity.
+  auto reason = capacity_.take();
+  if (!reason) co_return std::nullopt;
+  const bool news = job.waiting_reason != *reason;
+  job.waiting_reason = *reason;
+  job.next_poll_at = capacity_.next_check(clock_.now());
+  if (auto s = co_await save(job); !s) co_return end_after(s.error(), job, "hold the job for capacity");
+  if (news)
+    log_.event(level_enum::info, "capacity_wait",
+               {{"key", job.key},
+                {"reason", *reason},
+                {"next_check", format_rfc3339(*job.next_poll_at)}});
+  schedule(job);
+  co_return StepEnd::settled;
+}
+
 asio::awaitable<StepEnd> Tracker::submit(Job job) {
+  if (auto held = co_await hold_for_capacity(job)) co_return *held;
+  job.waiting_reason.reset();
   job.submitting_since = clock_.now();
   job.errors = 0;
   mark_sending(job);

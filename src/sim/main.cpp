@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
   app.add_option("--list-slow-ms", list_slow_ms, "every list page answers after N ms");
   app.add_option("--list-format", list_format, "GET /api/personas_v2/ shape")
       ->check(CLI::IsMember({"paginated", "array"}));
+  app.add_option("--max-avatars", config.api.max_avatars,
+                 "workspace capacity: GET /api/personas_v2/count/, creates beyond refused (0: none)");
   app.add_option("--page-size", config.api.page_size, "default page size")
       ->check(CLI::Range(1, 10000));
   app.add_flag("--no-labels", no_labels, "omit labels from list responses");

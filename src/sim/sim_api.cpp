@@ -20,6 +20,8 @@ constexpr std::size_t kMaxPageSize = 100;
 constexpr std::string_view kV2Path = "/api/personas_v2/";
 constexpr std::string_view kAllPath = "/api/personas/";
 constexpr std::string_view kPaginatedPath = "/api/personas/paginated/";
+constexpr std::string_view kCountPath = "/api/personas_v2/count/";
+constexpr std::size_t kUnlimitedAvatars = 1'000'000;
 
 struct Target {
   std::string_view path;
@@ -72,7 +74,7 @@ std::optional<PageRequest> parse_page_request(std::string_view query, std::size_
 RouteKind route_kind(http::verb method, std::string_view target) {
   const std::string_view path = split_target(target).path;
   if (path == kV2Path) return method == http::verb::post ? RouteKind::create : RouteKind::list;
-  if (path == kAllPath || path == kPaginatedPath) return RouteKind::list;
+  if (path == kAllPath || path == kPaginatedPath || path == kCountPath) return RouteKind::list;
   if (!persona_id(path).empty()) return RouteKind::get;
   return RouteKind::other;
 }
@@ -91,8 +93,9 @@ Response SimApi::handle(const Request& req) {
   const bool v2 = path == kV2Path;
   const bool all = path == kAllPath;
   const bool paginated = path == kPaginatedPath;
-  const std::string_view id = paginated ? std::string_view{} : persona_id(path);
-  if (!v2 && !all && !paginated && id.empty())
+  const bool count = path == kCountPath;
+  const std::string_view id = paginated || count ? std::string_view{} : persona_id(path);
+  if (!v2 && !all && !paginated && !count && id.empty())
     return detail_response(req, http::status::not_found, "Not found.");
   // Like DRF: authentication comes before the method check.
   if (!authorized(req))
@@ -104,6 +107,12 @@ Response SimApi::handle(const Request& req) {
     return settings_.list_format == ListFormat::array ? list_array(req)
                                                       : list_page(req, path, query);
   if (all && is_get) return list_array(req);
+  if (count && is_get) {
+    json::object body;
+    body["max_count"] = settings_.max_avatars ? settings_.max_avatars : kUnlimitedAvatars;
+    body["current_count"] = book_.size();
+    return json_response(req, http::status::ok, body);
+  }
   if (paginated && is_get) return list_page(req, path, query);
   if (!id.empty() && is_get) return get(req, id);
   return method_not_allowed(req, v2 ? "GET, POST" : "GET");
@@ -117,6 +126,10 @@ Response SimApi::create(const Request& req) {
   CreateRequest parsed = parse_create_request(req[http::field::content_type], req.body());
   if (auto* error = std::get_if<RequestError>(&parsed))
     return json_response(req, static_cast<http::status>(error->status), error->body);
+  if (settings_.max_avatars && book_.size() >= settings_.max_avatars)
+    return detail_response(req, http::status::bad_request,
+                           "Avatar capacity reached (" + std::to_string(book_.size()) + " of " +
+                               std::to_string(settings_.max_avatars) + ").");
   const Persona& p = book_.create(std::move(std::get<PersonaInput>(parsed)));
   return json_response(req, http::status::created, persona_json(p, false));
 }

@@ -19,6 +19,9 @@ struct ApiSettings {
   std::size_t page_size = 20;                      // default page size; ?page_size= up to 100
   bool labels_in_lists = true;                     // --no-labels clears it
   std::string fallback_host = "127.0.0.1";         // for links when a request has no Host
+  // --max-avatars N: the workspace's capacity (GET /api/personas_v2/count/; a create beyond it
+  // is refused 400). 0: no limit (the count says max_count 1,000,000).
+  std::size_t max_avatars = 0;
 };
 
 // What a request does, for counters and for deciding whether a lost create can apply.
