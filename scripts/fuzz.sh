@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for SECONDS (default 600) with ASan and UBSan:
 #   bash scripts/fuzz.sh fuzz_batch 600
-# Targets: fuzz_batch fuzz_config fuzz_duration fuzz_api_response fuzz_control (fuzz/*.cpp).
+# Targets: fuzz_batch fuzz_config fuzz_duration fuzz_api_response fuzz_control fuzz_webhook
+# (fuzz/*.cpp).
 # Builds them with clang into ./build-fuzz. Starts from the seed corpus fuzz/corpus/TARGET
 # (read only) and a working corpus in build-fuzz/corpus/TARGET; a crash is written to
 # fuzz/findings/ and the run fails. A finding is fixed, then added to fuzz/corpus/TARGET, where
