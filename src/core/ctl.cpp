@@ -799,7 +799,8 @@ class Follower {
                              "&wait_ms=" + std::to_string(wait.count()),
                          "");
     if (!a) return a.error();
-    if (a->status != 200 || !a->body.is_object()) return make_error(error_of(*a));
+    if (a->status != 200 || !a->body.is_object())
+      return make_error(ErrorKind::invalid, error_of(*a));  // an answer, but a refusal
     daemon_seen = true;
     const auto& o = a->body.get_object();
     const auto* gap = o.if_contains("gap");
@@ -882,8 +883,10 @@ FollowEnd follow(const Context& ctx, Follower& f, std::optional<Clock::time_poin
       wait = std::min(wait, left);
     }
     auto lines = f.next(wait);
-    if (!lines && lines.kind() == ErrorKind::unavailable && f.daemon_seen) {
-      // The daemon is restarting: ask again shortly; the events are read from where we were.
+    const bool dropped = !lines && (lines.kind() == ErrorKind::unavailable || lines.kind() == ErrorKind::io);
+    if (dropped && f.daemon_seen) {
+      // The daemon stopped (its connection closed, nobody listens) or is restarting: ask
+      // again shortly; the events are read from where we were, or the jobs again (a gap).
       f.status = "personad is not answering on " + ctx.config.control_socket + "; retrying";
       on_lines(std::vector<std::string>{});
       std::this_thread::sleep_for(std::min(wait, Millis(500)));

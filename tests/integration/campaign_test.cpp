@@ -137,6 +137,34 @@ TEST(Campaign, WatchPrintsOneLinePerTransitionThenASummary) {
   EXPECT_GE(events, 1u);
 }
 
+TEST(Campaign, WatchFollowsThroughADaemonRestartAndLosesNothing) {
+  Environment env("restart");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "1", "--seed", "11"}));
+  env.write_config();
+  write_file(env.dir() / "batches.d" / "r.toml", make_batch("r", 3));
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(wait_until([&] { return all_in(env, "r-", 3, "pending"); }, seconds(30)));
+  Process watch({PERSONACTL_BIN, "--config", env.config_path().string(), "watch", "--label", "r"},
+                {}, env.dir() / "watch.out", env.dir() / "watch.err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  env.stop_daemon(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_TRUE(watch.running()) << "watch waits for the daemon to come back";
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  auto cancel = env.ctl({"cancel", "r-0", "r-1"});
+  EXPECT_EQ(cancel.code, 0) << cancel.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(env.ctl({"cancel", "r-2"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return !watch.running(); }, seconds(15)))
+      << read_file(env.dir() / "watch.out") << read_file(env.dir() / "watch.err");
+  EXPECT_EQ(watch.wait(), 0) << read_file(env.dir() / "watch.err");
+  const std::string out = read_file(env.dir() / "watch.out");
+  EXPECT_THAT(out, HasSubstr("3 jobs: 3 cancelled (3 final)"));
+  EXPECT_THAT(out, HasSubstr("r-2 pending -> cancelled")) << "an event after the restart";
+}
+
 // Runs personactl under a pseudo-terminal (as a person at a terminal would), returns what the
 // terminal received and the exit code.
 std::pair<std::string, int> run_in_pty(const std::vector<std::string>& args, seconds limit) {
