@@ -1,4 +1,4 @@
-// personactl's insight commands (issue 9): `report`. Each reads the database itself (read-only,
+// personactl's insight commands (issue 9): `report` and `audit`. Each reads the database itself (read-only,
 // safe beside a running daemon: WAL readers never block it), like the query side does offline.
 #pragma once
 
@@ -22,5 +22,11 @@ Result<ReportInput> gather_report(const Store& store, const Selection& selection
 // cannot be read or a file written.
 int report(const Context& ctx, const std::vector<SelectionParam>& selection,
            const std::string& html_file, const std::string& svg_file);
+
+// `audit [--json]`: lists the API's personas (api.list_path, with the configured credentials)
+// and compares them with the jobs in the database (read-only): personas with a personad label
+// no job holds, jobs whose persona is no longer listed, personas created outside personad.
+// Exit 0; 1 when the API or the database cannot be read.
+int audit(const Context& ctx, bool as_json);
 
 }  // namespace personad::ctl

@@ -1,10 +1,19 @@
 // personactl report (see ctl_insight.hpp).
 #include "personad/ctl_insight.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
 
+#include "personad/audit.hpp"
+#include "personad/creatify_client.hpp"
 #include "personad/job_query.hpp"
+#include "personad/remote_list.hpp"
 
 namespace personad::ctl {
 
@@ -101,6 +110,59 @@ int report(const Context& ctx, const std::vector<SelectionParam>& params,
     }
     ctx.out << "wrote " << file << " (" << in->jobs.size() << " jobs)\n";
   }
+  return kOk;
+}
+
+int audit(const Context& ctx, bool as_json) {
+  auto credentials = load_credentials(ctx.config, process_env());
+  if (!credentials) {
+    ctx.err << "personactl audit: " << credentials.message() << '\n';
+    return kRefused;
+  }
+  auto store = Store::open(ctx.config.store_path, OpenMode::read_only);
+  if (!store) {
+    ctx.err << "personactl audit: " << store.message() << '\n';
+    return kRefused;
+  }
+  auto jobs = (*store)->list();
+  if (!jobs) {
+    ctx.err << "personactl audit: " << jobs.message() << '\n';
+    return kRefused;
+  }
+  boost::asio::io_context ioc;
+  auto quiet = std::make_shared<spdlog::logger>("personactl",
+                                                std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto client = CreatifyClient::create_client(ioc.get_executor(), client_options_from(ctx.config.api),
+                                              *credentials, quiet);
+  if (!client) {
+    ctx.err << "personactl audit: " << client.message() << '\n';
+    return kRefused;
+  }
+  SystemClock clock;
+  ListingOptions options;
+  options.retry_initial = ctx.config.api.retry_initial;
+  options.retry_max = std::min(ctx.config.api.retry_max, Millis(10'000));
+  std::mt19937_64 rng(std::random_device{}());
+  std::optional<ApiResult<Listing>> listing;
+  boost::asio::co_spawn(
+      ioc,
+      fetch_listing(**client, clock, options,
+                    [&rng] { return std::uniform_real_distribution<double>(0, 1)(rng); }),
+      [&](std::exception_ptr e, ApiResult<Listing> r) {
+        if (!e) listing = std::move(r);
+        (*client)->close();
+      });
+  ioc.run();
+  if (!listing || listing->outcome != Outcome::ok) {
+    ctx.err << "personactl audit: cannot list the API's personas: "
+            << (listing ? listing->message : std::string("internal error")) << '\n';
+    return kRefused;
+  }
+  const AuditFindings f = personad::audit(listing->value.items, *jobs);
+  if (as_json)
+    ctx.out << boost::json::serialize(audit_to_json(f)) << '\n';
+  else
+    ctx.out << audit_text(f);
   return kOk;
 }
 

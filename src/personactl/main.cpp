@@ -147,6 +147,8 @@ int main(int argc, char** argv) {
   std::string report_html, report_svg;
   report->add_option("--html", report_html, "write the self-contained HTML report here")->type_name("FILE");
   report->add_option("--svg", report_svg, "write the timeline alone, as SVG, here")->type_name("FILE");
+  auto* audit = app.add_subcommand("audit", "compare the API's personas with the jobs (read-only)");
+  audit->add_flag("--json", as_json, "one JSON document");
   stats->add_flag("--json", as_json, "print a JSON object");
   auto* resolve = app.add_subcommand("resolve", "settle a job whose create could not be reconciled");
   resolve->add_option("KEY", key)->required();
@@ -191,6 +193,7 @@ int main(int argc, char** argv) {
   if (*show) return ctl::show(ctx, key, as_json);
   if (*history) return ctl::history(ctx, key, as_json);
   if (*report) return ctl::report(ctx, report_selection.params(), report_html, report_svg);
+  if (*audit) return ctl::audit(ctx, as_json);
   if (*stats) return ctl::stats(ctx, as_json);
   if (*cancel || *retry) {
     const bool is_cancel = cancel->parsed();
