@@ -237,9 +237,11 @@ TEST(Completion, ScriptsNameEverySubcommandFlagAndState) {
   const std::string zsh = completion_script(app, Shell::zsh);
   EXPECT_THAT(zsh, HasSubstr("'list:one row per job'"));
   EXPECT_THAT(zsh, HasSubstr("'--state[state]:state:(queued"));
+  EXPECT_THAT(zsh, HasSubstr("'--json[json]' "));  // a flag takes no value
   const std::string fish = completion_script(app, Shell::fish);
   EXPECT_THAT(fish, HasSubstr("complete -c personactl -n '__fish_use_subcommand' -a show -d 'one job'"));
   EXPECT_THAT(fish, HasSubstr("-l state -r -x -a 'queued"));
+  EXPECT_THAT(fish, HasSubstr("-l json -d 'json'"));
   EXPECT_EQ(parse_shell("tcsh"), std::nullopt);
 }
 

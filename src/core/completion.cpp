@@ -49,7 +49,7 @@ std::vector<Flag> flags_of(const CLI::App& app, bool& keys, bool& files) {
     for (const auto& l : o->get_lnames()) f.names.push_back("--" + l);
     if (f.names.empty()) continue;
     f.description = o->get_description();
-    f.takes_value = o->get_type_size() != 0;
+    f.takes_value = o->get_items_expected_max() != 0;  // flags expect no item
     const std::string lname = o->get_lnames().empty() ? std::string() : o->get_lnames().front();
     if (f.takes_value) f.value = value_kind(lname, o->get_type_name());
     out.push_back(std::move(f));
