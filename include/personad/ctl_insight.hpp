@@ -29,4 +29,8 @@ int report(const Context& ctx, const std::vector<SelectionParam>& selection,
 // Exit 0; 1 when the API or the database cannot be read.
 int audit(const Context& ctx, bool as_json);
 
+// `archive --before T --to FILE` (archive.hpp): T is RFC 3339 or a duration back from now.
+// Exit 0; 2 bad usage; 1 the database or FILE failed (nothing dropped).
+int archive(const Context& ctx, const std::string& before, const std::string& file);
+
 }  // namespace personad::ctl

@@ -31,6 +31,14 @@ struct EnqueueOutcome {
   std::string client_ref;  // of the new job (inserted only)
 };
 
+// A key whose job was archived (personactl archive): its row is gone, the key stays taken.
+struct ArchivedKey {
+  std::string key;
+  State state = State::done;  // the final state it was archived in
+  TimePoint archived_at{};
+  std::string file;
+};
+
 struct StoreStats {
   std::map<State, std::int64_t> counts;  // every state present, zero included
   std::int64_t polls = 0;                // status polls made, all jobs
@@ -109,6 +117,13 @@ class Store {
   // first: what estimates learn from (eta.hpp). The default reads list(done) and each history;
   // a backend overrides it with one query.
   virtual Result<std::vector<std::vector<Transition>>> done_histories(std::size_t max_jobs) const;
+  // Archive (archive.hpp). find_archived: the key's archive record, if it was archived (the
+  // default: none). drop_archived: in one transaction, records each final job's key in the
+  // archive and drops its row and history; a job that is not final (any more) is left alone.
+  // Returns how many were dropped. The default: not supported (ErrorKind::invalid).
+  virtual Result<std::optional<ArchivedKey>> find_archived(std::string_view key) const;
+  virtual Result<std::size_t> drop_archived(const std::vector<std::int64_t>& job_ids,
+                                            std::string_view file, TimePoint now);
   virtual Result<StoreStats> stats() const = 0;
 
   // The jobs a selection names, one page of them, in one read snapshot; evaluated by the

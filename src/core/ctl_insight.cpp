@@ -10,6 +10,7 @@
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
 
+#include "personad/archive.hpp"
 #include "personad/audit.hpp"
 #include "personad/creatify_client.hpp"
 #include "personad/job_query.hpp"
@@ -163,6 +164,33 @@ int audit(const Context& ctx, bool as_json) {
     ctx.out << boost::json::serialize(audit_to_json(f)) << '\n';
   else
     ctx.out << audit_text(f);
+  return kOk;
+}
+
+int archive(const Context& ctx, const std::string& before, const std::string& file) {
+  if (before.empty() || file.empty()) {
+    ctx.err << "personactl archive: needs --before T and --to FILE\n";
+    return kInvalid;
+  }
+  const TimePoint now = SystemClock().now();
+  // The selection's parser reads T (RFC 3339, or a duration back from now).
+  auto t = parse_selection({{"until", before}}, now);
+  if (!t || !t->until) {
+    ctx.err << "personactl archive: --before: " << (t ? std::string("bad time") : t.message()) << '\n';
+    return kInvalid;
+  }
+  auto store = Store::open(ctx.config.store_path, OpenMode::read_write);
+  if (!store) {
+    ctx.err << "personactl archive: " << store.message() << '\n';
+    return kRefused;
+  }
+  auto r = archive_jobs(**store, *t->until, file, now);
+  if (!r) {
+    ctx.err << "personactl archive: " << r.message() << '\n';
+    return kRefused;
+  }
+  ctx.out << "archived " << r->dropped << " jobs to " << file << " (" << r->written
+          << " lines written, " << r->already << " there from an earlier run)\n";
   return kOk;
 }
 

@@ -123,7 +123,14 @@ QueryAnswer job_or_history(const Store& store, const std::string& key, bool hist
                                  " characters; keys are at most " + std::to_string(kKeyMaxChars));
   auto job = store.find(key);
   if (!job) return store_error(job.error());
-  if (!*job) return error_answer(404, "unknown key '" + key + "'");
+  if (!*job) {
+    // An archived key is not unknown: say where it went (personactl archive).
+    if (auto a = store.find_archived(key); a && *a)
+      return error_answer(404, "key '" + key + "' was archived (" +
+                                   std::string(to_string((*a)->state)) + ") to " + (*a)->file +
+                                   " at " + format_rfc3339((*a)->archived_at));
+    return error_answer(404, "unknown key '" + key + "'");
+  }
   if (!history) return QueryAnswer{200, annotated(**job, ctx)};
   auto h = store.history((*job)->id);
   if (!h) return store_error(h.error());

@@ -431,7 +431,9 @@ Result<void> SqliteImpl::prepare_all() {
       {&rollback_to, "ROLLBACK TO personad_write"},
       {&active_schedule, "SELECT id, state, next_poll_at, needs_operator FROM jobs WHERE state IN "
                          PERSONAD_ACTIVE_STATES},
-      {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1"},
+      // An archived key is known too (0007): never submitted again.
+      {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1 UNION ALL "
+                    "SELECT 0, state, spec FROM archived_keys WHERE key = ?1 LIMIT 1"},
       {&insert_job,
        "INSERT INTO jobs (key, state, client_ref, spec, source, created_at, updated_at, "
        "next_poll_at, status_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6)"},
@@ -877,6 +879,9 @@ class SqliteStore final : public Store {
   Result<std::vector<Job>> load_active() const override;
   Result<std::vector<Transition>> history(std::int64_t job_id) const override;
   Result<std::vector<std::vector<Transition>>> done_histories(std::size_t max_jobs) const override;
+  Result<std::optional<ArchivedKey>> find_archived(std::string_view key) const override;
+  Result<std::size_t> drop_archived(const std::vector<std::int64_t>& job_ids, std::string_view file,
+                                    TimePoint now) override;
   Result<StoreStats> stats() const override;
   Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
@@ -889,6 +894,15 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+Result<std::optional<ArchivedKey>> Store::find_archived(std::string_view) const {
+  return std::optional<ArchivedKey>();
+}
+
+Result<std::size_t> Store::drop_archived(const std::vector<std::int64_t>&, std::string_view,
+                                         TimePoint) {
+  return make_error(ErrorKind::invalid, "this store cannot archive");
+}
 
 Result<std::vector<std::vector<Transition>>> Store::done_histories(std::size_t max_jobs) const {
   auto jobs = list(State::done);
@@ -1085,6 +1099,54 @@ Result<std::vector<std::vector<Transition>>> SqliteStore::done_histories(
   }
   if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
   return out;
+}
+
+Result<std::optional<ArchivedKey>> SqliteStore::find_archived(std::string_view key) const {
+  const std::string what = "archived key '" + std::string(key) + "'";
+  auto stmt = impl_->selection_statement(
+      "SELECT key, state, archived_at, file FROM archived_keys WHERE key = ?1");
+  if (!stmt) return fail(what, stmt.error());
+  ResetOnExit reset(**stmt);
+  auto row = (*stmt)->bind(1, key).step();
+  if (!row) return fail(what, row.error());
+  if (!*row) return std::optional<ArchivedKey>();
+  ArchivedKey a;
+  a.key = (*stmt)->text(0);
+  a.state = parse_state((*stmt)->text(1)).value_or(State::done);
+  a.archived_at = from_unix_ms((*stmt)->int64(2));
+  a.file = (*stmt)->text(3);
+  return std::optional<ArchivedKey>(std::move(a));
+}
+
+Result<std::size_t> SqliteStore::drop_archived(const std::vector<std::int64_t>& ids,
+                                               std::string_view file, TimePoint now) {
+  const std::string what = "archive";
+  auto tx = impl_->begin(impl_->begin_write, what);
+  if (!tx) return tx.error();
+  // The key first (from the row, only while it is final), then the row; history and labels
+  // go with it (ON DELETE CASCADE), the counts by trigger.
+  auto keep = impl_->selection_statement(
+      "INSERT OR REPLACE INTO archived_keys (key, state, spec, archived_at, file) "
+      "SELECT key, state, spec, ?2, ?3 FROM jobs WHERE id = ?1 AND state NOT IN "
+      PERSONAD_ACTIVE_STATES);
+  if (!keep) return fail(what, keep.error());
+  auto drop = impl_->selection_statement(
+      "DELETE FROM jobs WHERE id = ?1 AND state NOT IN " PERSONAD_ACTIVE_STATES);
+  if (!drop) return fail(what, drop.error());
+  std::size_t dropped = 0;
+  for (std::int64_t id : ids) {
+    {
+      ResetOnExit reset(**keep);
+      (*keep)->bind(1, id).bind(2, to_unix_ms(now)).bind(3, file);
+      if (auto r = (*keep)->run(); !r) return fail(what, r.error());
+    }
+    ResetOnExit reset(**drop);
+    (*drop)->bind(1, id);
+    if (auto r = (*drop)->run(); !r) return fail(what, r.error());
+    dropped += static_cast<std::size_t>(impl_->db.changes());
+  }
+  if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
+  return dropped;
 }
 
 Result<StoreStats> SqliteStore::stats() const {

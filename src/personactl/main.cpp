@@ -149,6 +149,10 @@ int main(int argc, char** argv) {
   report->add_option("--svg", report_svg, "write the timeline alone, as SVG, here")->type_name("FILE");
   auto* audit = app.add_subcommand("audit", "compare the API's personas with the jobs (read-only)");
   audit->add_flag("--json", as_json, "one JSON document");
+  auto* archive = app.add_subcommand("archive", "move finished jobs to a JSON-lines file, keeping their keys");
+  std::string archive_before, archive_to;
+  archive->add_option("--before", archive_before, "jobs final before T (RFC 3339, or 30d ago)")->type_name("T")->required();
+  archive->add_option("--to", archive_to, "append them here (JSON lines)")->type_name("FILE")->required();
   stats->add_flag("--json", as_json, "print a JSON object");
   auto* resolve = app.add_subcommand("resolve", "settle a job whose create could not be reconciled");
   resolve->add_option("KEY", key)->required();
@@ -194,6 +198,7 @@ int main(int argc, char** argv) {
   if (*history) return ctl::history(ctx, key, as_json);
   if (*report) return ctl::report(ctx, report_selection.params(), report_html, report_svg);
   if (*audit) return ctl::audit(ctx, as_json);
+  if (*archive) return ctl::archive(ctx, archive_before, archive_to);
   if (*stats) return ctl::stats(ctx, as_json);
   if (*cancel || *retry) {
     const bool is_cancel = cancel->parsed();
