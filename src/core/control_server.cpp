@@ -22,6 +22,7 @@
 #include <sstream>
 #include <spdlog/logger.h>
 
+#include "personad/accept_backoff.hpp"
 #include "personad/control.hpp"
 #include "personad/logging.hpp"
 
@@ -119,41 +120,31 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
     Impl& impl;
   };
 
-  // Errors that concern one connection (gone before we took it), not the listener: no reason to
-  // wait before the next accept.
-  static bool per_connection(const boost::system::error_code& ec) {
-    return ec == asio::error::connection_aborted || ec == asio::error::interrupted ||
-           ec == asio::error::try_again || ec == asio::error::would_block;
-  }
-
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    Millis backoff{0};
+    AcceptBackoff backoff(limits.accept_backoff_initial, limits.accept_backoff_max);
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (stopped || ec == asio::error::operation_aborted) co_return;
       if (ec) {
-        // Out of descriptors (EMFILE/ENFILE) or memory (ENOBUFS/ENOMEM): the pending connection
-        // stays in the backlog and an immediate retry fails the same way, 400,000 times a
-        // second. Wait instead; sessions that end (idle ones time out) give descriptors back.
+        // Out of descriptors or memory: wait (accept_backoff.hpp); sessions that end (idle ones
+        // time out) give descriptors back.
         ++stats.accept_errors;
-        const bool wait = !per_connection(ec);
-        if (wait)
-          backoff = backoff.count() == 0 ? limits.accept_backoff_initial
-                                         : std::min(backoff * 2, limits.accept_backoff_max);
+        const Millis wait_for = backoff.after_error(ec);
+        const bool wait = wait_for.count() != 0;
         if (log)
           log_throttled(*log, accept_log, spdlog::level::warn,
                         "control socket: accept failed: " + ec.message() +
-                            (wait ? "; trying again in " + std::to_string(backoff.count()) + " ms"
+                            (wait ? "; trying again in " + std::to_string(wait_for.count()) +
+                                        " ms"
                                   : std::string()));
         if (wait) {
-          backoff_timer.expires_after(backoff);
+          backoff_timer.expires_after(wait_for);
           co_await backoff_timer.async_wait(asio::as_tuple(asio::use_awaitable));
         }
         continue;
       }
-      if (backoff.count() != 0) {
-        backoff = Millis{0};
+      if (backoff.after_success()) {
         const std::uint64_t held = accept_log.take_suppressed();
         if (log)
           log->info("control socket: accepting again{}",

@@ -3,6 +3,7 @@
 // oldest connection still waiting for a header, accept errors backed off.
 #include "personad/webhook_listener.hpp"
 
+
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -19,6 +20,7 @@
 #include <sstream>
 #include <spdlog/logger.h>
 
+#include "personad/accept_backoff.hpp"
 #include "personad/logging.hpp"
 #include "personad/webhook_token.hpp"
 
@@ -156,38 +158,31 @@ struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
     return true;
   }
 
-  static bool per_connection(const boost::system::error_code& ec) {
-    return ec == asio::error::connection_aborted || ec == asio::error::interrupted ||
-           ec == asio::error::try_again || ec == asio::error::would_block;
-  }
-
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    Millis backoff{0};
+    AcceptBackoff backoff(limits().accept_backoff_initial, limits().accept_backoff_max);
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (stopped || ec == asio::error::operation_aborted) co_return;
       if (ec) {
         ++stats.accept_errors;
-        const bool wait = !per_connection(ec);
-        if (wait) {
-          backoff = backoff.count() == 0 ? limits().accept_backoff_initial
-                                         : std::min(backoff * 2, limits().accept_backoff_max);
-          // Out of descriptors: an idle connection gives one back.
-          evict_oldest_waiting();
-        }
+        const Millis wait_for = backoff.after_error(ec);
+        const bool wait = wait_for.count() != 0;
+        // Out of descriptors: an idle connection gives one back.
+        if (wait) evict_oldest_waiting();
         if (log)
           log_throttled(*log, accept_log, spdlog::level::warn,
                         "webhook listener: accept failed: " + ec.message() +
-                            (wait ? "; trying again in " + std::to_string(backoff.count()) + " ms"
+                            (wait ? "; trying again in " + std::to_string(wait_for.count()) +
+                                        " ms"
                                   : std::string()));
         if (wait) {
-          backoff_timer.expires_after(backoff);
+          backoff_timer.expires_after(wait_for);
           co_await backoff_timer.async_wait(asio::as_tuple(asio::use_awaitable));
         }
         continue;
       }
-      backoff = Millis{0};
+      backoff.after_success();
       if (stats.open - std::min(stats.open, closing) >= limits().max_connections &&
           !evict_oldest_waiting()) {
         refuse_busy(std::move(socket));
