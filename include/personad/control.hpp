@@ -22,6 +22,7 @@ namespace spdlog { class logger; }
 namespace personad {
 
 class Tracker;
+class EtaModel;
 class EventFeed;
 class Store;
 class StoreRunner;
@@ -106,6 +107,9 @@ class ControlApi {
   boost::asio::awaitable<std::string> metrics_text();
   // What `--stuck` means ([alerts] stuck_after; kDefaultStuckAfter until set).
   void set_stuck_after(Millis d) { stuck_after_ = d; }
+  // Where the query side's estimates come from (the daemon's model, refreshed now and then);
+  // unset or null: learnt from the store for each answer.
+  void set_eta_model(std::function<std::shared_ptr<const EtaModel>()> f) { eta_model_ = std::move(f); }
   // The stream behind GET /v1/events (personactl watch and wait).
   void set_event_feed(EventFeed* feed) { feed_ = feed; }
 
@@ -121,6 +125,7 @@ class ControlApi {
   const Clock& clock_;
   std::function<void(MetricsSnapshot&)> metrics_extras_;
   Millis stuck_after_ = kDefaultStuckAfter;
+  std::function<std::shared_ptr<const EtaModel>()> eta_model_;
   EventFeed* feed_ = nullptr;
 };
 

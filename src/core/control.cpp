@@ -345,7 +345,8 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   // The query side (job_query.hpp): reads only, on the store's thread. personactl runs the same
   // code on the database when the daemon is down.
   if (get && is_query_route(req.target)) {
-    const QueryContext qctx{clock_.now(), stuck_after_};
+    QueryContext qctx{clock_.now(), stuck_after_};
+    if (eta_model_) qctx.eta = eta_model_();
     const std::string& target = req.target;
     auto answer = co_await store_.read(
         [&target, &qctx](Store& st) -> Result<QueryAnswer> { return answer_query(st, target, qctx); });

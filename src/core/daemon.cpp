@@ -25,6 +25,7 @@
 #include "personad/event_feed.hpp"
 #include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
+#include "personad/job_query.hpp"
 #include "personad/metrics.hpp"
 #include "personad/metrics_server.hpp"
 #include "personad/notify.hpp"
@@ -173,6 +174,7 @@ class Daemon {
       s.capacity_remaining = tracker_->capacity_remaining();
     });
     control_api_->set_stuck_after(config_.stuck_after);
+    control_api_->set_eta_model([this] { return eta_model_; });
     control_api_->set_event_feed(feed_.get());
     if (!start_metrics_listener()) return false;
     auto server = ControlServer::listen(
@@ -187,6 +189,7 @@ class Daemon {
 
     request_scan();
     spawn(stuck_loop());
+    spawn(eta_loop());
     watch_batches();
     watch_signals();
     notifier_.ready();
@@ -481,6 +484,19 @@ class Daemon {
     }
   }
 
+  // The estimates' model, learnt from the store's latest done jobs once a minute (on the store's
+  // thread), so that a query answer does not read thousands of histories each time.
+  asio::awaitable<void> eta_loop() {
+    asio::steady_timer timer(ioc_);
+    while (!stopping_) {
+      auto m = co_await store_->read(
+          [](Store& st) -> Result<std::shared_ptr<const EtaModel>> { return learn_eta(st); });
+      if (m && *m) eta_model_ = *m;
+      timer.expires_after(std::chrono::minutes(1));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
   asio::awaitable<void> scan_stuck() {
     static constexpr std::int64_t kPage = 1'000;
     static constexpr int kMaxPages = 100;  // 100,000 stuck jobs a scan; the rest next time
@@ -692,6 +708,7 @@ class Daemon {
   std::unique_ptr<WebhookListener> webhook_;
   std::unique_ptr<MetricsServer> metrics_server_;
   StuckLog stuck_log_;
+  std::shared_ptr<const EtaModel> eta_model_;
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;
   bool status_pending_ = false;
