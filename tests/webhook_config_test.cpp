@@ -57,8 +57,8 @@ TEST(WebhookConfig, ErrorsNameFileLineAndKey) {
   auto name = parse_config("[webhook]\nlisten = \"localhost:8421\"\npublic_url = \"https://h.example.com\"\n",
                            "p.toml");
   ASSERT_FALSE(name);
-  EXPECT_EQ(name.message(), "p.toml:2: webhook.listen: the host must be an IP address (not a "
-                            "name), got \"localhost:8421\"");
+  EXPECT_EQ(name.message(), "p.toml:2: webhook.listen: the host must be an IP address "
+                            "(127.0.0.1, ::1, 0.0.0.0), got \"localhost:8421\"");
   auto bad_url = parse_config("[webhook]\nlisten = \"127.0.0.1:1\"\npublic_url = \"ftp://x\"\n", "p.toml");
   ASSERT_FALSE(bad_url);
   EXPECT_NE(bad_url.message().find("p.toml:3: webhook.public_url: "), std::string::npos);

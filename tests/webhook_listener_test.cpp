@@ -203,23 +203,5 @@ TEST_F(ListenerFixture, ThousandIdleConnectionsLeaveItResponsive) {
   EXPECT_GE(on_loop([&] { return listener_->stats().evicted; }), 1000u - 64u);
 }
 
-TEST(WebhookListen, AddressIsAnIpAndAPort) {
-  auto a = parse_webhook_listen("127.0.0.1:8421");
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a->host, "127.0.0.1");
-  EXPECT_EQ(a->port, 8421);
-  auto v6 = parse_webhook_listen("[::1]:9");
-  ASSERT_TRUE(v6);
-  EXPECT_EQ(v6->host, "::1");
-  EXPECT_FALSE(parse_webhook_listen("localhost:8421"));
-  EXPECT_FALSE(parse_webhook_listen("127.0.0.1"));
-  EXPECT_FALSE(parse_webhook_listen("127.0.0.1:0"));
-  EXPECT_TRUE(parse_webhook_listen("127.0.0.1:0", true));
-  EXPECT_FALSE(parse_webhook_listen("127.0.0.1:65536"));
-  EXPECT_FALSE(parse_webhook_listen("::1:80"));
-  EXPECT_EQ(parse_webhook_listen("host:80").message(),
-            "the host must be an IP address (not a name), got \"host:80\"");
-}
-
 }  // namespace
 }  // namespace personad

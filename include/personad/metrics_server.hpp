@@ -13,20 +13,12 @@
 #include <string_view>
 
 #include "personad/clock.hpp"
+#include "personad/listen_address.hpp"
 #include "personad/result.hpp"
 
 namespace spdlog { class logger; }
 
 namespace personad {
-
-struct ListenAddress {
-  std::string host;  // an IP address literal (IPv6 without brackets)
-  std::uint16_t port = 0;
-};
-
-// "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464": an IP literal and a port (1-65535; 0 allowed
-// only with allow_port_zero, for tests). Errors say what is wrong and quote `text`.
-Result<ListenAddress> parse_listen_address(std::string_view text, bool allow_port_zero = false);
 
 struct MetricsServerLimits {
   std::size_t max_connections = 16;  // more are closed at once

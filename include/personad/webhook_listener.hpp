@@ -16,20 +16,12 @@
 
 #include "personad/clock.hpp"
 #include "personad/job.hpp"
+#include "personad/listen_address.hpp"
 #include "personad/result.hpp"
 
 namespace spdlog { class logger; }
 
 namespace personad {
-
-struct WebhookAddress {
-  std::string host;  // an IP address literal (IPv6 without brackets)
-  std::uint16_t port = 0;
-};
-
-// "127.0.0.1:8421", "[::1]:8421", "0.0.0.0:8421": an IP literal and a port (1-65535; 0 only
-// with allow_port_zero, for tests). Errors say what is wrong and quote `text`.
-Result<WebhookAddress> parse_webhook_listen(std::string_view text, bool allow_port_zero = false);
 
 // How one request ended: the `result` label of personad_webhook_requests_total.
 enum class HookResult {
@@ -89,7 +81,7 @@ class WebhookListener {
   using OnHook = std::function<void(const HookJob&)>;
 
   static Result<std::unique_ptr<WebhookListener>> listen(boost::asio::any_io_executor ex,
-                                                         const WebhookAddress& address,
+                                                         const ListenAddress& address,
                                                          WebhookListenerOptions options,
                                                          FindJob find, OnHook on_hook,
                                                          std::shared_ptr<spdlog::logger> log);

@@ -337,7 +337,7 @@ Apply webhook_listen_key() {
     if (s == nullptr) return expected("an address string like \"127.0.0.1:8421\"", n);
     c.webhook.listen = s->get();  // (even when invalid: the key was meant to turn it on)
     if (!s->get().empty())
-      if (auto a = parse_webhook_listen(s->get()); !a) return a.message();
+      if (auto a = parse_listen_address(s->get()); !a) return a.message();
     return {};
   };
 }

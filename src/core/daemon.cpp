@@ -545,7 +545,7 @@ class Daemon {
   // [webhook] listen: the API's callbacks, each a hint to poll its job soon (debounced).
   bool start_webhook_listener() {
     if (!config_.webhook.enabled()) return true;
-    auto address = parse_webhook_listen(config_.webhook.listen);
+    auto address = parse_listen_address(config_.webhook.listen);
     if (!address) return fail("webhook listener", "webhook.listen: " + address.message());
     hook_poller_ = std::make_unique<HookPoller>(ioc_.get_executor(), clock_, kWebhookPollGap,
                                                 [this](std::int64_t id) { tracker_->poll_soon(id); });

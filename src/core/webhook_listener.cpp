@@ -31,33 +31,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-Result<WebhookAddress> parse_webhook_listen(std::string_view text, bool allow_port_zero) {
-  const std::string quoted = "\"" + std::string(text) + "\"";
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0)
-    return make_error(ErrorKind::invalid,
-                      "must be an IP address and a port like \"127.0.0.1:8421\", got " + quoted);
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  else if (host.find(':') != std::string_view::npos)
-    return make_error(ErrorKind::invalid,
-                      "an IPv6 address needs brackets, like \"[::1]:8421\", got " + quoted);
-  boost::system::error_code ec;
-  asio::ip::make_address(std::string(host), ec);
-  if (ec)
-    return make_error(ErrorKind::invalid,
-                      "the host must be an IP address (not a name), got " + quoted);
-  unsigned port = 0;
-  const auto [end, perr] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || perr != std::errc{} || end != port_text.data() + port_text.size() ||
-      port > 65535 || (port == 0 && !allow_port_zero))
-    return make_error(ErrorKind::invalid, "the port must be between 1 and 65535, got " + quoted);
-  return WebhookAddress{std::string(host), static_cast<std::uint16_t>(port)};
-}
-
 const char* to_string(HookResult r) {
   switch (r) {
     case HookResult::accepted: return "accepted";
@@ -325,7 +298,7 @@ WebhookListener::WebhookListener(std::shared_ptr<Impl> impl) : impl_(std::move(i
 WebhookListener::~WebhookListener() { stop(); }
 
 Result<std::unique_ptr<WebhookListener>> WebhookListener::listen(
-    asio::any_io_executor ex, const WebhookAddress& address, WebhookListenerOptions options,
+    asio::any_io_executor ex, const ListenAddress& address, WebhookListenerOptions options,
     FindJob find, OnHook on_hook, std::shared_ptr<spdlog::logger> log) {
   auto impl = std::make_shared<Impl>(ex, std::move(options), std::move(find), std::move(on_hook),
                                      std::move(log));
