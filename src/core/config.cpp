@@ -8,10 +8,9 @@
 
 #include <toml++/toml.h>
 
-#include "personad/metrics_server.hpp"
 #include "personad/toml_support.hpp"
 #include "personad/url.hpp"
-#include "personad/webhook_listener.hpp"
+#include "personad/listen_address.hpp"
 #include "personad/webhook_token.hpp"
 
 #include <algorithm>
@@ -315,7 +314,7 @@ Apply status_list_key(Get get, bool allow_empty) {
   };
 }
 
-// An IP address and a port (metrics_server.hpp's parser, the one the listener uses).
+// An IP address and a port (listen_address.hpp: the one parser of both listeners).
 Apply metrics_listen_key() {
   return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
     const auto* s = n.as_string();
@@ -330,7 +329,7 @@ Apply metrics_listen_key() {
   };
 }
 
-// [webhook] listen: an IP address and a port (webhook_listener.hpp's parser).
+// [webhook] listen: an IP address and a port (listen_address.hpp).
 Apply webhook_listen_key() {
   return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
     const auto* s = n.as_string();
