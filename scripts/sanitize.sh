@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite built with AddressSanitizer and UndefinedBehaviorSanitizer (./build-asan,
 # -O1 for a shorter build) and run through CTest; any sanitizer report fails the test that made
-# it. Not yet part of scripts/test.sh (CI's time budget: see SECURITY.md).
+# it. scripts/test.sh (the README's test command, run by CI) runs it after the ordinary suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -65,7 +65,10 @@ TEST_F(RedactedTracker, AnEchoedKeyIsStoredLoggedAndHookedNowhere) {
   EXPECT_EQ(j.state, State::failed);
   EXPECT_EQ(j.failed_reason, "bad consent; your key [redacted] (account [redacted])");
   std::string history;
-  for (const auto& t : *store_->history(j.id)) history += t.reason + "\n";
+  // The Result held by name: a range-for over *temporary() would read it after its end.
+  const auto rows = store_->history(j.id);
+  ASSERT_TRUE(rows);
+  for (const auto& t : *rows) history += t.reason + "\n";
   for (const std::string& text : {history, log(), hook_reasons_}) {
     EXPECT_THAT(text, Not(HasSubstr("sk_live_7f3a9c")));
     EXPECT_THAT(text, Not(HasSubstr(kId)));
