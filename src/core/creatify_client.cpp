@@ -426,6 +426,10 @@ class Core : public std::enable_shared_from_this<Core> {
                        std::string message) const;
   ApiResult<RemotePersona> persona_result(std::string_view method, const std::string& target,
                                           const Exchange& ex, bool is_create) const;
+  // A GET answered with a status that is not 2xx, for any result type: the error mapping does
+  // not depend on what a success would have carried.
+  template <class T>
+  ApiResult<T> error_answer(const std::string& target, const Exchange& ex) const;
   void log_request(std::string_view method, std::string_view target, steady::time_point start,
                    const RoundTrip& rt) const;
   std::string timeout_message() const { return "timeout after " + format_duration(options_.timeout); }
@@ -795,6 +799,17 @@ ApiResult<T> Core::failure(Outcome outcome, std::string_view method, std::string
   return r;
 }
 
+template <class T>
+ApiResult<T> Core::error_answer(const std::string& target, const Exchange& ex) const {
+  auto err = persona_result("GET", target, ex, false);
+  ApiResult<T> r;
+  r.outcome = err.outcome;
+  r.http_status = err.http_status;
+  r.retry_after = err.retry_after;
+  r.message = std::move(err.message);
+  return r;
+}
+
 std::string delivery_note(Delivery d) {
   switch (d) {
     case Delivery::not_sent:
@@ -881,16 +896,8 @@ asio::awaitable<ApiResult<ListPage>> Core::list_page(std::string target) {
   add_headers(req);
   auto ex = co_await send(req, true);
   if (!ex.reply) co_return failure<ListPage>(Outcome::transient, "GET", target, ex.error);
-  if (classify_http_status(ex.reply->status) != Outcome::ok) {
-    // The error mapping does not depend on what a success would have carried.
-    auto err = persona_result("GET", target, ex, false);
-    ApiResult<ListPage> r;
-    r.outcome = err.outcome;
-    r.http_status = err.http_status;
-    r.retry_after = err.retry_after;
-    r.message = std::move(err.message);
-    co_return r;
-  }
+  if (classify_http_status(ex.reply->status) != Outcome::ok)
+    co_return error_answer<ListPage>(target, ex);
   boost::system::error_code ec;
   auto doc = json::parse(ex.reply->body, ec);
   if (ec)
@@ -918,15 +925,8 @@ asio::awaitable<ApiResult<AvatarCapacity>> Core::count() {
   add_headers(req);
   auto ex = co_await send(req, true);
   if (!ex.reply) co_return failure<AvatarCapacity>(Outcome::transient, "GET", target, ex.error);
-  if (classify_http_status(ex.reply->status) != Outcome::ok) {
-    auto err = persona_result("GET", target, ex, false);
-    ApiResult<AvatarCapacity> r;
-    r.outcome = err.outcome;
-    r.http_status = err.http_status;
-    r.retry_after = err.retry_after;
-    r.message = std::move(err.message);
-    co_return r;
-  }
+  if (classify_http_status(ex.reply->status) != Outcome::ok)
+    co_return error_answer<AvatarCapacity>(target, ex);
   boost::system::error_code ec;
   auto doc = json::parse(ex.reply->body, ec);
   // An answer that is not the documented shape turns the check off (permanent), not a retry.
