@@ -12,6 +12,7 @@
 #include "personad/archive.hpp"
 #include "personad/job_query.hpp"
 #include "personad/store.hpp"
+#include "store_backend.hpp"
 #include "temp_dir.hpp"
 
 namespace personad {
@@ -30,10 +31,14 @@ std::vector<std::string> lines_of(const std::filesystem::path& p) {
   return out;
 }
 
-class ArchiveTest : public ::testing::Test {
+// On both backends (store_backend.hpp).
+class ArchiveTest : public ::testing::TestWithParam<testing::StoreBackendKind> {
  protected:
   void SetUp() override {
-    auto s = Store::open((dir_.path() / "p.db").string(), OpenMode::read_write);
+    auto b = testing::StoreBackend::make(GetParam());
+    if (!b) PERSONAD_PG_UNAVAILABLE(b.message());
+    backend_ = std::move(*b);
+    auto s = backend_->open(OpenMode::read_write);
     ASSERT_TRUE(s) << s.message();
     store_ = std::move(*s);
     std::vector<PersonaSpec> specs;
@@ -61,10 +66,14 @@ class ArchiveTest : public ::testing::Test {
   std::string file() const { return (dir_.path() / "archive.jsonl").string(); }
 
   testing::TempDir dir_{"archive"};
+  std::unique_ptr<testing::StoreBackend> backend_;
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(ArchiveTest, FinalJobsBeforeTGoToTheFileAndTheirKeysStayTaken) {
+INSTANTIATE_TEST_SUITE_P(Backends, ArchiveTest, testing::kAllStoreBackends,
+                         testing::store_backend_name);
+
+TEST_P(ArchiveTest, FinalJobsBeforeTGoToTheFileAndTheirKeysStayTaken) {
   auto r = archive_jobs(*store_, kT0 + hours(50), file(), kT0 + hours(200));
   ASSERT_TRUE(r) << r.message();
   EXPECT_EQ(r->selected, 2u);
@@ -99,7 +108,7 @@ TEST_F(ArchiveTest, FinalJobsBeforeTGoToTheFileAndTheirKeysStayTaken) {
   EXPECT_THAT(std::string(show.body.at("error").as_string()), HasSubstr("archived (done) to " + file()));
 }
 
-TEST_F(ArchiveTest, ACrashBetweenTheFsyncAndTheDropLosesNothingAndARerunAddsNoLine) {
+TEST_P(ArchiveTest, ACrashBetweenTheFsyncAndTheDropLosesNothingAndARerunAddsNoLine) {
   ArchiveHooks crash;
   crash.after_sync = [] { throw std::runtime_error("crash"); };
   EXPECT_THROW(archive_jobs(*store_, kT0 + hours(50), file(), kT0 + hours(200), crash),
@@ -124,7 +133,7 @@ TEST_F(ArchiveTest, ACrashBetweenTheFsyncAndTheDropLosesNothingAndARerunAddsNoLi
   EXPECT_EQ(lines_of(file()).size(), 2u);
 }
 
-TEST_F(ArchiveTest, AFileThatIsNotAnArchiveIsRefusedBeforeAnythingIsDropped) {
+TEST_P(ArchiveTest, AFileThatIsNotAnArchiveIsRefusedBeforeAnythingIsDropped) {
   std::ofstream(file()) << "hello\n";
   auto r = archive_jobs(*store_, kT0 + hours(50), file(), kT0 + hours(200));
   ASSERT_FALSE(r);
