@@ -320,9 +320,52 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"[log]\nformat = \"xml\"\n",
                  "personad.toml:2: log.format: must be one of text|json|journal, got \"xml\""},
         BadValue{"[store]\npath = \"\"\n", "personad.toml:2: store.path: must not be empty"},
+        BadValue{"[store]\nurl = \"mysql://db/personad\"\n",
+                 "personad.toml:2: store.url: must start with \"postgresql://\" or "
+                 "\"postgres://\" (a libpq connection URI)"},
+        BadValue{"[store]\nurl = \"postgresql://personad:s3cret@db/personad\"\n",
+                 "personad.toml:2: store.url: must not contain a password: use PGPASSWORD, "
+                 "~/.pgpass or the pg_password credential (LoadCredential=pg_password:…)"},
+        BadValue{"[store]\npath = \"/var/lib/p.db\"\nurl = \"postgresql://db/p\"\n",
+                 "personad.toml:3: store.url: give either store.path (SQLite) or store.url "
+                 "(PostgreSQL), not both"},
+        BadValue{"[store]\ntakeover_after = \"500ms\"\n",
+                 "personad.toml:2: store.takeover_after: must be between 1s and 1h, got "
+                 "\"500ms\""},
         BadValue{"[hooks]\ntimeout = \"-1s\"\n",
                  "personad.toml:2: hooks.timeout: invalid duration \"-1s\" (expected an integer "
                  "and a unit: ms, s, m, h or d, e.g. \"30s\")"}));
+
+TEST(Config, StoreUrlSelectsPostgresWithItsTakeoverTime) {
+  auto plain = parse_config("", "p.toml");
+  ASSERT_TRUE(plain.ok()) << plain.message();
+  EXPECT_EQ(plain->store_url, "");
+  EXPECT_EQ(plain->takeover_after, Millis{15'000});
+  auto pg = parse_config(
+      "[store]\nurl = \"postgresql://personad@db1.example,db2.example/personad\"\n"
+      "takeover_after = \"30s\"\n",
+      "p.toml");
+  ASSERT_TRUE(pg.ok()) << pg.message();
+  EXPECT_EQ(pg->store_url, "postgresql://personad@db1.example,db2.example/personad");
+  EXPECT_EQ(pg->takeover_after, Millis{30'000});
+  EXPECT_TRUE(parse_config("[store]\nurl = \"postgresql://\"\n", "p.toml").ok());
+}
+
+TEST(Config, PgPasswordComesFromTheCredentialsDirectory) {
+  const fs::path dir = fs::temp_directory_path() / ("pgpw-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto env_with = [&](bool set) -> EnvLookup {
+    return [&, set](std::string_view name) -> std::optional<std::string> {
+      if (set && name == "CREDENTIALS_DIRECTORY") return dir.string();
+      return std::nullopt;
+    };
+  };
+  EXPECT_EQ(load_pg_password(env_with(false)).value(), "");
+  EXPECT_EQ(load_pg_password(env_with(true)).value(), "");  // no pg_password file there
+  { std::ofstream(dir / "pg_password") << "correct horse\n"; }
+  EXPECT_EQ(load_pg_password(env_with(true)).value(), "correct horse");
+  fs::remove_all(dir);
+}
 
 TEST(Config, FirstAfterMayBeZeroButOtherIntervalsMayNot) {
   EXPECT_TRUE(parse_config("[poll]\nfirst_after = \"0s\"\n", "p.toml").ok());

@@ -144,6 +144,51 @@ TEST_F(ControlTest, ActionsMapToStatusCodes) {
   EXPECT_EQ(call("POST", "/v1/jobs/f/resolve", R"({"adopt":"x"})").status, 409);
 }
 
+// A standby host (shared PostgreSQL store, another host active): reads from the store, every
+// action forwarded as it came, a submit checked here first, and the role in stats and health.
+TEST_F(ControlTest, AStandbyAnswersReadsAndForwardsActions) {
+  call("POST", "/v1/submit", submit_body({make_spec("a")}));
+  ASSERT_TRUE(run_until([&] { return final_state("a"); }));
+  ControlApi standby(*runner_, clock_);
+  std::vector<ControlRequest> forwarded;
+  standby.set_forward([&](ControlRequest r) -> boost::asio::awaitable<ControlResponse> {
+    forwarded.push_back(r);
+    co_return ControlResponse{200, R"({"from":"active"})"};
+  });
+  standby.set_role([] { return std::string("standby"); });
+  auto on_standby = [&](const std::string& method, const std::string& target,
+                        const std::string& body = "") {
+    return run_op(standby.handle(ControlRequest{method, target, body, std::nullopt}));
+  };
+
+  auto show = on_standby("GET", "/v1/jobs/a");
+  ASSERT_EQ(show.status, 200) << show.body;
+  EXPECT_EQ(json::parse(show.body).at("state"), "done");
+  EXPECT_EQ(json::parse(on_standby("GET", "/v1/stats").body).at("role"), "standby");
+  EXPECT_EQ(json::parse(on_standby("GET", "/v1/health").body).at("role"), "standby");
+  EXPECT_EQ(on_standby("GET", "/v1/events?after=0").status, 503);
+  EXPECT_TRUE(forwarded.empty());
+
+  EXPECT_EQ(on_standby("POST", "/v1/jobs/a/retry", R"({"resubmit":true})").body,
+            R"({"from":"active"})");
+  EXPECT_EQ(on_standby("POST", "/v1/bulk/cancel?state=pending").status, 200);
+  PersonaSpec bad = make_spec("bad");
+  bad.gender = "x";
+  EXPECT_EQ(on_standby("POST", "/v1/submit", submit_body({bad})).status, 400);  // checked here
+  const std::string good = submit_body({make_spec("b")});
+  EXPECT_EQ(on_standby("POST", "/v1/submit", good).status, 200);
+  ASSERT_EQ(forwarded.size(), 3u);
+  EXPECT_EQ(forwarded[0].target, "/v1/jobs/a/retry");
+  EXPECT_EQ(forwarded[0].body, R"({"resubmit":true})");
+  EXPECT_EQ(forwarded[1].target, "/v1/bulk/cancel?state=pending");
+  EXPECT_EQ(forwarded[2].target, "/v1/submit");
+  EXPECT_EQ(forwarded[2].body, good);
+  EXPECT_FALSE(*store_->find("b"));  // the standby enqueued nothing itself
+
+  // The active host's own answers carry no role unless it has one.
+  EXPECT_FALSE(json::parse(call("GET", "/v1/stats").body).as_object().contains("role"));
+}
+
 TEST_F(ControlTest, MetricsArePrometheusText) {
   call("POST", "/v1/submit", submit_body({make_spec("m")}));
   ASSERT_TRUE(run_until([&] { return final_state("m"); }));

@@ -116,6 +116,27 @@ TEST_F(TrackerTest, UnknownOutcomeNotListedIsResentOnlyAfterReconcileWindow) {
   EXPECT_GE(*resend - *first_submit, options_.api.reconcile_after);
 }
 
+// A host on a shared store whose lease may have run out sends no create: the job keeps its
+// intent record and, once creates may leave again, is reconciled (listed, absent, resent after
+// reconcile_after) exactly like a create whose answer was lost: one persona in the end.
+TEST_F(TrackerTest, NoCreateLeavesWhileTheLeaseMayHaveRunOut) {
+  bool fresh = false;
+  options_.may_send = [&fresh] { return fresh; };
+  make_tracker();
+  enqueue({make_spec("held")});
+  ASSERT_TRUE(run_until([&] { return job("held").state == State::submitting; }));
+  const TimePoint later = clock_.now() + Millis(20'000);
+  ASSERT_TRUE(run_until([&] { return clock_.now() >= later; }));
+  EXPECT_EQ(api_.creates, 0);
+  EXPECT_TRUE(job("held").send_unknown);
+  EXPECT_THAT(log(), HasSubstr("create_held"));
+  fresh = true;
+  ASSERT_TRUE(run_until([&] { return final_state("held"); }));
+  EXPECT_EQ(job("held").state, State::done);
+  EXPECT_EQ(api_.creates, 1);
+  EXPECT_EQ(api_.personas.size(), 1u);
+}
+
 TEST_F(TrackerTest, WithoutLabelsAUniqueFieldMatchIsAdopted) {
   api_.list_has_labels = false;
   api_.create_faults = {Fault::lost_create};

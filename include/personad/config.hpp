@@ -88,6 +88,10 @@ struct Config {
   std::string source_path;  // the file this came from; relative paths were resolved against it
   ApiConfig api;
   std::string store_path = "/var/lib/personad/personad.db";
+  // [store] url: a PostgreSQL store (libpq URI, "postgresql://…") instead of the SQLite file at
+  // store_path; empty: SQLite. With it several hosts share the database, one active at a time.
+  std::string store_url;
+  Millis takeover_after{15'000};  // [store] takeover_after: a standby takes over after this
   std::string batches_directory = "/etc/personad/batches.d";
   // [batches] media_root: the directory trees local videos may come from (absolute, normal).
   // Empty: batch files may name videos in their own directory tree only, and specs over the
@@ -155,6 +159,11 @@ struct StartupCheck {
   bool ok() const { return errors.empty(); }
 };
 StartupCheck check_startup(const Config& config, const EnvLookup& env);
+// The PostgreSQL password for [store] url: the file pg_password in $CREDENTIALS_DIRECTORY
+// (systemd LoadCredential=), trailing white space dropped; empty when there is none (libpq then
+// looks at PGPASSWORD and ~/.pgpass). Errors name the file, never the password.
+Result<std::string> load_pg_password(const EnvLookup& env);
+
 // The database part of check_startup, also run by the daemon right before it opens the store.
 // Never opens the database (so it is safe while this process holds it open).
 Result<void> check_store_writable(const std::string& store_path);

@@ -100,6 +100,16 @@ class ControlApi {
   // Reads go through `store` (the store's thread in the daemon), actions through the tracker:
   // the event loop never waits on the disk for a request.
   ControlApi(Tracker& tracker, StoreRunner& store, const Clock& clock);
+  // A standby host (PostgreSQL store, another host active): no tracker. Reads are answered
+  // from the shared store; every action goes to `forward` (set_forward), which carries it to
+  // the active host; a submit is first checked here as ever (fields, the requester's access to
+  // local files), then forwarded.
+  ControlApi(StoreRunner& store, const Clock& clock);
+  using Forward = std::function<boost::asio::awaitable<ControlResponse>(ControlRequest)>;
+  void set_forward(Forward f) { forward_ = std::move(f); }
+  // "active" or "standby": added to GET /v1/stats and /v1/health answers as "role" (a
+  // PostgreSQL store; unset: no role field).
+  void set_role(std::function<std::string()> f) { role_ = std::move(f); }
   boost::asio::awaitable<ControlResponse> handle(ControlRequest request);
   // What the daemon adds to the metrics snapshot (hooks, API requests, capacity).
   void set_metrics_extras(std::function<void(MetricsSnapshot&)> f) { metrics_extras_ = std::move(f); }
@@ -120,8 +130,12 @@ class ControlApi {
   boost::asio::awaitable<ControlResponse> bulk(std::string action, std::string target,
                                                std::string body);
   boost::asio::awaitable<ControlResponse> events(std::string target);
-  Tracker& tracker_;
+  boost::asio::awaitable<ControlResponse> forward(ControlRequest request);
+  ControlResponse with_role(ControlResponse r) const;
+  Tracker* tracker_ = nullptr;  // null on a standby host
   StoreRunner& store_;
+  Forward forward_;
+  std::function<std::string()> role_;
   const Clock& clock_;
   std::function<void(MetricsSnapshot&)> metrics_extras_;
   Millis stuck_after_ = kDefaultStuckAfter;

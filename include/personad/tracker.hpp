@@ -40,6 +40,10 @@ struct TrackerOptions {
   // With a webhook listener: a job's callback URL (webhook_url_for), given to every create
   // without its own webhook_url; those jobs poll on relaxed_for_webhook(poll) (backoff.hpp).
   std::function<std::string(const std::string& client_ref)> hook_url;
+  // A host on a shared (PostgreSQL) store: false once its lease may have run out (pg_lease.hpp).
+  // Then no create leaves: the job keeps its intent record (submitting, outcome unknown) and is
+  // reconciled like a create whose answer was lost, by this host or by the one taking over.
+  std::function<bool()> may_send;
 };
 
 struct TrackerMetrics {

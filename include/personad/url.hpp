@@ -36,6 +36,13 @@ Result<HttpUrl> parse_api_origin(std::string_view text, bool allow_insecure);
 // The base_url as kept: trailing slashes dropped (the client's paths start with '/').
 std::string normal_base_url(std::string_view text);
 
+// A PostgreSQL connection URI ([store] url): "postgresql://…" or "postgres://…" (libpq's own
+// syntax, several hosts allowed, so not parsed as an HTTP URL).
+bool is_pg_url(std::string_view text);
+// True when the URI's user information carries a password ("postgresql://user:secret@host"),
+// or a password= query parameter.
+bool pg_url_has_password(std::string_view text);
+
 // Loads PEM CA certificates from `path` into an OpenSSL SSL_CTX (passed as void* so this header
 // needs no OpenSSL), added to whatever it trusts already. The one loader of api.ca_file: used by
 // the client and by check_startup. The error names the file and OpenSSL's reason.

@@ -343,6 +343,24 @@ Apply webhook_listen_key() {
 
 // [webhook] public_url: where the API reaches the listener; the hook URL built on it must fit
 // the API's 200 characters for webhook_url.
+// [store] url: a libpq connection URI. Only its scheme is checked here (libpq reads the rest
+// when it connects); a password in it is refused, so it is never in a file others may read, in
+// a log line or in `personad --check-config` output.
+Apply store_url_key() {
+  return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
+    const auto* s = n.as_string();
+    if (s == nullptr) return expected("a PostgreSQL URI like \"postgresql://db.example.com/personad\"", n);
+    const std::string& url = s->get();
+    if (!is_pg_url(url))
+      return "must start with \"postgresql://\" or \"postgres://\" (a libpq connection URI)";
+    if (pg_url_has_password(url))
+      return "must not contain a password: use PGPASSWORD, ~/.pgpass or the pg_password "
+             "credential (LoadCredential=pg_password:…)";
+    c.store_url = url;
+    return {};
+  };
+}
+
 Apply webhook_public_url_key() {
   return [](const toml::node& n, Config& c, const fs::path&) -> std::string {
     const auto* s = n.as_string();
@@ -403,6 +421,10 @@ const std::vector<KeySpec>& schema() {
       {"api", "reconcile_give_up",
        duration_key([](Config& c) -> Millis& { return c.api.reconcile_give_up; }, kUpTo30Days)},
       {"store", "path", path_key([](Config& c) -> std::string& { return c.store_path; }, false)},
+      {"store", "url", store_url_key()},
+      {"store", "takeover_after",
+       duration_key([](Config& c) -> Millis& { return c.takeover_after; },
+                    DurationRange{kSecond, kHour})},
       {"batches", "directory",
        path_key([](Config& c) -> std::string& { return c.batches_directory; }, false)},
       {"batches", "media_root", media_root_key()},
@@ -541,6 +563,9 @@ class ConfigReader {
                   "api.reconcile_give_up: must be longer than api.reconcile_after (" +
                       format_duration(config_.api.reconcile_after) + "), got " +
                       format_duration(config_.api.reconcile_give_up));
+    if (lines_.count("store.path") && lines_.count("store.url"))
+      errors_.add(line_for("store.url", "store.path"),
+                  "store.url: give either store.path (SQLite) or store.url (PostgreSQL), not both");
     check_webhook();
     for (const auto& status : config_.api.status.done_statuses) {
       const auto& failed = config_.api.status.failed_statuses;
@@ -757,6 +782,17 @@ Result<std::string> load_webhook_secret(const Config& config, const EnvLookup& e
   return std::move(*secret);
 }
 
+Result<std::string> load_pg_password(const EnvLookup& env) {
+  const auto dir = non_empty(env("CREDENTIALS_DIRECTORY"));
+  if (!dir) return std::string();
+  const fs::path path = fs::path(*dir) / "pg_password";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::string();
+  auto password = read_secret_file(path.string());
+  if (!password) return make_error(ErrorKind::invalid, "PostgreSQL password: " + password.message());
+  return std::move(*password);
+}
+
 EnvLookup process_env() {
   return [](std::string_view name) -> std::optional<std::string> {
     const char* value = std::getenv(std::string(name).c_str());
@@ -860,8 +896,13 @@ StartupCheck check_startup(const Config& config, const EnvLookup& env) {
     out.credentials_missing = credentials.message();
   else
     out.errors.push_back({"credentials", credentials.message()});
-  if (auto w = check_store_writable(config.store_path); !w)
+  // A PostgreSQL store is checked when it is reached (the database may be down at this
+  // moment and come up before the daemon starts); its password credential must load.
+  if (!config.store_url.empty()) {
+    if (auto p = load_pg_password(env); !p) out.errors.push_back({"store", p.message()});
+  } else if (auto w = check_store_writable(config.store_path); !w) {
     out.errors.push_back({"store", w.message()});
+  }
   // The client loads it the same way (add_ca_file) when it starts: a file it cannot use is an
   // error here, not a daemon that starts and then fails every request.
   if (!config.api.ca_file.empty())

@@ -326,7 +326,27 @@ std::string peer_read_problem(const PeerCredentials& peer, const std::string& pa
 }
 
 ControlApi::ControlApi(Tracker& tracker, StoreRunner& store, const Clock& clock)
-    : tracker_(tracker), store_(store), clock_(clock) {}
+    : tracker_(&tracker), store_(store), clock_(clock) {}
+
+ControlApi::ControlApi(StoreRunner& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+// A standby's action: to the active host, whose answer is this one.
+asio::awaitable<ControlResponse> ControlApi::forward(ControlRequest request) {
+  if (!forward_)
+    co_return error_reply(503, "this personad is a standby host and cannot reach the active one");
+  co_return co_await forward_(std::move(request));
+}
+
+// "role" in a stats or health answer (an object), when the daemon has one.
+ControlResponse ControlApi::with_role(ControlResponse r) const {
+  if (!role_ || r.status != 200) return r;
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (ec || !v.is_object()) return r;
+  v.get_object()["role"] = role_();
+  r.body = json::serialize(v);
+  return r;
+}
 
 asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   auto parsed = boost::urls::parse_origin_form(req.target);
@@ -341,7 +361,7 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   if (seg.empty() || seg[0] != "v1") co_return error_reply(404, "no such route: " + req.target);
   seg.erase(seg.begin());
 
-  if (get && seg == std::vector<std::string>{"health"}) co_return health_reply();
+  if (get && seg == std::vector<std::string>{"health"}) co_return with_role(health_reply());
   // The query side (job_query.hpp): reads only, on the store's thread. personactl runs the same
   // code on the database when the daemon is down.
   if (get && is_query_route(req.target)) {
@@ -351,14 +371,22 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
     auto answer = co_await store_.read(
         [&target, &qctx](Store& st) -> Result<QueryAnswer> { return answer_query(st, target, qctx); });
     if (!answer) co_return error_reply(500, answer.message());
-    co_return reply(answer->status, std::move(answer->body));
+    ControlResponse r = reply(answer->status, std::move(answer->body));
+    if (seg == std::vector<std::string>{"stats"}) r = with_role(std::move(r));
+    co_return r;
   }
   if (post && seg == std::vector<std::string>{"submit"})
     co_return co_await submit(std::move(req.body), false, std::move(req.peer));
   if (post && seg == std::vector<std::string>{"submit", "check"})
     co_return co_await submit(std::move(req.body), true, std::move(req.peer));
+  // A standby has no tracker: the other actions go to the active host as they came.
+  if (tracker_ == nullptr) {
+    if (get && seg == std::vector<std::string>{"events"})
+      co_return error_reply(503, "this personad is a standby host: follow the active one");
+    if (post) co_return co_await forward(std::move(req));
+  }
   if (post && seg == std::vector<std::string>{"adopt-queued"}) {
-    const std::size_t adopted = co_await tracker_.adopt_queued();
+    const std::size_t adopted = co_await tracker_->adopt_queued();
     co_return adopted_reply(adopted);
   }
   if (post && seg.size() == 2 && seg[0] == "bulk")
@@ -374,13 +402,13 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   if (post && seg.size() == 3) {
     auto body = body_object(req.body);
     if (!body) co_return error_reply(400, body.message());
-    if (seg[2] == "cancel") co_return action_reply(co_await tracker_.cancel(key));
-    if (seg[2] == "retry") co_return action_reply(co_await tracker_.retry(key, flag(*body, "resubmit")));
+    if (seg[2] == "cancel") co_return action_reply(co_await tracker_->cancel(key));
+    if (seg[2] == "retry") co_return action_reply(co_await tracker_->retry(key, flag(*body, "resubmit")));
     if (seg[2] == "resolve") {
       std::optional<std::string> adopt;
       if (auto it = body->find("adopt"); it != body->end() && it->value().is_string())
         adopt = std::string(it->value().get_string());
-      co_return action_reply(co_await tracker_.resolve(key, adopt, flag(*body, "resubmit")));
+      co_return action_reply(co_await tracker_->resolve(key, adopt, flag(*body, "resubmit")));
     }
   }
   co_return error_reply(get || post ? 404 : 405, "no such route: " + req.method + " " + req.target);
@@ -452,7 +480,7 @@ asio::awaitable<ControlResponse> ControlApi::bulk(std::string action_name, std::
   if (!sel) co_return error_reply(400, sel.message());
   SelectOptions options;
   options.stuck_before = add_saturating(now, Millis(-stuck_after_.count()));
-  auto lines = co_await tracker_.act_on_selection(action, std::move(*sel), options,
+  auto lines = co_await tracker_->act_on_selection(action, std::move(*sel), options,
                                                   flag(*body, "resubmit"));
   if (!lines) co_return error_reply(http_status_for(lines.kind()), lines.message());
   co_return bulk_reply(*lines, action);
@@ -497,7 +525,12 @@ asio::awaitable<ControlResponse> ControlApi::submit(std::string body_text, bool 
   }
   if (!errors.empty()) co_return invalid_reply(std::move(errors));
   if (check_only) co_return valid_reply(specs.size());
-  auto outcome = co_await tracker_.enqueue(std::move(specs), source);
+  if (tracker_ == nullptr) {  // a standby: checked here, enqueued by the active host
+    // Named first: GCC 12 miscompiles a braced temporary inside a co_await expression.
+    ControlRequest forwarded{"POST", "/v1/submit", std::move(body_text), {}};
+    co_return co_await forward(std::move(forwarded));
+  }
+  auto outcome = co_await tracker_->enqueue(std::move(specs), source);
   if (!outcome) co_return error_reply(503, outcome.message());
   co_return enqueued_reply(*outcome);
 }
@@ -513,9 +546,11 @@ asio::awaitable<std::string> ControlApi::metrics_text() {
   });
   MetricsSnapshot snap = read ? std::move(*read) : MetricsSnapshot{};
   snap.version = PERSONAD_VERSION;
-  snap.tracker = tracker_.metrics();
-  snap.in_flight = tracker_.in_flight();
-  if (auto due = tracker_.next_due())
+  if (tracker_ != nullptr) {
+    snap.tracker = tracker_->metrics();
+    snap.in_flight = tracker_->in_flight();
+  }
+  if (auto due = tracker_ ? tracker_->next_due() : std::nullopt)
     snap.next_due_seconds =
         std::max<double>(0, std::chrono::duration<double>(*due - clock_.now()).count());
   if (metrics_extras_) metrics_extras_(snap);

@@ -289,6 +289,14 @@ void Tracker::mark_sending(Job& job) {
 }
 
 asio::awaitable<StepEnd> Tracker::send_create(Job job) {
+  if (options_.may_send && !options_.may_send()) {
+    log_.event(level_enum::warn, "create_held",
+               {{"key", job.key},
+                {"reason", "this host's lease on the shared store may have run out; the create "
+                           "is reconciled instead of sent"}});
+    schedule(job);
+    co_return StepEnd::settled;
+  }
   ++metrics_.creates_sent;
   // The callback URL goes with the request only: the stored spec stays the operator's.
   PersonaSpec sent = job.spec;

@@ -136,4 +136,21 @@ Result<void> check_ca_file(const std::string& path) {
   return r;
 }
 
+bool is_pg_url(std::string_view text) {
+  return text.starts_with("postgresql://") || text.starts_with("postgres://");
+}
+
+bool pg_url_has_password(std::string_view text) {
+  if (!is_pg_url(text)) return false;
+  std::string_view rest = text.substr(text.find("://") + 3);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+  const auto at = authority.rfind('@');
+  if (at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos)
+    return true;
+  const auto q = rest.find('?');
+  if (q == std::string_view::npos) return false;
+  const std::string_view query = rest.substr(q + 1);
+  return query.starts_with("password=") || query.find("&password=") != std::string_view::npos;
+}
+
 }  // namespace personad
