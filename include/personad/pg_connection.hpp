@@ -163,4 +163,15 @@ class Savepoint {
   bool open_ = true;
 };
 
+// In the open transaction of `c`: the lease row still names `fence`'s holder and epoch and has
+// not expired by the database's clock. FOR SHARE holds the row until the transaction ends, so a
+// takeover (an UPDATE of that row) waits for this transaction, and every later one of the old
+// holder fails here. Lost: ErrorKind::conflict, the message starting with kLeaseLost and
+// naming `what`, who holds the lease now and that nothing was written.
+Result<void> check_lease(Connection& c, const PgFence& fence, std::string_view what);
+
+// The schema version of the database `c` is connected to, checked: an error when personad's
+// schema is not there (no read-write store was opened yet) or is newer than this binary's.
+Result<int> require_schema(Connection& c, int latest);
+
 }  // namespace personad::pg

@@ -160,6 +160,14 @@ Result<Connection> Connection::connect(const PgTarget& target, std::string_view 
     keys.push_back("connect_timeout");
     values.push_back("10");
   }
+  // A host cut off from the server learns it within seconds, not at the kernel's TCP timeout
+  // (minutes): a lease renewal must fail while the lease still runs (pg_lease.hpp).
+  for (const auto& [k, v] : {std::pair{"keepalives_idle", "5"}, std::pair{"keepalives_interval", "2"},
+                             std::pair{"keepalives_count", "3"},
+                             std::pair{"tcp_user_timeout", "10000"}}) {
+    keys.push_back(k);
+    values.push_back(v);
+  }
   keys.push_back("application_name");
   values.push_back(app.c_str());
   keys.push_back("client_encoding");
@@ -335,6 +343,51 @@ Result<void> Savepoint::release() {
   if (!r && c_->in_transaction())
     (void)c_->run("ROLLBACK TO SAVEPOINT personad_write; RELEASE SAVEPOINT personad_write");
   return r ? Result<void>() : Result<void>(r.error());
+}
+
+// ---- The lease's fence -----------------------------------------------------------------------
+
+Result<void> check_lease(Connection& c, const PgFence& fence, std::string_view what) {
+  auto held = c.exec(
+      "SELECT 1 FROM personad_lease WHERE id = 1 AND holder = $1 AND epoch = $2 "
+      "AND expires_at > clock_timestamp() FOR SHARE",
+      Params().add(fence.holder).add(fence.epoch));
+  if (!held)
+    return make_error(held.kind() == ErrorKind::internal ? ErrorKind::io : held.kind(),
+                      "store: " + std::string(what) + " (check the lease): " + held.message());
+  if (!held->empty()) return {};
+  std::string now = "unreadable";
+  if (auto lease = c.exec("SELECT holder, epoch, expires_at <= clock_timestamp() "
+                          "FROM personad_lease WHERE id = 1");
+      lease && !lease->empty()) {
+    now = "'" + lease->text(0, 0) + "' epoch " + lease->text(0, 1) +
+          (lease->boolean(0, 2) ? ", expired" : "");
+  }
+  return make_error(ErrorKind::conflict,
+                    std::string(kLeaseLost) + " (" + std::string(what) +
+                        ": this host held it as '" + fence.holder + "' epoch " +
+                        std::to_string(fence.epoch) + "; the lease is now " + now +
+                        "): this host is no longer the active one; nothing written");
+}
+
+Result<int> require_schema(Connection& c, int latest) {
+  auto found = c.exec("SELECT to_regclass('personad_schema') IS NOT NULL");
+  if (!found) return make_error(ErrorKind::io, "read the schema version: " + found.message());
+  int v = 0;
+  if (found->boolean(0, 0)) {
+    auto rows = c.exec("SELECT version FROM personad_schema WHERE id = 1");
+    if (!rows) return make_error(ErrorKind::io, "read the schema version: " + rows.message());
+    v = rows->empty() ? 0 : static_cast<int>(rows->int64(0, 0));
+  }
+  if (v == 0)
+    return make_error(ErrorKind::invalid, "database " + c.describe() +
+                                              " has no personad schema yet (personad creates it)");
+  if (v > latest)
+    return make_error(ErrorKind::invalid,
+                      "database " + c.describe() + " has schema version " + std::to_string(v) +
+                          ", this personad knows up to " + std::to_string(latest) +
+                          ": upgrade personad");
+  return v;
 }
 
 }  // namespace personad::pg

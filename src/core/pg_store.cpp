@@ -463,29 +463,10 @@ Result<void> PgImpl::writable(std::string_view what) const {
                     " is open read-only");
 }
 
-// In the open transaction: the lease row still names this holder and epoch and has not
-// expired by the database's clock. FOR SHARE holds it until the transaction ends, so a
-// takeover (an UPDATE of that row) waits for this write, and every later write of ours fails.
+// In the open transaction: this host still holds the lease (pg::check_lease).
 Result<void> PgImpl::check_fence(std::string_view what) {
   if (!fence) return {};
-  auto held = c.exec(
-      "SELECT 1 FROM personad_lease WHERE id = 1 AND holder = $1 AND epoch = $2 "
-      "AND expires_at > clock_timestamp() FOR SHARE",
-      Params().add(fence->holder).add(fence->epoch));
-  if (!held) return fail(std::string(what) + " (check the lease)", held.error());
-  if (!held->empty()) return {};
-  std::string now = "unreadable";
-  if (auto lease = c.exec("SELECT holder, epoch, expires_at <= clock_timestamp() "
-                          "FROM personad_lease WHERE id = 1");
-      lease && !lease->empty()) {
-    now = "'" + lease->text(0, 0) + "' epoch " + lease->text(0, 1) +
-          (lease->boolean(0, 2) ? ", expired" : "");
-  }
-  return make_error(ErrorKind::conflict,
-                    std::string(kLeaseLost) + " (" + std::string(what) + ": this host held it as '" +
-                        fence->holder + "' epoch " + std::to_string(fence->epoch) +
-                        "; the lease is now " + now +
-                        "): this host is no longer the active one; nothing written");
+  return pg::check_lease(c, *fence, what);
 }
 
 Result<WriteScope> PgImpl::begin_write(std::string_view what) {
