@@ -24,6 +24,7 @@
 
 #include "personad/accept_backoff.hpp"
 #include "personad/control.hpp"
+#include "personad/http_answer.hpp"
 #include "personad/logging.hpp"
 
 namespace personad {
@@ -219,7 +220,7 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
       if (hec == http::error::body_limit) {
         auto refusal = error_response(
             413, "request body larger than " + std::to_string(limits.max_body_bytes) + " bytes");
-        co_await write(stream, std::move(refusal));
+        co_await write_http_answer(stream, std::move(refusal), limits.request_timeout);
         co_return;
       }
       if (hec == http::error::header_limit) {
@@ -227,7 +228,7 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
         auto refusal = error_response(
             431, "request header larger than " + std::to_string(limits.max_header_bytes) +
                      " bytes: key too long? (keys are at most 128 characters)");
-        co_await write(stream, std::move(refusal));
+        co_await write_http_answer(stream, std::move(refusal), limits.request_timeout);
         co_return;
       }
       if (hec == beast::error::timeout) ++stats.timed_out;
@@ -244,7 +245,8 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
       out.prepare_payload();
       bool keep = request.keep_alive() && !stopped;
       out.keep_alive(keep);
-      if (!co_await write(stream, std::move(out)) || !keep) co_return;
+      if (!co_await write_http_answer(stream, std::move(out), limits.request_timeout) || !keep)
+        co_return;
     }
   }
 
@@ -256,17 +258,6 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
     out.keep_alive(false);
     out.prepare_payload();
     return out;
-  }
-
-  asio::awaitable<bool> write(Stream& stream, http::response<http::string_body> out) {
-    const bool keep_alive = out.keep_alive();
-    stream.expires_after(limits.request_timeout);
-    auto [ec, n] = co_await http::async_write(stream, out, asio::as_tuple(asio::use_awaitable));
-    if (!keep_alive) {
-      beast::error_code ignored;
-      stream.socket().shutdown(local::socket::shutdown_send, ignored);
-    }
-    co_return !ec;
   }
 };
 

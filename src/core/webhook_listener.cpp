@@ -21,6 +21,7 @@
 #include <spdlog/logger.h>
 
 #include "personad/accept_backoff.hpp"
+#include "personad/http_answer.hpp"
 #include "personad/logging.hpp"
 #include "personad/webhook_token.hpp"
 
@@ -222,7 +223,7 @@ struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
             11, false,
             body ? "body larger than " + std::to_string(limits().max_body_bytes) + " bytes"
                  : "header larger than " + std::to_string(limits().max_header_bytes) + " bytes");
-        co_await write(stream, std::move(refusal));
+        co_await write_http_answer(stream, std::move(refusal), limits().body_timeout);
         co_return;
       }
       if (ec == beast::error::timeout) ++stats.timed_out;
@@ -230,7 +231,8 @@ struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
       auto request = parser.release();
       const bool keep = request.keep_alive();
       Response out = co_await answer(request, keep);
-      if (!co_await write(stream, std::move(out)) || !keep) co_return;
+      if (!co_await write_http_answer(stream, std::move(out), limits().body_timeout) || !keep)
+        co_return;
     }
   }
 
@@ -279,17 +281,6 @@ struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
       if (!self->stopped && self->on_hook) self->on_hook(known);
     });
     co_return make_response(http::status::no_content, version, keep);
-  }
-
-  asio::awaitable<bool> write(beast::tcp_stream& stream, Response out) {
-    const bool keep_alive = out.keep_alive();
-    stream.expires_after(limits().body_timeout);
-    auto [ec, n] = co_await http::async_write(stream, out, asio::as_tuple(asio::use_awaitable));
-    if (!keep_alive) {
-      beast::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    }
-    co_return !ec;
   }
 };
 
