@@ -24,6 +24,9 @@ struct MetricsServerLimits {
   std::size_t max_connections = 16;  // more are closed at once
   Millis request_timeout{10'000};    // to send a request (and to take the answer)
   std::size_t max_header_bytes = 8 * 1024;
+  // A failing accept (out of descriptors) waits, doubling from initial to max (accept_backoff.hpp).
+  Millis accept_backoff_initial{100};
+  Millis accept_backoff_max{1'000};
 };
 
 class MetricsServer {
@@ -36,6 +39,7 @@ class MetricsServer {
   ~MetricsServer();
   std::uint16_t port() const;  // the bound port (the one asked for, or the kernel's for 0)
   std::uint64_t refused_busy() const;
+  std::uint64_t accept_errors() const;  // accepts that failed (out of descriptors, …)
   void stop();
   struct Impl;
 

@@ -1,4 +1,5 @@
-// The metrics listener over TCP (see metrics_server.hpp): one coroutine per connection.
+// The metrics listener over TCP (see metrics_server.hpp): one coroutine per connection; a
+// failing accept backs off instead of spinning (accept_backoff.hpp), and says so once a minute.
 #include "personad/metrics_server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,8 +10,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <charconv>
 #include <spdlog/logger.h>
+
+#include "personad/accept_backoff.hpp"
+#include "personad/http_answer.hpp"
+#include "personad/logging.hpp"
 
 namespace personad {
 
@@ -22,27 +26,49 @@ using tcp = asio::ip::tcp;
 struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor ex, Render r, std::shared_ptr<spdlog::logger> l,
        MetricsServerLimits lim)
-      : acceptor(ex), render(std::move(r)), log(std::move(l)), limits(lim) {}
+      : acceptor(ex), backoff_timer(ex), render(std::move(r)), log(std::move(l)), limits(lim) {}
 
   tcp::acceptor acceptor;
+  asio::steady_timer backoff_timer;
   Render render;
   std::shared_ptr<spdlog::logger> log;
   MetricsServerLimits limits;
   std::size_t open = 0;
   std::uint64_t refused = 0;
+  std::uint64_t accept_errors = 0;
+  LogThrottle accept_log;
   bool stopped = false;
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
+    AcceptBackoff backoff(limits.accept_backoff_initial, limits.accept_backoff_max);
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-      if (stopped) break;
+      if (stopped || ec == asio::error::operation_aborted) co_return;
       if (ec) {
-        if (log) log->warn("metrics listener: accept failed: {}", ec.message());
-        // A failing accept (EMFILE) must not spin: wait a little.
-        asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(200));
-        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        // Out of descriptors or memory: wait (accept_backoff.hpp); scrapes that end give
+        // descriptors back.
+        ++accept_errors;
+        const Millis wait_for = backoff.after_error(ec);
+        const bool wait = wait_for.count() != 0;
+        if (log)
+          log_throttled(*log, accept_log, spdlog::level::warn,
+                        "metrics listener: accept failed: " + ec.message() +
+                            (wait ? "; trying again in " + std::to_string(wait_for.count()) +
+                                        " ms"
+                                  : std::string()));
+        if (wait) {
+          backoff_timer.expires_after(wait_for);
+          co_await backoff_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
         continue;
+      }
+      if (backoff.after_success()) {
+        const std::uint64_t held = accept_log.take_suppressed();
+        if (log)
+          log->info("metrics listener: accepting again{}",
+                    held ? " (" + std::to_string(held) + " more failed accepts not logged)"
+                         : std::string());
       }
       if (open >= limits.max_connections) {
         ++refused;
@@ -90,9 +116,10 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         if (req.method() == http::verb::get) res.body() = std::move(page);
       }
       res.prepare_payload();
-      stream.expires_after(limits.request_timeout);
-      auto [wec, w] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
-      if (wec || !res.keep_alive() || stopped) break;
+      const bool keep = res.keep_alive();
+      if (!co_await write_http_answer(stream, std::move(res), limits.request_timeout) || !keep ||
+          stopped)
+        break;
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -135,11 +162,14 @@ std::uint16_t MetricsServer::port() const {
 
 std::uint64_t MetricsServer::refused_busy() const { return impl_->refused; }
 
+std::uint64_t MetricsServer::accept_errors() const { return impl_->accept_errors; }
+
 void MetricsServer::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   boost::system::error_code ignored;
   impl_->acceptor.close(ignored);
+  impl_->backoff_timer.cancel();
 }
 
 }  // namespace personad
