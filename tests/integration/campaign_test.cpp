@@ -35,11 +35,8 @@ bool all_in(Environment& env, const std::string& prefix, std::size_t n, const st
 TEST(Campaign, BulkCancelAndRetryCountConfirmAndPrintOneLinePerJob) {
   Environment env("bulk");
   // Real time: nothing finishes during the test; every job stays pending.
-  ASSERT_TRUE(env.start_sim({"--time-scale", "1", "--seed", "3"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "b.toml", make_batch("b", 12));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "1", "--seed", "3"},
+                         .batches = {{"b.toml", make_batch("b", 12)}}}));
   ASSERT_TRUE(wait_until([&] { return all_in(env, "b-", 12, "pending"); }, seconds(30)))
       << read_file(env.log_path());
 
@@ -94,12 +91,9 @@ TEST(Campaign, BulkCancelAndRetryCountConfirmAndPrintOneLinePerJob) {
 
 TEST(Campaign, WaitExitsZeroWhenAllDoneAndThreeWhenAnyFailed) {
   Environment env("wait");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "20000", "--seed", "5"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "ok.toml", make_batch("ok", 4));
-  write_file(env.dir() / "batches.d" / "bad.toml", make_batch("bad", 3, {"", "[fail]"}));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "20000", "--seed", "5"},
+                         .batches = {{"ok.toml", make_batch("ok", 4)},
+                                     {"bad.toml", make_batch("bad", 3, {"", "[fail]"})}}}));
   ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 7; }, seconds(10)));
   auto ok = env.ctl({"wait", "--label", "ok", "--timeout", "120s"});
   EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
@@ -119,11 +113,8 @@ TEST(Campaign, WaitExitsZeroWhenAllDoneAndThreeWhenAnyFailed) {
 
 TEST(Campaign, WatchPrintsOneLinePerTransitionThenASummary) {
   Environment env("watch");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "20000", "--seed", "7"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "w.toml", make_batch("w", 5, {"", "", "[fail]"}));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "20000", "--seed", "7"},
+                         .batches = {{"w.toml", make_batch("w", 5, {"", "", "[fail]"})}}}));
   ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 5; }, seconds(10)));
   auto w = env.ctl({"watch", "--label", "w"});
   EXPECT_EQ(w.code, 0) << w.err;
@@ -139,11 +130,8 @@ TEST(Campaign, WatchPrintsOneLinePerTransitionThenASummary) {
 
 TEST(Campaign, WatchFollowsThroughADaemonRestartAndLosesNothing) {
   Environment env("restart");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "1", "--seed", "11"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "r.toml", make_batch("r", 3));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "1", "--seed", "11"},
+                         .batches = {{"r.toml", make_batch("r", 3)}}}));
   ASSERT_TRUE(wait_until([&] { return all_in(env, "r-", 3, "pending"); }, seconds(30)));
   Process watch({PERSONACTL_BIN, "--config", env.config_path().string(), "watch", "--label", "r"},
                 {}, env.dir() / "watch.out", env.dir() / "watch.err");
@@ -207,11 +195,8 @@ std::pair<std::string, int> run_in_pty(const std::vector<std::string>& args, sec
 
 TEST(Campaign, WatchOnATerminalDrawsTheScreenAndEndsWhenAllAreFinal) {
   Environment env("screen");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "20000", "--seed", "9"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "s.toml", make_batch("s", 4));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "20000", "--seed", "9"},
+                         .batches = {{"s.toml", make_batch("s", 4)}}}));
   ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 4; }, seconds(10)));
   auto [screen, code] = run_in_pty(
       {PERSONACTL_BIN, "--config", env.config_path().string(), "watch", "--label", "s"},
@@ -229,11 +214,8 @@ TEST(Campaign, WatchOnATerminalDrawsTheScreenAndEndsWhenAllAreFinal) {
 
 TEST(Campaign, WatchOnATerminalEndsOnCtrlCWith130) {
   Environment env("ctrlc");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "1", "--seed", "9"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "c.toml", make_batch("c", 2));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "1", "--seed", "9"},
+                         .batches = {{"c.toml", make_batch("c", 2)}}}));
   ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 2; }, seconds(10)));
   int master = -1;
   struct winsize ws {};
@@ -270,11 +252,8 @@ TEST(Campaign, WatchOnATerminalEndsOnCtrlCWith130) {
 
 TEST(Campaign, BulkActionOnATerminalAsksAndActsOnlyOnYes) {
   Environment env("ask");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "1", "--seed", "4"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "a.toml", make_batch("a", 3));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "1", "--seed", "4"},
+                         .batches = {{"a.toml", make_batch("a", 3)}}}));
   ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 3; }, seconds(10)));
   auto ask = [&](const std::string& answer) {
     int master = -1;

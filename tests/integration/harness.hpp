@@ -23,6 +23,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace personad::it {
@@ -198,16 +199,22 @@ class Environment {
     return true;
   }
 
+  // The [poll] section's keys when a test names none: fast polls for a fast simulator.
+  static constexpr const char* kDefaultPoll =
+      "first_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
+      "max_interval = \"1s\"\njitter = 0.2\ngive_up_after = \"10m\"\n";
+
+  // personad.toml against the simulator: `extra_poll`, `extra_api` are appended to their
+  // sections, `extra_sections` to the file; `poll`, when not empty, replaces kDefaultPoll.
   void write_config(const std::string& extra_poll = "", const std::string& extra_api = "",
-                    const std::string& extra_sections = "") {
+                    const std::string& extra_sections = "", const std::string& poll = "") {
     std::ostringstream c;
     c << "[api]\nbase_url = \"http://127.0.0.1:" << port_ << "\"\n"
       << "timeout = \"2s\"\nmax_requests_per_second = 200.0\nmax_in_flight = 4\n"
       << "retry_initial = \"100ms\"\nretry_max = \"1s\"\nreconcile_after = \"1s\"\n"
       << extra_api << "\n[store]\npath = \"" << (dir_ / "personad.db").string() << "\"\n"
       << "[batches]\ndirectory = \"" << (dir_ / "batches.d").string() << "\"\n"
-      << "[poll]\nfirst_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
-      << "max_interval = \"1s\"\njitter = 0.2\ngive_up_after = \"10m\"\n"
+      << "[poll]\n" << (poll.empty() ? std::string(kDefaultPoll) : poll)
       << extra_poll << "\n[control]\nsocket = \"" << (dir_ / "control.sock").string() << "\"\n"
       << "[log]\nlevel = \"debug\"\n" << extra_sections;
     write_file(config_path(), c.str());
@@ -229,6 +236,31 @@ class Environment {
     return wait_until([&] { return fs::exists(dir_ / "control.sock"); }, std::chrono::seconds(10));
   }
   Process* daemon() { return daemon_.get(); }
+
+  // What most tests start with: a simulator, a configuration, batch files in batches.d, a
+  // daemon, its control socket.
+  struct Setup {
+    std::vector<std::string> sim_flags;
+    std::vector<std::pair<std::string, std::string>> batches;  // file name, text
+    std::string poll;            // the [poll] keys (kDefaultPoll when empty)
+    // Appended to the configuration ([webhook], …); called once the simulator runs, so a port
+    // it picks is not the simulator's.
+    std::function<std::string()> extra_sections;
+  };
+  // Fails naming the step that did not work (with the daemon's log once it runs).
+  ::testing::AssertionResult start(const Setup& setup) {
+    if (!start_sim(setup.sim_flags))
+      return ::testing::AssertionFailure() << "creatify-sim did not come up: "
+                                           << read_file(dir_ / "sim.err");
+    write_config("", "", setup.extra_sections ? setup.extra_sections() : std::string(),
+                 setup.poll);
+    for (const auto& [name, text] : setup.batches) write_file(dir_ / "batches.d" / name, text);
+    start_daemon();
+    if (!wait_for_socket())
+      return ::testing::AssertionFailure() << "no control socket after 10 s:\n"
+                                           << read_file(log_path());
+    return ::testing::AssertionSuccess();
+  }
   void stop_daemon(int sig = SIGTERM) {
     if (!daemon_) return;
     daemon_->signal(sig);

@@ -19,13 +19,10 @@ using std::chrono::seconds;
 
 TEST(Query, OnlineAndOfflineAnswersAreTheSameBytes) {
   Environment env("query");
-  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--seed", "21"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "q.toml",
-             make_batch("q", 24, {"", "[fail]", "", "[reject]", "", ""}));
-  write_file(env.dir() / "batches.d" / "r.toml", make_batch("r", 6));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "100000", "--seed", "21"},
+                         .batches = {{"q.toml", make_batch("q", 24, {"", "[fail]", "", "[reject]",
+                                                                     "", ""})},
+                                     {"r.toml", make_batch("r", 6)}}}));
   ASSERT_TRUE(wait_until([&] { return all_final(env, 30); }, seconds(90)))
       << read_file(env.log_path());
   const auto js = jobs(env);
@@ -92,11 +89,8 @@ TEST(Query, OnlineAndOfflineAnswersAreTheSameBytes) {
 TEST(Query, AfterPagingThroughARunningCampaignShowsEveryJobOnce) {
   Environment env("paging");
   // Slow enough that the campaign is still running while the pages are read.
-  ASSERT_TRUE(env.start_sim({"--time-scale", "3000", "--seed", "4"}));
-  env.write_config();
-  write_file(env.dir() / "batches.d" / "p.toml", make_batch("p", 60));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(env.start({.sim_flags = {"--time-scale", "3000", "--seed", "4"},
+                         .batches = {{"p.toml", make_batch("p", 60)}}}));
   ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 60; }, seconds(30)));
 
   std::vector<std::string> listed;

@@ -21,38 +21,30 @@ int free_port() {
 
 constexpr const char* kSecret = "it-webhook-secret-9c1d7e5a";
 
-// The harness's config, with a [poll] and a [webhook] of the test's own.
-void write_config(Environment& env, int hook_port, const std::string& poll) {
+// The [webhook] section of the configuration, its secret file written.
+std::string webhook_section(Environment& env, int hook_port) {
   const auto secret = env.dir() / "webhook_secret";
   write_file(secret, kSecret);
   ::chmod(secret.c_str(), 0600);
   std::ostringstream c;
-  c << "[api]\nbase_url = \"http://127.0.0.1:" << env.sim_port() << "\"\n"
-    << "timeout = \"2s\"\nmax_requests_per_second = 200.0\nmax_in_flight = 4\n"
-    << "retry_initial = \"100ms\"\nretry_max = \"1s\"\nreconcile_after = \"1s\"\n"
-    << "[store]\npath = \"" << (env.dir() / "personad.db").string() << "\"\n"
-    << "[batches]\ndirectory = \"" << (env.dir() / "batches.d").string() << "\"\n"
-    << "[poll]\n" << poll << "\n[control]\nsocket = \"" << (env.dir() / "control.sock").string()
-    << "\"\n[log]\nlevel = \"debug\"\n"
-    << "[webhook]\nlisten = \"127.0.0.1:" << hook_port << "\"\n"
+  c << "[webhook]\nlisten = \"127.0.0.1:" << hook_port << "\"\n"
     << "public_url = \"http://127.0.0.1:" << hook_port << "/personad\"\n"
     << "secret_file = \"" << secret.string() << "\"\n";
-  write_file(env.config_path(), c.str());
+  return c.str();
 }
 
 std::string state_of(const json::object& job) { return std::string(job.at("state").as_string()); }
 
 TEST(Webhook, JobsAreDoneWithinTwoSecondsOfTheServersChangeWithPollsAnHourApart) {
   Environment env("webhook-fast");
-  ASSERT_TRUE(env.start_sim({}));  // real time: no persona finishes on its own in this test
-  const int hook_port = free_port();
-  write_config(env, hook_port,
-               "first_after = \"1h\"\ninitial_interval = \"1h\"\nmultiplier = 1.0\n"
-               "max_interval = \"1h\"\njitter = 0.0\ngive_up_after = \"7d\"\n");
+  int hook_port = 0;
   constexpr int kJobs = 5;
-  write_file(env.dir() / "batches.d" / "hooked.toml", make_batch("hooked", kJobs));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  // Real time: no persona finishes on its own in this test.
+  ASSERT_TRUE(env.start(
+      {.batches = {{"hooked.toml", make_batch("hooked", kJobs)}},
+       .poll = "first_after = \"1h\"\ninitial_interval = \"1h\"\nmultiplier = 1.0\n"
+               "max_interval = \"1h\"\njitter = 0.0\ngive_up_after = \"7d\"\n",
+       .extra_sections = [&] { return webhook_section(env, hook_port = free_port()); }}));
 
   // Created, each with our callback URL (the batch names none).
   ASSERT_TRUE(wait_until(
@@ -110,18 +102,16 @@ TEST(Webhook, JobsAreDoneWithinTwoSecondsOfTheServersChangeWithPollsAnHourApart)
 
 TEST(Webhook, WithEveryCallbackDroppedPollingStillFinishesThem) {
   Environment env("webhook-dropped");
-  // Six stages of about 30 s of simulated time each: a few seconds in all.
-  ASSERT_TRUE(env.start_sim({"--time-scale", "100", "--stage-duration", "30s", "--webhook-drop",
-                             "1", "--seed", "7"}));
-  write_config(env, free_port(),
-               "first_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
-               "max_interval = \"1s\"\nmax_interval_with_webhook = \"1s\"\njitter = 0.2\n"
-               "give_up_after = \"10m\"\n");
   constexpr int kJobs = 6;
-  write_file(env.dir() / "batches.d" / "dropped.toml",
-             make_batch("dropped", kJobs, {"", "[fail]", "[reject]"}));
-  env.start_daemon();
-  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  // Six stages of about 30 s of simulated time each: a few seconds in all.
+  ASSERT_TRUE(env.start(
+      {.sim_flags = {"--time-scale", "100", "--stage-duration", "30s", "--webhook-drop", "1",
+                     "--seed", "7"},
+       .batches = {{"dropped.toml", make_batch("dropped", kJobs, {"", "[fail]", "[reject]"})}},
+       .poll = "first_after = \"300ms\"\ninitial_interval = \"300ms\"\nmultiplier = 1.5\n"
+               "max_interval = \"1s\"\nmax_interval_with_webhook = \"1s\"\njitter = 0.2\n"
+               "give_up_after = \"10m\"\n",
+       .extra_sections = [&] { return webhook_section(env, free_port()); }}));
   ASSERT_TRUE(wait_until([&] { return all_final(env, kJobs); }, seconds(60)))
       << read_file(env.log_path());
   expect_consistent_with_server(env, kJobs);
