@@ -3,6 +3,7 @@
 // are fenced by the lease it holds (pg_lease.hpp): a host that lost the lease writes nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,6 +22,11 @@ namespace personad {
 struct PgTarget {
   std::string url;
   std::string password;  // empty: libpq finds it (PGPASSWORD, ~/.pgpass) or none is needed
+  // When > 0, the server ends a session of ours that sits idle inside a transaction longer than
+  // this (idle_in_transaction_session_timeout). A fenced write holds the lease row (FOR SHARE)
+  // until it commits: without this limit a host paused mid-transaction (SIGSTOP, a frozen VM)
+  // would hold up every takeover until it woke. The daemon sets a sixth of takeover_after.
+  std::chrono::milliseconds idle_in_transaction_limit{0};
 };
 
 // The lease an active host holds (pg_lease.hpp): its holder name and the epoch, which grows by

@@ -16,6 +16,7 @@
 #include "personad/job_json.hpp"
 #include "personad/job_query.hpp"
 #include "personad/store.hpp"
+#include "personad/store_open.hpp"
 #include "personad/watch_screen.hpp"
 
 namespace personad::ctl {
@@ -108,7 +109,7 @@ class Reader {
     if (!store_) {
       auto a = from_socket(ctx_, "GET", target, "");
       if (a || a.kind() != ErrorKind::unavailable) return a;
-      auto store = Store::open(ctx_.config.store_path, OpenMode::read_only);
+      auto store = open_configured_store(ctx_.config, OpenMode::read_only);
       if (!store)
         return make_error("personad is not running (" + ctx_.config.control_socket +
                           ") and the database cannot be read: " + store.message());
@@ -457,8 +458,19 @@ struct Offline {
 // of their own transaction.
 int write_offline(const Context& ctx, Offline& offline, const std::string& file,
                   const std::vector<PersonaSpec>& specs, std::size_t from) {
+  // A shared PostgreSQL store has an active host somewhere, which would not learn of rows
+  // written behind its back: submits go through a running personad (any host forwards them).
+  if (uses_pg_store(ctx.config)) {
+    print_error(ctx,
+                "personad is not running (" + ctx.config.control_socket +
+                    "); with a PostgreSQL store ([store] url) submit through a running personad "
+                    "on any host",
+                kRefused);
+    print_partial(ctx, file, from, specs.size());
+    return kRefused;
+  }
   if (!offline.store) {
-    auto store = Store::open(ctx.config.store_path, OpenMode::read_write);
+    auto store = open_configured_store(ctx.config, OpenMode::read_write);
     if (!store) {
       print_error(ctx, store.message(), kRefused);
       print_partial(ctx, file, from, specs.size());

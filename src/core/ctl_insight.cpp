@@ -15,6 +15,7 @@
 #include "personad/creatify_client.hpp"
 #include "personad/job_query.hpp"
 #include "personad/remote_list.hpp"
+#include "personad/store_open.hpp"
 
 namespace personad::ctl {
 
@@ -90,7 +91,7 @@ int report(const Context& ctx, const std::vector<SelectionParam>& params,
     ctx.err << "personactl report: " << selection.message() << '\n';
     return kInvalid;
   }
-  auto store = Store::open(ctx.config.store_path, OpenMode::read_only);
+  auto store = open_configured_store(ctx.config, OpenMode::read_only);
   if (!store) {
     ctx.err << "personactl report: " << store.message() << '\n';
     return kRefused;
@@ -120,7 +121,7 @@ int audit(const Context& ctx, bool as_json) {
     ctx.err << "personactl audit: " << credentials.message() << '\n';
     return kRefused;
   }
-  auto store = Store::open(ctx.config.store_path, OpenMode::read_only);
+  auto store = open_configured_store(ctx.config, OpenMode::read_only);
   if (!store) {
     ctx.err << "personactl audit: " << store.message() << '\n';
     return kRefused;
@@ -179,7 +180,7 @@ int archive(const Context& ctx, const std::string& before, const std::string& fi
     ctx.err << "personactl archive: --before: " << (t ? std::string("bad time") : t.message()) << '\n';
     return kInvalid;
   }
-  auto store = Store::open(ctx.config.store_path, OpenMode::read_write);
+  auto store = open_configured_store(ctx.config, OpenMode::read_write);
   if (!store) {
     ctx.err << "personactl archive: " << store.message() << '\n';
     return kRefused;

@@ -8,12 +8,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <utility>
 #include <spdlog/logger.h>
 
 #include <malloc.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -29,8 +32,11 @@
 #include "personad/metrics.hpp"
 #include "personad/metrics_server.hpp"
 #include "personad/notify.hpp"
+#include "personad/pg_actions.hpp"
+#include "personad/pg_lease.hpp"
 #include "personad/redact.hpp"
 #include "personad/store.hpp"
+#include "personad/store_open.hpp"
 #include "personad/store_runner.hpp"
 #include "personad/stuck.hpp"
 #include "personad/toml_support.hpp"
@@ -45,16 +51,6 @@ namespace asio = boost::asio;
 using spdlog::level::level_enum;
 
 namespace {
-
-// With [webhook]: every create without its own webhook_url gets the job's callback URL.
-TrackerOptions tracker_options(const Config& c, const std::string& webhook_secret) {
-  TrackerOptions o{c.api, c.poll, {}};
-  if (c.webhook.enabled())
-    o.hook_url = [url = c.webhook.public_url, webhook_secret](const std::string& client_ref) {
-      return webhook_url_for(url, webhook_secret, client_ref);
-    };
-  return o;
-}
 
 // Reads and validates a batch file; run on the parsing thread (a 100,000-entry file takes
 // seconds to parse, which the event loop must not wait for).
@@ -86,6 +82,15 @@ class Daemon {
         notifier_(ioc_.get_executor()),
         rng_(std::random_device{}()) {}
 
+  // The pools' threads may still be inside a call on the lease's connection or a parse: they
+  // finish it before any member they use goes.
+  ~Daemon() {
+    lease_pool_.stop();
+    lease_pool_.join();
+    release_lease();  // after the join: one thread at a time on the lease's connection
+    parse_pool_.join();
+  }
+
   int run() {
     if (!start()) return 1;
     ioc_.run();
@@ -115,9 +120,29 @@ class Daemon {
   }
 
   bool start() {
-    if (!ensure_parent_directory(config_.store_path, "store") ||
-        !ensure_parent_directory(config_.control_socket, "control socket"))
-      return false;
+    if (!ensure_parent_directory(config_.control_socket, "control socket")) return false;
+    // Where local videos may come from, for batch files and the control socket (batch.hpp).
+    set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
+    if (!(uses_pg_store(config_) ? start_shared() : start_local())) return false;
+    if (!start_metrics_listener() || !start_control_server()) return false;
+    watch_signals();
+    notifier_.ready();
+    notifier_.start_watchdog();
+    update_status();
+    log_.event(level_enum::info, "started",
+               {{"version", PERSONAD_VERSION},
+                {"api", config_.api.base_url},
+                {"store", store_display(config_)},
+                {"role", active_ ? "active" : "standby"},
+                {"batches", config_.batches_directory},
+                {"control", config_.control_socket},
+                {"credentials", credentials_.origin}});
+    return true;
+  }
+
+  // The SQLite store: this host is the only one, active from the start.
+  bool start_local() {
+    if (!ensure_parent_directory(config_.store_path, "store")) return false;
     // "<real path of the database>.lock": every path reaching the same database (symlinks)
     // takes the same lock. The database file is created (empty) first if need be.
     auto lock = InstanceLock::acquire_for_database(config_.store_path);
@@ -126,13 +151,64 @@ class Daemon {
     // The check --check-config runs too: a database that cannot be written is a start-up
     // error, not READY and then a failure at every commit. Before the open: it opens nothing.
     if (auto w = check_store_writable(config_.store_path); !w) return fail("store", w.message());
-    // Where local videos may come from, for batch files and the control socket (batch.hpp).
-    set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
-
     auto store = Store::open(config_.store_path, OpenMode::read_write);
     if (!store) return fail("store", store.message());
-    // From here on the database is the store thread's: the loop never waits on the disk.
-    store_ = std::make_unique<ThreadedStoreRunner>(std::move(*store));
+    return become_active(std::move(*store));
+  }
+
+  // A PostgreSQL store shared with other hosts: the schema is migrated (once, whoever comes
+  // first), then this host takes the lease and is active, or stands by (pg_lease.hpp).
+  bool start_shared() {
+    auto target = pg_target(config_, process_env());
+    if (!target) return fail("store", target.message());
+    pg_target_ = std::move(*target);
+    pg_target_.idle_in_transaction_limit = config_.takeover_after / 6;
+    if (auto migrated = open_pg_store(pg_target_, OpenMode::read_write); !migrated)
+      return fail("store", migrated.message());
+    auto lease = PgLease::connect(pg_target_, holder_name());
+    if (!lease) return fail("store", lease.message());
+    lease_ = std::move(*lease);
+    auto actions = PgActionQueue::connect(pg_target_);
+    if (!actions) return fail("store", actions.message());
+    actions_ = std::move(*actions);
+    const auto asked = std::chrono::steady_clock::now();
+    auto fence = lease_->try_acquire(lease_ttl());
+    if (!fence) return fail("store", fence.message());
+    if (*fence) {
+      if (!take_lease(**fence, asked)) return false;
+    } else {
+      auto store = open_pg_store(pg_target_, OpenMode::read_only);
+      if (!store) return fail("store", store.message());
+      store_ = std::make_unique<ThreadedStoreRunner>(std::move(*store));
+      control_api_ = std::make_unique<ControlApi>(*store_, clock_);
+      control_api_->set_forward([this](ControlRequest r) { return forward_action(std::move(r)); });
+      configure_control_api();
+      log_active_host();
+    }
+    spawn(lease_loop());
+    return true;
+  }
+
+  // This host holds the lease (epoch `fence`): its store writes are fenced by it.
+  bool take_lease(const PgFence& fence, std::chrono::steady_clock::time_point asked) {
+    fence_ = fence;
+    lease_renewed_at_ = asked;
+    lease_deadline_ = asked + lease_ttl() * 2 / 3;
+    auto store = open_pg_store(pg_target_, OpenMode::read_write, fence);
+    if (!store) return fail("store", store.message());
+    log_.event(level_enum::warn, "lease_taken",
+               {{"holder", fence.holder},
+                {"epoch", std::to_string(fence.epoch)},
+                {"reason", "this host is now the active one: it submits, polls and takes intake"}});
+    return become_active(std::move(*store));
+  }
+
+  // The work of the active host: the tracker and everything that feeds it.
+  bool become_active(std::unique_ptr<Store> store) {
+    // From here on the database is the store thread's: the loop never waits on the disk. A
+    // standby's read-only runner stays alive for the reads still on their way.
+    if (store_) retired_stores_.push_back(std::move(store_));
+    store_ = std::make_unique<ThreadedStoreRunner>(std::move(store));
 
     auto client = CreatifyClient::create_client(ioc_.get_executor(),
                                                 client_options_from(config_.api), credentials_,
@@ -151,7 +227,7 @@ class Daemon {
     metered_api_ = std::make_unique<MeteredApi>(*api_, api_metrics_, clock_);
 
     tracker_ = std::make_unique<Tracker>(
-        ioc_.get_executor(), *store_, *metered_api_, clock_, log_, tracker_options(config_, webhook_secret_),
+        ioc_.get_executor(), *store_, *metered_api_, clock_, log_, tracker_options(),
         [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); });
     hooks_ = std::make_unique<HookRunner>(ioc_.get_executor(), hook_options(config_), log_);
     // personactl watch/wait follow this feed; its epoch tells a follower the daemon restarted.
@@ -162,27 +238,16 @@ class Daemon {
       status_dirty();
       hooks_->on_transition(job, t);
       feed_->publish(job, t);
+      if (t.to == State::done) eta_learnt_something();
     });
     if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
     if (!start_webhook_listener()) return false;
 
+    if (control_api_) retired_control_.push_back(std::move(control_api_));
     control_api_ = std::make_unique<ControlApi>(*tracker_, *store_, clock_);
-    control_api_->set_metrics_extras([this](MetricsSnapshot& s) {
-      s.hooks = hooks_->stats();
-      s.api = &api_metrics_;
-      if (webhook_) s.webhook = webhook_metrics();
-      s.capacity_remaining = tracker_->capacity_remaining();
-    });
-    control_api_->set_stuck_after(config_.stuck_after);
-    control_api_->set_eta_model([this] { return eta_model_; });
+    configure_control_api();
     control_api_->set_event_feed(feed_.get());
-    if (!start_metrics_listener()) return false;
-    auto server = ControlServer::listen(
-        ioc_.get_executor(), config_.control_socket,
-        [this](ControlRequest req) { return control_api_->handle(std::move(req)); },
-        log_.logger_ptr());
-    if (!server) return fail("control socket", server.message());
-    control_ = std::move(*server);
+    active_ = true;
     // `personactl submit` found no socket between the lock and now and wrote its jobs into the
     // database; the load above may have missed them. From here on it reaches the socket.
     spawn(tracker_->adopt_queued());
@@ -190,19 +255,233 @@ class Daemon {
     request_scan();
     spawn(stuck_loop());
     spawn(eta_loop());
+    if (lease_) spawn(action_loop());
     watch_batches();
-    watch_signals();
-    notifier_.ready();
-    notifier_.start_watchdog();
-    update_status();
-    log_.event(level_enum::info, "started",
-               {{"version", PERSONAD_VERSION},
-                {"api", config_.api.base_url},
-                {"store", config_.store_path},
-                {"batches", config_.batches_directory},
-                {"control", config_.control_socket},
-                {"credentials", credentials_.origin}});
     return true;
+  }
+
+  void configure_control_api() {
+    control_api_->set_metrics_extras([this](MetricsSnapshot& s) {
+      if (hooks_) s.hooks = hooks_->stats();
+      s.api = &api_metrics_;
+      if (webhook_) s.webhook = webhook_metrics();
+      if (tracker_) s.capacity_remaining = tracker_->capacity_remaining();
+    });
+    control_api_->set_stuck_after(config_.stuck_after);
+    control_api_->set_eta_model([this] { return eta_model_; });
+    if (lease_) control_api_->set_role([this] { return std::string(active_ ? "active" : "standby"); });
+  }
+
+  bool start_control_server() {
+    auto server = ControlServer::listen(
+        ioc_.get_executor(), config_.control_socket,
+        [this](ControlRequest req) { return control_api_->handle(std::move(req)); },
+        log_.logger_ptr());
+    if (!server) return fail("control socket", server.message());
+    control_ = std::move(*server);
+    return true;
+  }
+
+  // ---- Hosts sharing a PostgreSQL store (pg_lease.hpp, pg_actions.hpp) ----
+
+  // The lease runs for two thirds of takeover_after and is renewed every third of that, so a
+  // standby asking every sixth of takeover_after finds it expired within takeover_after of the
+  // active host's death.
+  Millis lease_ttl() const { return config_.takeover_after * 2 / 3; }
+
+  static std::string holder_name() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+    return std::string(host) + ":" + std::to_string(::getpid());
+  }
+
+  // Whether a create may leave: the lease was renewed recently enough that no other host can
+  // hold it yet (the deadline is on this host's monotonic clock, which also runs while the
+  // process is stopped, so a host woken from SIGSTOP sends nothing).
+  bool lease_fresh() const { return active_ && std::chrono::steady_clock::now() < lease_deadline_; }
+
+  // Runs a blocking call of the lease's or the action queue's connection on their thread.
+  template <class F>
+  static auto call_blocking(F f) -> asio::awaitable<decltype(f())> {
+    co_return f();
+  }
+  template <class F>
+  auto on_lease_thread(F f) -> asio::awaitable<decltype(f())> {
+    co_return co_await asio::co_spawn(lease_pool_, call_blocking(std::move(f)), asio::use_awaitable);
+  }
+
+  asio::awaitable<void> lease_loop() {
+    asio::steady_timer timer(ioc_);
+    while (!stopping_) {
+      if (active_) {
+        if (!co_await renew_lease()) co_return;
+        timer.expires_after(lease_ttl() / 3);
+      } else {
+        co_await try_take_over();
+        timer.expires_after(config_.takeover_after / 6);
+      }
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  // False when the lease is lost: the process ends (its writes are fenced already). A renewal
+  // that fails (the database does not answer) is tried again until the lease may have run out.
+  asio::awaitable<bool> renew_lease() {
+    const auto asked = std::chrono::steady_clock::now();
+    const Millis ttl = lease_ttl();
+    const PgFence fence = *fence_;
+    auto call = [this, fence, ttl] { return lease_->renew(fence, ttl); };
+    auto r = co_await on_lease_thread(std::move(call));
+    if (stopping_) co_return true;
+    if (r && *r) {
+      lease_renewed_at_ = asked;
+      lease_deadline_ = asked + ttl * 2 / 3;
+      co_return true;
+    }
+    if (r) {
+      lose_lease("another host holds the lease now");
+      co_return false;
+    }
+    if (std::chrono::steady_clock::now() >= lease_renewed_at_ + ttl) {
+      lose_lease("the database did not answer for the lease's whole life: " + r.message());
+      co_return false;
+    }
+    log_.event(level_enum::warn, "lease_renew_failed",
+               {{"reason", r.message() + "; trying again (no create leaves once the lease may "
+                                         "have run out)"}});
+    co_return true;
+  }
+
+  // The lease is gone: another host may be active, so this one stops at once, sending nothing
+  // more. systemd (Restart=) starts it again, as a standby.
+  void lose_lease(const std::string& why) {
+    active_ = false;
+    log_.event(level_enum::critical, "lease_lost",
+               {{"epoch", std::to_string(fence_ ? fence_->epoch : 0)},
+                {"reason", why + "; stopping now (restarted, this host stands by)"}});
+    if (tracker_) tracker_->stop_taking_work();
+    notifier_.stopping();
+    exit_code_ = 1;
+    ioc_.stop();
+  }
+
+  asio::awaitable<void> try_take_over() {
+    const auto asked = std::chrono::steady_clock::now();
+    const Millis ttl = lease_ttl();
+    auto call = [this, ttl] { return lease_->try_acquire(ttl); };
+    auto fence = co_await on_lease_thread(std::move(call));
+    if (stopping_) co_return;
+    if (!fence) {
+      log_.event(level_enum::warn, "standby_check_failed", {{"reason", fence.message()}});
+      co_return;
+    }
+    if (!*fence) {
+      co_await note_active_host();
+      co_return;
+    }
+    if (!take_lease(**fence, asked)) {
+      // The lease is ours but the work cannot start: give it back at once for another host.
+      const PgFence f = **fence;
+      auto call = [this, f] { return lease_->release(f); };
+      (void)co_await on_lease_thread(std::move(call));
+      exit_code_ = 1;
+      ioc_.stop();
+      co_return;
+    }
+    update_status();
+  }
+
+  // A standby logs who is active when that changes (and says it in its STATUS line).
+  asio::awaitable<void> note_active_host() {
+    auto call = [this] { return lease_->current(); };
+    auto info = co_await on_lease_thread(std::move(call));
+    if (!info) co_return;
+    const std::string who = info->holder + " (epoch " + std::to_string(info->epoch) + ")";
+    if (who == active_host_) co_return;
+    active_host_ = who;
+    log_active_host();
+    update_status();
+  }
+
+  void log_active_host() {
+    log_.event(level_enum::info, "standby",
+               {{"active", active_host_.empty() ? "unknown" : active_host_},
+                {"reason", "another host holds the lease; this one answers reads and forwards "
+                           "actions, and takes over within " +
+                               format_duration(config_.takeover_after) + " if it stops"}});
+  }
+
+  // The active host runs the actions standbys forwarded, through its own control API.
+  asio::awaitable<void> action_loop() {
+    static constexpr Millis kEvery{250};
+    asio::steady_timer timer(ioc_);
+    while (!stopping_ && active_) {
+      const PgFence fence = *fence_;
+      auto call = [this, fence] { return actions_->claim(fence, 16); };
+      auto taken = co_await on_lease_thread(std::move(call));
+      if (taken) {
+        for (PgAction& a : *taken) {
+          // Named first: GCC 12 miscompiles a braced temporary inside a co_await expression.
+          ControlRequest request{std::move(a.method), std::move(a.target), std::move(a.body), {}};
+          ControlResponse r = co_await control_api_->handle(std::move(request));
+          const PgActionAnswer answer{r.status, std::move(r.body)};
+          const std::int64_t id = a.id;
+          auto reply = [this, fence, id, answer] { return actions_->set_answer(fence, id, answer); };
+          (void)co_await on_lease_thread(std::move(reply));
+        }
+      }
+      timer.expires_after(kEvery);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  // A standby's action: into the action table, and the active host's answer back.
+  asio::awaitable<ControlResponse> forward_action(ControlRequest req) {
+    static constexpr Millis kWait{20'000};
+    static constexpr Millis kEvery{100};
+    PgAction action{0, req.method, req.target, req.body, holder_name()};
+    auto post = [this, action] { return actions_->post(action); };
+    auto id = co_await on_lease_thread(std::move(post));
+    if (!id) co_return ControlResponse{503, error_body("cannot reach the shared store: " + id.message())};
+    asio::steady_timer timer(ioc_);
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    for (;;) {
+      const std::int64_t n = *id;
+      auto call = [this, n] { return actions_->answer(n); };
+      auto answer = co_await on_lease_thread(std::move(call));
+      if (answer && *answer) co_return ControlResponse{(*answer)->status, std::move((*answer)->body)};
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      timer.expires_after(kEvery);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (stopping_) break;
+    }
+    const std::int64_t n = *id;
+    auto give_up = [this, n] { return actions_->withdraw(n); };
+    auto withdrawn = co_await on_lease_thread(std::move(give_up));
+    co_return ControlResponse{
+        504, error_body(withdrawn && *withdrawn
+                            ? "the active host did not take the request within " +
+                                  format_duration(kWait) + "; it was withdrawn: nothing was done"
+                            : "the active host took the request but its answer did not come "
+                              "within " + format_duration(kWait) +
+                                  "; see `personactl show` for what happened")};
+  }
+
+  static std::string error_body(const std::string& message) {
+    return "{\"error\":" + boost::json::serialize(boost::json::value(message)) + "}";
+  }
+
+  // With [webhook]: every create without its own webhook_url gets the job's callback URL. On a
+  // shared store, creates leave only while the lease is fresh.
+  TrackerOptions tracker_options() {
+    TrackerOptions o{config_.api, config_.poll, {}, {}};
+    if (config_.webhook.enabled())
+      o.hook_url = [url = config_.webhook.public_url,
+                    secret = webhook_secret_](const std::string& client_ref) {
+        return webhook_url_for(url, secret, client_ref);
+      };
+    if (lease_) o.may_send = [this] { return lease_fresh(); };
+    return o;
   }
 
   // Runs a coroutine of the daemon on the loop; what it throws is logged, never propagated.
@@ -413,6 +692,11 @@ class Daemon {
     } else {
       apply_reloadable(*fresh);
     }
+    if (!active_) {  // a standby takes no intake: the active host reads the batches
+      notifier_.ready();
+      update_status();
+      co_return;
+    }
     watch_batches();
     request_scan();
     // The reload ends with its scan (or with the scan that was running, and the one more it
@@ -440,6 +724,8 @@ class Daemon {
     if (fresh.api.ca_file != c.api.ca_file) fixed.push_back("api.ca_file");
     if (fresh.api.allow_insecure != c.api.allow_insecure) fixed.push_back("api.allow_insecure");
     if (fresh.store_path != c.store_path) fixed.push_back("store.path");
+    if (fresh.store_url != c.store_url) fixed.push_back("store.url");
+    if (fresh.takeover_after != c.takeover_after) fixed.push_back("store.takeover_after");
     if (fresh.control_socket != c.control_socket) fixed.push_back("control.socket");
     if (fresh.log.format != c.log.format) fixed.push_back("log.format");
     if (fresh.webhook.listen != c.webhook.listen) fixed.push_back("webhook.listen");
@@ -465,8 +751,8 @@ class Daemon {
     next.stuck_after = fresh.stuck_after;
     config_ = std::move(next);
     log_.logger().set_level(spdlog::level::from_str(config_.log.level));
-    tracker_->update_options(tracker_options(config_, webhook_secret_));
-    hooks_->update(hook_options(config_));
+    if (tracker_) tracker_->update_options(tracker_options());
+    if (hooks_) hooks_->update(hook_options(config_));
     control_api_->set_stuck_after(config_.stuck_after);
     set_media_roots({config_.media_roots.begin(), config_.media_roots.end()});
   }
@@ -484,17 +770,29 @@ class Daemon {
     }
   }
 
-  // The estimates' model, learnt from the store's latest done jobs once a minute (on the store's
-  // thread), so that a query answer does not read thousands of histories each time.
+  // The estimates' model, learnt from the store's latest done jobs (on the store's thread), so
+  // that a query answer does not read thousands of histories each time: at start, then at most
+  // once a minute while jobs reach `done`. An idle daemon never wakes for it.
   asio::awaitable<void> eta_loop() {
-    asio::steady_timer timer(ioc_);
     while (!stopping_) {
+      eta_stale_ = false;
       auto m = co_await store_->read(
           [](Store& st) -> Result<std::shared_ptr<const EtaModel>> { return learn_eta(st); });
       if (m && *m) eta_model_ = *m;
-      timer.expires_after(std::chrono::minutes(1));
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      eta_timer_.expires_after(std::chrono::minutes(1));
+      co_await eta_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      while (!eta_stale_ && !stopping_) {  // nothing new to learn from: sleep until there is
+        eta_timer_.expires_at(asio::steady_timer::time_point::max());
+        co_await eta_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
     }
+  }
+
+  // A job reached done: the model has something new to learn (woken if it sleeps).
+  void eta_learnt_something() {
+    if (eta_stale_) return;
+    eta_stale_ = true;
+    if (eta_timer_.expiry() == asio::steady_timer::time_point::max()) eta_timer_.cancel();
   }
 
   asio::awaitable<void> scan_stuck() {
@@ -602,9 +900,9 @@ class Daemon {
     notifier_.stopping();
     log_.event(level_enum::info, "stopping",
                {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                {"in_flight", std::to_string(tracker_->in_flight())},
+                {"in_flight", std::to_string(in_flight())},
                 {"grace", format_duration(config_.shutdown_grace)}});
-    tracker_->stop_taking_work();
+    if (tracker_) tracker_->stop_taking_work();
     reload_gap_.cancel();
     scan_ended_.cancel();
     control_->stop();
@@ -618,12 +916,14 @@ class Daemon {
 
   // In-flight requests (and hooks) get shutdown_grace to finish and commit; then the rest is
   // abandoned (each job's row already says what may have happened, so nothing is lost).
+  std::size_t in_flight() const { return tracker_ ? tracker_->in_flight() : 0; }
+
   void wait_for_drain() {
-    bool drained = tracker_->in_flight() == 0 && hooks_->idle();
+    bool drained = in_flight() == 0 && (!hooks_ || hooks_->idle());
     if (drained || std::chrono::steady_clock::now() >= stop_deadline_) {
-      if (tracker_->in_flight() != 0)
+      if (in_flight() != 0)
         log_.event(level_enum::warn, "stop_abandoned",
-                   {{"in_flight", std::to_string(tracker_->in_flight())},
+                   {{"in_flight", std::to_string(in_flight())},
                     {"reason", "grace period over; their jobs are reconciled at the next start"}});
       finish();
       return;
@@ -635,13 +935,25 @@ class Daemon {
   }
 
   void finish() {
-    client_->close();
+    if (client_) client_->close();
     notifier_.stop_watchdog();
     signals_.cancel();
     status_timer_.cancel();
+    eta_timer_.cancel();
     log_.event(level_enum::info, "stopped", {});
     exit_code_ = 0;
     ioc_.stop();
+  }
+
+  // A graceful stop hands the lease over at once: a standby takes over at its next look
+  // instead of waiting for the lease to run out. (Blocking, once, at the very end; not after
+  // the lease was lost.)
+  void release_lease() {
+    if (!lease_ || !fence_ || !active_ || exit_code_ != 0) return;
+    active_ = false;
+    if (auto r = lease_->release(*fence_); !r)
+      log_.event(level_enum::warn, "lease_release_failed",
+                 {{"reason", r.message() + "; a standby takes over when the lease runs out"}});
   }
 
   // STATUS= for systemctl status, at most once a second while things change.
@@ -666,7 +978,12 @@ class Daemon {
       text += std::string(text.empty() ? "" : " ") + std::string(to_string(st)) + "=" +
               std::to_string(it == s->counts.end() ? 0 : it->second);
     }
-    if (auto due = tracker_->next_due()) text += "; next poll " + format_rfc3339(*due);
+    if (auto due = tracker_ ? tracker_->next_due() : std::nullopt)
+      text += "; next poll " + format_rfc3339(*due);
+    if (lease_)
+      text = active_ ? "active; " + text
+                     : "standby (active: " + (active_host_.empty() ? "unknown" : active_host_) +
+                           "); " + text;
     notifier_.status(text);
   }
 
@@ -678,6 +995,8 @@ class Daemon {
   std::string reload_error_;
   // Batch files are parsed here, off the loop (one thread: one file at a time anyway).
   asio::thread_pool parse_pool_{1};
+  // The blocking libpq calls of the lease and the action table (a shared store only).
+  asio::thread_pool lease_pool_{1};
 
   Config config_;
   Credentials credentials_;
@@ -693,6 +1012,18 @@ class Daemon {
   std::mt19937_64 rng_;
   std::unique_ptr<InstanceLock> lock_;
   std::unique_ptr<StoreRunner> store_;
+  // A shared (PostgreSQL) store: the lease and the action table, each call on lease_pool_.
+  PgTarget pg_target_;
+  std::unique_ptr<PgLease> lease_;
+  std::unique_ptr<PgActionQueue> actions_;
+  std::optional<PgFence> fence_;  // the lease this host holds (active)
+  std::chrono::steady_clock::time_point lease_renewed_at_{};  // when the last renewal was asked
+  std::chrono::steady_clock::time_point lease_deadline_{};    // creates leave only before it
+  std::string active_host_;  // a standby: who holds the lease, as last seen
+  bool active_ = false;      // this host submits, polls and takes intake
+  // A standby's read side and control API, kept (idle) once it took over: reads of theirs may
+  // still be on their way.
+  std::vector<std::unique_ptr<StoreRunner>> retired_stores_;
   std::unique_ptr<CreatifyClient> client_;
   std::unique_ptr<RedactingApi> api_;
   ApiRequestMetrics api_metrics_;
@@ -702,6 +1033,7 @@ class Daemon {
   std::unique_ptr<DirWatcher> watcher_;
   std::unique_ptr<EventFeed> feed_;
   std::unique_ptr<ControlApi> control_api_;
+  std::vector<std::unique_ptr<ControlApi>> retired_control_;
   std::unique_ptr<ControlServer> control_;
   std::string webhook_secret_;  // empty without [webhook]
   std::unique_ptr<HookPoller> hook_poller_;
@@ -709,6 +1041,8 @@ class Daemon {
   std::unique_ptr<MetricsServer> metrics_server_;
   StuckLog stuck_log_;
   std::shared_ptr<const EtaModel> eta_model_;
+  asio::steady_timer eta_timer_{ioc_};
+  bool eta_stale_ = false;  // a job reached done since the model was last learnt
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;
   bool status_pending_ = false;

@@ -188,6 +188,11 @@ Result<Connection> Connection::connect(const PgTarget& target, std::string_view 
                           scrub(trimmed(PQerrorMessage(c.conn_.get())), c.secrets_));
   c.where_ = where_from(PQuser(c.conn_.get()), PQhost(c.conn_.get()), PQport(c.conn_.get()),
                         PQdb(c.conn_.get()));
+  if (target.idle_in_transaction_limit.count() > 0)
+    if (auto r = c.set_session("SET idle_in_transaction_session_timeout = " +
+                               std::to_string(target.idle_in_transaction_limit.count()));
+        !r)
+      return r.error();
   return c;
 }
 
