@@ -23,7 +23,10 @@ constexpr std::size_t kSpinHandlers = 200'000;
 // Timer wake-ups at one instant before it counts as a busy loop.
 constexpr std::size_t kSpinWakeups = 10'000;
 
-enum class EventKind { submit, cancel, retry, resolve, checkpoint, reboot };
+enum class EventKind {
+  submit, cancel, retry, resolve, checkpoint, reboot,
+  poll_soon, bulk_cancel, bulk_retry  // drawn from Run::extra_ (see draw_extras)
+};
 
 struct Event {
   TimePoint at;
@@ -34,9 +37,11 @@ struct Event {
 
 class Run {
  public:
-  Run(std::uint64_t seed, SeedOptions options) : rng_(seed), options_(options) {
+  Run(std::uint64_t seed, SeedOptions options)
+      : rng_(seed), extra_(seed ^ 0x9e3779b97f4a7c15ULL), options_(options) {
     report_.seed = seed;
     draw_scenario();
+    draw_extras();
     world_ = std::make_unique<World>(world_options_);
   }
 
@@ -101,6 +106,12 @@ class Run {
   bool chance(double p) { return uniform(0, 1) < p; }
   std::int64_t pick(std::int64_t lo, std::int64_t hi) {
     return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng_);
+  }
+
+  // The second generator's draws: only the events added after the first scenarios were drawn.
+  bool extra_chance(double p) { return std::uniform_real_distribution<double>(0, 1)(extra_) < p; }
+  std::int64_t extra_pick(std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(extra_);
   }
 
   PersonaSpec spec(std::size_t i, bool twin) {
@@ -170,6 +181,27 @@ class Run {
        << (twins ? ", twins" : "") << (crash_p_ > 0 ? ", crashes" : "")
        << (operator_ ? ", operator" : "");
     report_.scenario = sc.str();
+  }
+
+  // Webhook-like "poll this job soon" calls (Tracker::poll_soon) and bulk operator actions
+  // (Tracker::act_on_selection). Drawn from their own generator after the rest, so a seed that
+  // draws none of them runs exactly as it did before they were added.
+  void draw_extras() {
+    const TimePoint t0 = World::kStart;
+    std::string more;
+    if (extra_chance(0.5)) {
+      for (auto k = extra_pick(1, 40); k > 0; --k)
+        push(t0 + Millis(extra_pick(0, 5 * kDay.count())), EventKind::poll_soon);
+      more += ", poll_soon";
+    }
+    if (extra_chance(0.3)) {
+      for (auto k = extra_pick(1, 2); k > 0; --k)
+        push(t0 + Millis(extra_pick(0, 2 * kDay.count())), EventKind::bulk_cancel);
+      for (auto k = extra_pick(1, 3); k > 0; --k)
+        push(t0 + Millis(extra_pick(0, 8 * kDay.count())), EventKind::bulk_retry);
+      more += ", bulk actions";
+    }
+    report_.scenario += more;
   }
 
   void push(TimePoint at, EventKind kind) { events_.push(Event{at, ++order_, kind}); }
@@ -256,6 +288,26 @@ class Run {
         for (auto& j : jobs())
           if (j.state == State::submitting && j.needs_operator) resolve_as_operator(j);
         return;
+      case EventKind::poll_soon: {  // a callback for a job, in any state but final
+        std::vector<Job> live;
+        for (auto& j : jobs())
+          if (!is_final(j.state)) live.push_back(j);
+        if (!live.empty())
+          (void)world_->tracker().poll_soon(live[extra_pick(0, live.size() - 1)].id);
+        return;
+      }
+      case EventKind::bulk_cancel:
+      case EventKind::bulk_retry: {
+        const bool cancel = e.kind == EventKind::bulk_cancel;
+        Selection sel;
+        sel.labels = {"campaign"};
+        sel.states = cancel ? std::vector<State>{State::queued, State::submitting, State::pending}
+                            : std::vector<State>{State::failed, State::expired};
+        if (extra_chance(0.5)) sel.limit = extra_pick(1, 3);
+        (void)world_->call(world_->tracker().act_on_selection(
+            cancel ? BulkAction::cancel : BulkAction::retry, sel, SelectOptions{}, true));
+        return;
+      }
       default:
         return;
     }
@@ -378,6 +430,7 @@ class Run {
   }
 
   std::mt19937_64 rng_;
+  std::mt19937_64 extra_;
   SeedOptions options_;
   SeedReport report_;
   WorldOptions world_options_;
