@@ -15,6 +15,7 @@
 
 #include "personad/pg_connection.hpp"
 #include "personad/pg_migrations_data.hpp"
+#include "personad/stored_job.hpp"
 
 namespace personad {
 
@@ -41,84 +42,14 @@ constexpr int kLatestVersion = pg_migrations::kAll.back().version;
 // after the other, and the second finds nothing left to do.
 constexpr std::int64_t kMigrationLock = 0x50534E4400000001;
 
-// A failure of the database itself unless the cause says better (as store.cpp's fail).
-Error fail(std::string_view what, const Error& cause) {
-  ErrorKind kind = cause.kind == ErrorKind::internal ? ErrorKind::io : cause.kind;
-  return make_error(kind, "store: " + std::string(what) + ": " + cause.message);
-}
+using stored::fail;
+using stored::from_ms;
+using stored::null_if_empty;
+using stored::to_ms;
+using namespace stored;  // JobColumn
 
-// ---- The spec as JSON ------------------------------------------------------------------------
-
-// The same stored form as the SQLite store's (store.cpp): the text fields of kSpecTextFields
-// in order, then the labels; absent fields read as empty, a field of the wrong type is an error.
-std::string stored_spec_text(const PersonaSpec& spec) {
-  json::object o;
-  for (const auto& [name, member] : kSpecTextFields) o[name] = spec.*member;
-  json::array labels;
-  for (const auto& label : spec.labels) labels.emplace_back(label);
-  o["labels"] = std::move(labels);
-  return json::serialize(o);
-}
-
-Result<PersonaSpec> parse_stored_spec(std::string_view text) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) return make_error("spec is not valid JSON: " + ec.message());
-  const auto* o = v.if_object();
-  if (o == nullptr) return make_error("spec is not a JSON object");
-  PersonaSpec spec;
-  for (const auto& [name, member] : kSpecTextFields) {
-    const auto* field = o->if_contains(name);
-    if (field == nullptr) continue;
-    const auto* s = field->if_string();
-    if (s == nullptr) return make_error("spec field \"" + std::string(name) + "\" is not a string");
-    spec.*member = std::string(*s);
-  }
-  if (const auto* labels = o->if_contains("labels")) {
-    const auto* array = labels->if_array();
-    if (array == nullptr) return make_error("spec field \"labels\" is not an array");
-    for (const auto& item : *array) {
-      const auto* s = item.if_string();
-      if (s == nullptr) return make_error("spec field \"labels\" holds a value that is not a string");
-      spec.labels.emplace_back(*s);
-    }
-  }
-  return spec;
-}
-
-// ---- Rows ------------------------------------------------------------------------------------
-
-std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t) {
-  if (!t) return std::nullopt;
-  return to_unix_ms(*t);
-}
-
-std::optional<TimePoint> from_ms(const std::optional<std::int64_t>& ms) {
-  if (!ms) return std::nullopt;
-  return from_unix_ms(*ms);
-}
-
-std::optional<std::string> null_if_empty(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  return s;
-}
-
-// The non-final states, as SQL (job.cpp's is_final is the rule).
-#define PERSONAD_PG_ACTIVE_STATES "('queued', 'submitting', 'pending')"
-
-// Every SELECT of a job reads these columns in this order (see JobColumn).
-#define PERSONAD_PG_JOB_COLUMNS                                                               \
-  "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
-  "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
-  "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at, unknown_since, " \
-  "operator_reason, missing_since, missing_count, status_since, waiting_reason"
-
-enum JobColumn {
-  kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
-  kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
-  kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt, kUnknownSince,
-  kOperatorReason, kMissingSince, kMissingCount, kStatusSince, kWaitingReason,
-};
+std::string stored_spec_text(const PersonaSpec& spec) { return stored::spec_text(spec); }
+Result<PersonaSpec> parse_stored_spec(std::string_view text) { return stored::parse_spec(text); }
 
 Result<Job> read_job(const Rows& rows, int r) {
   Job job;
@@ -390,12 +321,12 @@ SelectionSql selection_sql(const Selection& s, const SelectOptions& o) {
     on_jobs = true;
   }
   if (s.needs_operator) {
-    q.where += " AND j.needs_operator AND j.state IN " PERSONAD_PG_ACTIVE_STATES;
+    q.where += " AND j.needs_operator AND j.state IN " PERSONAD_ACTIVE_STATES;
     on_jobs = true;
   }
   if (s.stuck) {
     // The partial index's own condition, word for word, so that it may serve.
-    q.where += " AND j.state IN " PERSONAD_PG_ACTIVE_STATES " AND j.status_since <= " +
+    q.where += " AND j.state IN " PERSONAD_ACTIVE_STATES " AND j.status_since <= " +
                q.bind(to_unix_ms(o.stuck_before)) + "::bigint";
     on_jobs = true;
   }
@@ -627,7 +558,7 @@ Result<StoreStats> PgImpl::read_stats() {
     if (!is_final(*state)) stats.needs_operator += counts->int64(r, 4);
   }
   // Served by the partial index jobs_active_due: the first entry is the answer.
-  auto next = c.exec("SELECT key, next_poll_at FROM jobs WHERE state IN " PERSONAD_PG_ACTIVE_STATES
+  auto next = c.exec("SELECT key, next_poll_at FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES
                      " AND next_poll_at IS NOT NULL ORDER BY next_poll_at, id LIMIT 1");
   if (!next) return next.error();
   if (!next->empty()) {
@@ -643,7 +574,7 @@ Result<std::vector<Job>> PgImpl::jobs_by_ids(const std::vector<std::int64_t>& id
   for (std::size_t i = 0; i < ids.size(); ++i)
     array += (i == 0 ? "" : ",") + std::to_string(ids[i]);
   array += "}";
-  auto rows = c.exec("SELECT " PERSONAD_PG_JOB_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])",
+  auto rows = c.exec("SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])",
                      Params().add(array));
   if (!rows) return rows.error();
   auto jobs = read_jobs(*rows);
@@ -830,22 +761,22 @@ Result<std::optional<Job>> PgStore::find_by(const char* sql, std::string_view va
 }
 
 Result<std::optional<Job>> PgStore::find(std::string_view key) const {
-  return find_by("SELECT " PERSONAD_PG_JOB_COLUMNS " FROM jobs WHERE key = $1", key,
+  return find_by("SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = $1", key,
                  "find job '" + std::string(key) + "'");
 }
 
 Result<std::optional<Job>> PgStore::get(std::int64_t id) const {
-  return find_by("SELECT " PERSONAD_PG_JOB_COLUMNS " FROM jobs WHERE id = $1::bigint",
+  return find_by("SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = $1::bigint",
                  std::to_string(id), "get job id " + std::to_string(id));
 }
 
 Result<std::optional<Job>> PgStore::find_by_remote_id(std::string_view remote_id) const {
-  return find_by("SELECT " PERSONAD_PG_JOB_COLUMNS " FROM jobs WHERE remote_id = $1", remote_id,
+  return find_by("SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE remote_id = $1", remote_id,
                  "find job of remote id '" + std::string(remote_id) + "'");
 }
 
 Result<std::optional<Job>> PgStore::find_by_client_ref(std::string_view client_ref) const {
-  return find_by("SELECT " PERSONAD_PG_JOB_COLUMNS " FROM jobs WHERE client_ref = $1", client_ref,
+  return find_by("SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE client_ref = $1", client_ref,
                  "find job of client_ref '" + std::string(client_ref) + "'");
 }
 
@@ -866,13 +797,13 @@ Result<std::vector<Job>> PgStore::list(std::optional<State> state) const {
     p.add(to_string(*state));
   else
     p.null();
-  return jobs_of("SELECT " PERSONAD_PG_JOB_COLUMNS
+  return jobs_of("SELECT " PERSONAD_JOB_COLUMNS
                  " FROM jobs WHERE $1::text IS NULL OR state = $1::text ORDER BY id",
                  p, "list jobs");
 }
 
 Result<std::vector<Job>> PgStore::load_active() const {
-  return jobs_of("SELECT " PERSONAD_PG_JOB_COLUMNS " FROM jobs WHERE state IN " PERSONAD_PG_ACTIVE_STATES
+  return jobs_of("SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES
                  " ORDER BY id",
                  Params(), "load active jobs");
 }
@@ -947,12 +878,12 @@ Result<std::size_t> PgStore::drop_archived(const std::vector<std::int64_t>& ids,
     auto keep = impl_->c.exec(
         "INSERT INTO archived_keys (key, state, spec, archived_at, file) "
         "SELECT key, state, spec, $2, $3 FROM jobs WHERE id = $1 AND state NOT IN "
-        PERSONAD_PG_ACTIVE_STATES " ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, "
+        PERSONAD_ACTIVE_STATES " ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, "
         "spec = EXCLUDED.spec, archived_at = EXCLUDED.archived_at, file = EXCLUDED.file",
         Params().add(id).add(to_unix_ms(now)).add(file));
     if (!keep) return fail(what, keep.error());
     auto drop = impl_->c.exec(
-        "DELETE FROM jobs WHERE id = $1 AND state NOT IN " PERSONAD_PG_ACTIVE_STATES,
+        "DELETE FROM jobs WHERE id = $1 AND state NOT IN " PERSONAD_ACTIVE_STATES,
         Params().add(id));
     if (!drop) return fail(what, drop.error());
     dropped += static_cast<std::size_t>(drop->affected());
@@ -997,7 +928,7 @@ Result<void> PgStore::for_each_active(const std::function<void(const ScheduleEnt
   if (!tx) return fail(what, tx.error());
   if (auto r = impl_->c.run("DECLARE personad_schedule NO SCROLL CURSOR FOR "
                             "SELECT id, state, next_poll_at, needs_operator FROM jobs "
-                            "WHERE state IN " PERSONAD_PG_ACTIVE_STATES);
+                            "WHERE state IN " PERSONAD_ACTIVE_STATES);
       !r)
     return fail(what, r.error());
   for (;;) {

@@ -15,6 +15,7 @@
 
 #include "personad/migrations_data.hpp"
 #include "personad/sqlite.hpp"
+#include "personad/stored_job.hpp"
 
 namespace personad {
 
@@ -40,100 +41,14 @@ static_assert(migrations_in_order(), "migrations/NNNN_*.sql: versions must be un
 
 constexpr int kLatestVersion = migrations::kAll.back().version;
 
-// A failure of the database itself (I/O, locking, a damaged row) unless the cause says better.
-Error fail(std::string_view what, const Error& cause) {
-  ErrorKind kind = cause.kind == ErrorKind::internal ? ErrorKind::io : cause.kind;
-  return make_error(kind, "store: " + std::string(what) + ": " + cause.message);
-}
+using stored::fail;
+using stored::from_ms;
+using stored::null_if_empty;
+using stored::to_ms;
+using namespace stored;  // JobColumn
 
-// ---- The spec as JSON ------------------------------------------------------------------------
-
-// The stored form is private to the store (the control socket's JSON lives in job_json): it
-// only has to read back exactly what it wrote. One list of the text fields (kSpecTextFields in
-// job.hpp) serves both directions, so a field cannot be written and then forgotten on the way
-// back.
-
-json::object stored_spec_object(const PersonaSpec& spec) {
-  json::object o;
-  for (const auto& [name, member] : kSpecTextFields) o[name] = spec.*member;
-  json::array labels;
-  for (const auto& label : spec.labels) labels.emplace_back(label);
-  o["labels"] = std::move(labels);
-  return o;
-}
-
-std::string stored_spec_text(const PersonaSpec& spec) {
-  return json::serialize(stored_spec_object(spec));
-}
-
-Result<std::vector<std::string>> labels_from_json(const json::value* v) {
-  std::vector<std::string> labels;
-  if (v == nullptr) return labels;  // absent: none
-  const auto* array = v->if_array();
-  if (array == nullptr) return make_error("\"labels\" is not an array");
-  for (const auto& item : *array) {
-    const auto* s = item.if_string();
-    if (s == nullptr) return make_error("\"labels\" holds a value that is not a string");
-    labels.emplace_back(*s);
-  }
-  return labels;
-}
-
-// Absent fields read as empty (the value of an optional field that was not given); a field of
-// the wrong type is an error rather than a silent loss.
-Result<PersonaSpec> parse_stored_spec(std::string_view text) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) return make_error("spec is not valid JSON: " + ec.message());
-  const auto* o = v.if_object();
-  if (o == nullptr) return make_error("spec is not a JSON object");
-  PersonaSpec spec;
-  for (const auto& [name, member] : kSpecTextFields) {
-    const auto* field = o->if_contains(name);
-    if (field == nullptr) continue;
-    const auto* s = field->if_string();
-    if (s == nullptr) return make_error("spec field \"" + std::string(name) + "\" is not a string");
-    spec.*member = std::string(*s);
-  }
-  auto labels = labels_from_json(o->if_contains("labels"));
-  if (!labels) return make_error("spec field " + labels.message());
-  spec.labels = std::move(*labels);
-  return spec;
-}
-
-// ---- Rows ------------------------------------------------------------------------------------
-
-std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t) {
-  if (!t) return std::nullopt;
-  return to_unix_ms(*t);
-}
-
-std::optional<TimePoint> from_ms(const std::optional<std::int64_t>& ms) {
-  if (!ms) return std::nullopt;
-  return from_unix_ms(*ms);
-}
-
-std::optional<std::string> null_if_empty(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  return s;
-}
-
-// The non-final states, as SQL. job.cpp's is_final is the rule; a unit test holds them equal.
-#define PERSONAD_ACTIVE_STATES "('queued', 'submitting', 'pending')"
-
-// Every SELECT of a job reads these columns in this order (see JobColumn).
-#define PERSONAD_JOB_COLUMNS                                                                  \
-  "id, key, state, client_ref, spec, source, remote_id, remote_status, failed_reason, "      \
-  "created_at, submitted_at, updated_at, next_poll_at, polls, attempts, errors, "            \
-  "submitting_since, needs_operator, send_unknown, last_sent_at, expires_at, unknown_since, " \
-  "operator_reason, missing_since, missing_count, status_since, waiting_reason"
-
-enum JobColumn {
-  kId, kKey, kState, kClientRef, kSpec, kSource, kRemoteId, kRemoteStatus, kFailedReason,
-  kCreatedAt, kSubmittedAt, kUpdatedAt, kNextPollAt, kPolls, kAttempts, kErrors,
-  kSubmittingSince, kNeedsOperator, kSendUnknown, kLastSentAt, kExpiresAt, kUnknownSince,
-  kOperatorReason, kMissingSince, kMissingCount, kStatusSince, kWaitingReason,
-};
+std::string stored_spec_text(const PersonaSpec& spec) { return stored::spec_text(spec); }
+Result<PersonaSpec> parse_stored_spec(std::string_view text) { return stored::parse_spec(text); }
 
 Result<Job> read_job(const Statement& row) {
   Job job;
