@@ -3,6 +3,7 @@
 // connection, results as Rows, every failure a Result whose message never holds the password.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -11,11 +12,37 @@
 #include <string_view>
 #include <vector>
 
-#include "personad/pg_store.hpp"
 #include "personad/result.hpp"
 
 struct pg_conn;
 struct pg_result;
+
+namespace personad {
+
+// Where the database is: a libpq connection URI ("postgresql://" alone: libpq's defaults and
+// the PG* environment variables) and, when not from libpq's own sources (PGPASSWORD,
+// .pgpass), the password (from $CREDENTIALS_DIRECTORY/pg_password). Never logged.
+struct PgTarget {
+  std::string url;
+  std::string password;  // empty: libpq finds it (PGPASSWORD, ~/.pgpass) or none is needed
+  // When > 0, the server ends a session of ours that sits idle inside a transaction longer than
+  // this (idle_in_transaction_session_timeout). A fenced write holds the lease row (FOR SHARE)
+  // until it commits: without this limit a host paused mid-transaction (SIGSTOP, a frozen VM)
+  // would hold up every takeover until it woke. The daemon sets a sixth of takeover_after.
+  std::chrono::milliseconds idle_in_transaction_limit{0};
+};
+
+// The lease an active host holds (pg_lease.hpp): its holder name and the epoch, which grows by
+// one at every change of holder.
+struct PgFence {
+  std::string holder;
+  std::int64_t epoch = 0;
+};
+
+// How every error of a fenced write that found the lease lost begins (its kind is
+// ErrorKind::conflict, like a row that changed meanwhile; this tells the two apart).
+inline constexpr std::string_view kLeaseLost = "store: lease lost";
+}  // namespace personad
 
 namespace personad::pg {
 

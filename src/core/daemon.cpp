@@ -239,6 +239,7 @@ class Daemon {
       hooks_->on_transition(job, t);
       feed_->publish(job, t);
       if (t.to == State::done) eta_learnt_something();
+      wake_stuck_scan(t);
     });
     if (auto r = tracker_->start(); !r) return fail("load jobs", r.message());
     if (!start_webhook_listener()) return false;
@@ -758,16 +759,36 @@ class Daemon {
   }
 
   // [alerts] stuck_after: one `stuck` event per job and stuck spell (stuck.hpp), found by the
-  // store's --stuck selection every quarter of stuck_after (between 1 s and 10 min).
+  // store's --stuck selection every quarter of stuck_after (between 1 s and 10 min) while any
+  // job is not final; with none, it sleeps until a job enters (an idle daemon never wakes).
   asio::awaitable<void> stuck_loop() {
-    asio::steady_timer timer(ioc_);
     while (!stopping_) {
       co_await scan_stuck();
       const Millis every =
           std::clamp(Millis(config_.stuck_after.count() / 4), Millis(1'000), Millis(600'000));
-      timer.expires_after(every);
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      stuck_timer_.expires_after(every);
+      co_await stuck_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      while (!stopping_ && !co_await any_job_active()) {
+        stuck_sleeping_ = true;
+        stuck_timer_.expires_at(asio::steady_timer::time_point::max());
+        co_await stuck_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        stuck_sleeping_ = false;
+      }
     }
+  }
+
+  asio::awaitable<bool> any_job_active() {
+    auto s = co_await store_->read([](Store& st) { return st.stats(); });
+    if (!s) co_return true;  // cannot tell: keep looking
+    std::int64_t active = 0;
+    for (const auto& [state, n] : s->counts)
+      if (!is_final(state)) active += n;
+    co_return active > 0;
+  }
+
+  // A job entered a non-final state: the stuck scan has something to watch again.
+  void wake_stuck_scan(const Transition& t) {
+    if (stuck_sleeping_ && !is_final(t.to)) stuck_timer_.cancel();
   }
 
   // The estimates' model, learnt from the store's latest done jobs (on the store's thread), so
@@ -940,6 +961,7 @@ class Daemon {
     signals_.cancel();
     status_timer_.cancel();
     eta_timer_.cancel();
+    stuck_timer_.cancel();
     log_.event(level_enum::info, "stopped", {});
     exit_code_ = 0;
     ioc_.stop();
@@ -1042,6 +1064,8 @@ class Daemon {
   StuckLog stuck_log_;
   std::shared_ptr<const EtaModel> eta_model_;
   asio::steady_timer eta_timer_{ioc_};
+  asio::steady_timer stuck_timer_{ioc_};
+  bool stuck_sleeping_ = false;  // no job was active at the last look
   bool eta_stale_ = false;  // a job reached done since the model was last learnt
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;
