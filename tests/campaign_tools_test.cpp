@@ -137,6 +137,39 @@ TEST(EventFeed, AWaitingFollowerWakesOnTheNextCommit) {
   EXPECT_THAT(json_text, HasSubstr("\"from\":\"pending\""));
 }
 
+TEST(EventFeed, KeepsAtMostItsDefaultCapacityAndTellsAFollowerBehindAGap) {
+  // The feed lives as long as the daemon: after an intake of many jobs it must not hold every
+  // transition (memory), and a follower further behind than what it keeps reads the store again.
+  boost::asio::io_context ioc;
+  EventFeed feed(ioc.get_executor(), "e");
+  Job j = job_in(State::pending);
+  Transition t{j.id, kNow, State::pending, State::done, "done", "done"};
+  const auto n = static_cast<std::int64_t>(EventFeed::kDefaultCapacity) + 5;
+  for (std::int64_t i = 0; i < n; ++i) feed.publish(j, t);
+  EXPECT_EQ(feed.size(), EventFeed::kDefaultCapacity);
+  EXPECT_EQ(feed.last_seq(), n);
+  auto ask = [&](std::int64_t after) {
+    std::optional<FeedBatch> got;
+    FeedRequest request;  // (named: no braced temporary into a coroutine with GCC 12)
+    request.epoch = "e";
+    request.after = after;
+    request.max = 10;
+    boost::asio::co_spawn(ioc, feed.next(request),
+                          [&](std::exception_ptr, FeedBatch b) { got = std::move(b); });
+    ioc.restart();  // the previous ask ran the context out of work
+    ioc.poll();
+    return got;
+  };
+  auto behind = ask(4);  // event 5 is the oldest dropped: 6.. are kept
+  ASSERT_TRUE(behind);
+  EXPECT_TRUE(behind->gap);
+  auto oldest = ask(5);
+  ASSERT_TRUE(oldest);
+  EXPECT_FALSE(oldest->gap);
+  ASSERT_EQ(oldest->events.size(), 10u);
+  EXPECT_EQ(oldest->events.front().seq, 6);
+}
+
 json::object job_obj(const std::string& key, const std::string& state, const std::string& rs = "",
                      const std::string& eta = "") {
   json::object o;

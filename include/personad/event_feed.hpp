@@ -2,7 +2,7 @@
 // pending → pending transitions), for `personactl watch` and `wait`. Each event gets a sequence
 // number; a follower asks for the events after the last one it saw and, when there are none
 // yet, waits on the daemon until one comes or its wait ends (a long poll: no client-side
-// polling of jobs). The feed keeps the latest `capacity` events in memory; a follower that asks
+// polling of jobs). The feed keeps the latest `capacity` events in memory (bounded); a follower that asks
 // for older ones, or names another epoch (the daemon restarted), is told `gap` and reads its
 // selection again from the store: a reconnect loses nothing.
 #pragma once
@@ -56,13 +56,21 @@ std::optional<FeedBatch> feed_answer(const std::deque<FeedEvent>& events, const 
 
 class EventFeed {
  public:
-  EventFeed(boost::asio::any_io_executor ex, std::string epoch, std::size_t capacity = 100'000);
+  // Events kept by default. Each costs ~240 B of heap with its strings (a 100,000-job intake
+  // publishes 200,000), so 100,000 held 22.6 MiB for good after any big intake; 20,000 is
+  // ~4.6 MiB, some 10 s of transitions at full intake speed. A follower further behind is told
+  // `gap` and reads its selection from the store again: it loses nothing.
+  static constexpr std::size_t kDefaultCapacity = 20'000;
+
+  EventFeed(boost::asio::any_io_executor ex, std::string epoch,
+            std::size_t capacity = kDefaultCapacity);
   ~EventFeed();
   void publish(const Job& job, const Transition& t);
   boost::asio::awaitable<FeedBatch> next(FeedRequest request);
   const std::string& epoch() const { return epoch_; }
   std::int64_t last_seq() const { return last_seq_; }
   std::size_t waiting() const { return waiters_.size(); }
+  std::size_t size() const { return events_.size(); }  // events kept, at most the capacity
 
  private:
   boost::asio::any_io_executor ex_;
