@@ -1,6 +1,6 @@
 #!/bin/bash
-# usage: run_restart.sh DIR  — start personad on DIR/personad.toml, time to the control socket
-# answering, RSS samples, 20 GET /v1/stats timed with curl, then SIGTERM.
+# usage: bench/restart_probe.sh DIR — start personad (PERSONAD=, default build-perf/personad) on
+# DIR/personad.toml: time to the control socket answering, RSS, N (10) GET /v1/stats via curl, SIGTERM.
 D=$1  # a daemon directory: personad.toml, personad.db, an empty batches.d
 rm -f $D/personad.log $D/control.sock
 t0=$(date +%s%N)
