@@ -22,7 +22,7 @@
 #include <sstream>
 #include <spdlog/logger.h>
 
-#include "personad/accept_backoff.hpp"
+#include "personad/accept_pacer.hpp"
 #include "personad/control.hpp"
 #include "personad/http_answer.hpp"
 #include "personad/logging.hpp"
@@ -96,19 +96,20 @@ std::optional<PeerCredentials> read_peer_credentials(int fd) {
 struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor ex, std::string p, ControlHandler h,
        std::shared_ptr<spdlog::logger> l, ControlServerLimits lim)
-      : acceptor(ex), backoff_timer(ex), path(std::move(p)), handler(std::move(h)),
+      : acceptor(ex),
+        pacer(ex, "control socket", l, lim.accept_backoff_initial, lim.accept_backoff_max),
+        path(std::move(p)), handler(std::move(h)),
         log(std::move(l)), limits(lim) {
     if (limits.max_connections == 0) limits.max_connections = default_max_connections();
   }
 
   local::acceptor acceptor;
-  asio::steady_timer backoff_timer;
+  AcceptPacer pacer;  // after each accept (accept_pacer.hpp)
   std::string path;
   ControlHandler handler;
   std::shared_ptr<spdlog::logger> log;
   ControlServerLimits limits;
   ControlServerStats stats;
-  LogThrottle accept_log;
   LogThrottle busy_log;
   bool stopped = false;
 
@@ -123,7 +124,6 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    AcceptBackoff backoff(limits.accept_backoff_initial, limits.accept_backoff_max);
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (stopped || ec == asio::error::operation_aborted) co_return;
@@ -131,27 +131,10 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
         // Out of descriptors or memory: wait (accept_backoff.hpp); sessions that end (idle ones
         // time out) give descriptors back.
         ++stats.accept_errors;
-        const Millis wait_for = backoff.after_error(ec);
-        const bool wait = wait_for.count() != 0;
-        if (log)
-          log_throttled(*log, accept_log, spdlog::level::warn,
-                        "control socket: accept failed: " + ec.message() +
-                            (wait ? "; trying again in " + std::to_string(wait_for.count()) +
-                                        " ms"
-                                  : std::string()));
-        if (wait) {
-          backoff_timer.expires_after(wait_for);
-          co_await backoff_timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
+        co_await pacer.after_error(ec);
         continue;
       }
-      if (backoff.after_success()) {
-        const std::uint64_t held = accept_log.take_suppressed();
-        if (log)
-          log->info("control socket: accepting again{}",
-                    held ? " (" + std::to_string(held) + " more failed accepts not logged)"
-                         : std::string());
-      }
+      pacer.after_success();
       auto peer = read_peer_credentials(socket.native_handle());
       if (!peer) {
         // Without the peer's identity a submit could not be checked: serve nothing.
@@ -314,7 +297,7 @@ void ControlServer::stop() {
   impl_->stopped = true;
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
-  impl_->backoff_timer.cancel();
+  impl_->pacer.cancel();
   std::error_code fec;
   std::filesystem::remove(impl_->path, fec);
 }

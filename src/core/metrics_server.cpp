@@ -12,7 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/logger.h>
 
-#include "personad/accept_backoff.hpp"
+#include "personad/accept_pacer.hpp"
 #include "personad/http_answer.hpp"
 #include "personad/logging.hpp"
 
@@ -26,22 +26,22 @@ using tcp = asio::ip::tcp;
 struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor ex, Render r, std::shared_ptr<spdlog::logger> l,
        MetricsServerLimits lim)
-      : acceptor(ex), backoff_timer(ex), render(std::move(r)), log(std::move(l)), limits(lim) {}
+      : acceptor(ex),
+        pacer(ex, "metrics listener", l, lim.accept_backoff_initial, lim.accept_backoff_max),
+        render(std::move(r)), log(std::move(l)), limits(lim) {}
 
   tcp::acceptor acceptor;
-  asio::steady_timer backoff_timer;
+  AcceptPacer pacer;  // after each accept (accept_pacer.hpp)
   Render render;
   std::shared_ptr<spdlog::logger> log;
   MetricsServerLimits limits;
   std::size_t open = 0;
   std::uint64_t refused = 0;
   std::uint64_t accept_errors = 0;
-  LogThrottle accept_log;
   bool stopped = false;
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    AcceptBackoff backoff(limits.accept_backoff_initial, limits.accept_backoff_max);
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (stopped || ec == asio::error::operation_aborted) co_return;
@@ -49,27 +49,10 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         // Out of descriptors or memory: wait (accept_backoff.hpp); scrapes that end give
         // descriptors back.
         ++accept_errors;
-        const Millis wait_for = backoff.after_error(ec);
-        const bool wait = wait_for.count() != 0;
-        if (log)
-          log_throttled(*log, accept_log, spdlog::level::warn,
-                        "metrics listener: accept failed: " + ec.message() +
-                            (wait ? "; trying again in " + std::to_string(wait_for.count()) +
-                                        " ms"
-                                  : std::string()));
-        if (wait) {
-          backoff_timer.expires_after(wait_for);
-          co_await backoff_timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
+        co_await pacer.after_error(ec);
         continue;
       }
-      if (backoff.after_success()) {
-        const std::uint64_t held = accept_log.take_suppressed();
-        if (log)
-          log->info("metrics listener: accepting again{}",
-                    held ? " (" + std::to_string(held) + " more failed accepts not logged)"
-                         : std::string());
-      }
+      pacer.after_success();
       if (open >= limits.max_connections) {
         ++refused;
         boost::system::error_code ignored;
@@ -169,7 +152,7 @@ void MetricsServer::stop() {
   impl_->stopped = true;
   boost::system::error_code ignored;
   impl_->acceptor.close(ignored);
-  impl_->backoff_timer.cancel();
+  impl_->pacer.cancel();
 }
 
 }  // namespace personad

@@ -20,7 +20,7 @@
 #include <sstream>
 #include <spdlog/logger.h>
 
-#include "personad/accept_backoff.hpp"
+#include "personad/accept_pacer.hpp"
 #include "personad/http_answer.hpp"
 #include "personad/logging.hpp"
 #include "personad/webhook_token.hpp"
@@ -67,11 +67,14 @@ Response make_response(http::status status, unsigned version, bool keep_alive,
 struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor ex, WebhookListenerOptions o, FindJob f, OnHook h,
        std::shared_ptr<spdlog::logger> l)
-      : acceptor(ex), backoff_timer(ex), options(std::move(o)), find(std::move(f)),
+      : acceptor(ex),
+        pacer(ex, "webhook listener", l, o.limits.accept_backoff_initial,
+              o.limits.accept_backoff_max),
+        options(std::move(o)), find(std::move(f)),
         on_hook(std::move(h)), log(std::move(l)) {}
 
   tcp::acceptor acceptor;
-  asio::steady_timer backoff_timer;
+  AcceptPacer pacer;  // after each accept (accept_pacer.hpp)
   WebhookListenerOptions options;
   FindJob find;
   OnHook on_hook;
@@ -85,7 +88,6 @@ struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::uint64_t, Waiting> waiting;
   std::size_t closing = 0;  // evicted, their sessions not ended yet
   std::uint64_t next_session = 0;
-  LogThrottle accept_log;
   LogThrottle busy_log;
   LogThrottle refused_log;
   bool stopped = false;
@@ -134,29 +136,16 @@ struct WebhookListener::Impl : std::enable_shared_from_this<Impl> {
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
-    AcceptBackoff backoff(limits().accept_backoff_initial, limits().accept_backoff_max);
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (stopped || ec == asio::error::operation_aborted) co_return;
       if (ec) {
         ++stats.accept_errors;
-        const Millis wait_for = backoff.after_error(ec);
-        const bool wait = wait_for.count() != 0;
         // Out of descriptors: an idle connection gives one back.
-        if (wait) evict_oldest_waiting();
-        if (log)
-          log_throttled(*log, accept_log, spdlog::level::warn,
-                        "webhook listener: accept failed: " + ec.message() +
-                            (wait ? "; trying again in " + std::to_string(wait_for.count()) +
-                                        " ms"
-                                  : std::string()));
-        if (wait) {
-          backoff_timer.expires_after(wait_for);
-          co_await backoff_timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
+        co_await pacer.after_error(ec, [this] { evict_oldest_waiting(); });
         continue;
       }
-      backoff.after_success();
+      pacer.after_success();
       if (stats.open - std::min(stats.open, closing) >= limits().max_connections &&
           !evict_oldest_waiting()) {
         refuse_busy(std::move(socket));
@@ -320,7 +309,7 @@ void WebhookListener::stop() {
   impl_->stopped = true;
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
-  impl_->backoff_timer.cancel();
+  impl_->pacer.cancel();
   while (impl_->evict_oldest_waiting()) {
   }
 }
