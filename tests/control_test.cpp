@@ -6,6 +6,7 @@
 // out), too many clients (503 busy), and a submit naming a file the peer could not read.
 #include "personad/control.hpp"
 #include "personad/job_json.hpp"
+#include "personad/eta.hpp"
 #include "personad/job_query.hpp"
 
 #include <fcntl.h>
@@ -187,6 +188,25 @@ TEST_F(ControlTest, AStandbyAnswersReadsAndForwardsActions) {
 
   // The active host's own answers carry no role unless it has one.
   EXPECT_FALSE(json::parse(call("GET", "/v1/stats").body).as_object().contains("role"));
+}
+
+// The campaign estimate of GET /v1/stats reads every active job: it is worked out once and
+// kept for a minute, while the counts beside it are always current.
+TEST_F(ControlTest, StatsKeepTheCampaignEstimateForAMinute) {
+  auto model = std::make_shared<const EtaModel>(EtaModel::from_histories({}));
+  api_ctl_->set_eta_model([model] { return model; });
+  auto put = [&](const std::string& key) {
+    auto r = store_->enqueue({make_spec(key)}, "test", "written directly", clock_.now(),
+                             [] { return new_client_ref(); });
+    ASSERT_TRUE(r.ok()) << r.message();
+  };
+  put("one");
+  auto first = json::parse(call("GET", "/v1/stats").body);
+  EXPECT_EQ(first.at("eta").at("jobs"), 1);
+  put("two");
+  auto second = json::parse(call("GET", "/v1/stats").body);
+  EXPECT_EQ(second.at("counts").at("queued"), 2);
+  EXPECT_EQ(second.at("eta").at("jobs"), 1);  // the kept estimate
 }
 
 TEST_F(ControlTest, MetricsArePrometheusText) {

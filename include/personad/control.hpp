@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "personad/clock.hpp"
+#include "personad/eta.hpp"
 #include "personad/result.hpp"
 #include "personad/selection.hpp"
 
@@ -141,6 +142,11 @@ class ControlApi {
   Millis stuck_after_ = kDefaultStuckAfter;
   std::function<std::shared_ptr<const EtaModel>()> eta_model_;
   EventFeed* feed_ = nullptr;
+  // GET /v1/stats' campaign estimate, kept for kStatsEtaMaxAge: it reads every active job (0.8 s
+  // at 100,000), so stats cost that once a minute, not at every call.
+  static constexpr std::chrono::seconds kStatsEtaMaxAge{60};
+  std::optional<SelectionEta> stats_eta_;
+  std::optional<std::chrono::steady_clock::time_point> stats_eta_at_;
 };
 
 // The longest wait GET /v1/events takes (below the client's request timeout).

@@ -367,12 +367,24 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   if (get && is_query_route(req.target)) {
     QueryContext qctx{clock_.now(), stuck_after_};
     if (eta_model_) qctx.eta = eta_model_();
+    const bool stats = seg == std::vector<std::string>{"stats"};
+    // The campaign's estimate reads every active job: worked out at most once a minute.
+    const bool fresh_eta = stats && stats_eta_at_ &&
+                           std::chrono::steady_clock::now() - *stats_eta_at_ < kStatsEtaMaxAge;
+    if (fresh_eta) qctx.stats_eta = stats_eta_;
     const std::string& target = req.target;
     auto answer = co_await store_.read(
-        [&target, &qctx](Store& st) -> Result<QueryAnswer> { return answer_query(st, target, qctx); });
+        [&target, &qctx, stats, fresh_eta](Store& st) -> Result<QueryAnswer> {
+          if (stats && !fresh_eta) qctx.stats_eta = campaign_eta(st, qctx);
+          return answer_query(st, target, qctx);
+        });
     if (!answer) co_return error_reply(500, answer.message());
+    if (stats && !fresh_eta && qctx.eta) {
+      stats_eta_ = qctx.stats_eta;
+      stats_eta_at_ = std::chrono::steady_clock::now();
+    }
     ControlResponse r = reply(answer->status, std::move(answer->body));
-    if (seg == std::vector<std::string>{"stats"}) r = with_role(std::move(r));
+    if (stats) r = with_role(std::move(r));
     co_return r;
   }
   if (post && seg == std::vector<std::string>{"submit"})

@@ -141,17 +141,23 @@ QueryAnswer job_or_history(const Store& store, const std::string& key, bool hist
 // values when nothing is active or nothing can be estimated).
 json::value selection_eta_json(const Store& store, const QueryContext& ctx) {
   json::object o{{"p50", nullptr}, {"p90", nullptr}, {"basis", nullptr}, {"jobs", 0}};
-  auto active = store.load_active();
-  if (!ctx.eta || !active) return o;
-  const SelectionEta e = ctx.eta->last_completion(*active, ctx.now);
-  if (e.p50) o["p50"] = format_rfc3339(*e.p50);
-  if (e.p90) o["p90"] = format_rfc3339(*e.p90);
-  if (!e.basis.empty()) o["basis"] = e.basis;
-  o["jobs"] = e.jobs;
+  const std::optional<SelectionEta> e = ctx.stats_eta ? ctx.stats_eta : campaign_eta(store, ctx);
+  if (!e) return o;
+  if (e->p50) o["p50"] = format_rfc3339(*e->p50);
+  if (e->p90) o["p90"] = format_rfc3339(*e->p90);
+  if (!e->basis.empty()) o["basis"] = e->basis;
+  o["jobs"] = e->jobs;
   return o;
 }
 
 }  // namespace
+
+std::optional<SelectionEta> campaign_eta(const Store& store, const QueryContext& ctx) {
+  if (!ctx.eta) return std::nullopt;
+  auto active = store.load_active();
+  if (!active) return std::nullopt;
+  return ctx.eta->last_completion(*active, ctx.now);
+}
 
 std::shared_ptr<const EtaModel> learn_eta(const Store& store) {
   auto h = store.done_histories(kEtaHistoryJobs);
