@@ -162,6 +162,27 @@ TEST_F(SchedulerManualClockTest, NearJobScheduledAfterAFarOneRearmsTheTimerEarli
   EXPECT_EQ(clock_.next_timer(), t0_ + Millis(1'000));
 }
 
+// A top that moves later (the earliest job rescheduled, or cancelled) keeps the timer armed for
+// the earlier time: it wakes once early, dispatches nothing, and waits for the real top. Under
+// load this spares a re-arm (timerfd_settime) per poll.
+TEST_F(SchedulerManualClockTest, ATopThatMovesLaterKeepsTheEarlierTimerAndWakesOnceForNothing) {
+  sched_.schedule(1, t0_ + Millis(1'000));
+  sched_.schedule(2, t0_ + Millis(5'000));
+  sched_.schedule(1, t0_ + Millis(9'000));  // the top moves later
+  EXPECT_EQ(clock_.armed(), 1u);
+  EXPECT_EQ(clock_.next_timer(), t0_ + Millis(1'000));
+  ASSERT_TRUE(step());  // the early wake: nothing is due
+  EXPECT_TRUE(fired_.empty());
+  EXPECT_EQ(clock_.next_timer(), t0_ + Millis(5'000));
+  ASSERT_TRUE(step());
+  EXPECT_EQ(fired_, (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(clock_.now(), t0_ + Millis(5'000));
+  ASSERT_TRUE(step());
+  EXPECT_EQ(fired_, (std::vector<std::int64_t>{2, 1}));
+  EXPECT_EQ(clock_.now(), t0_ + Millis(9'000));
+  EXPECT_FALSE(step());
+}
+
 TEST_F(SchedulerManualClockTest, DueAtTheEndOfTimeNeitherOverflowsNorSpins) {
   sched_.schedule(1, TimePoint::max());
   sched_.schedule(2, t0_ + Millis(1'000));

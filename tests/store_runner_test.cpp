@@ -55,6 +55,7 @@ class GatedStore final : public Store {
   }
   Result<void> apply(const Job& j, const Transition& t) override { return inner_->apply(j, t); }
   Result<void> update(const Job& j) override { return inner_->update(j); }
+  Result<void> record_poll(const Job& j) override { return inner_->record_poll(j); }
   Result<std::optional<Job>> find(std::string_view k) const override { return inner_->find(k); }
   Result<std::optional<Job>> get(std::int64_t id) const override { return inner_->get(id); }
   Result<std::optional<Job>> find_by_remote_id(std::string_view r) const override {

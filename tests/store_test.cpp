@@ -321,6 +321,20 @@ TEST_F(SqliteStoreTest, DatabaseOfTheOldestSchemaMigratesWithNothingLost) {
   page = store->select(stuck, stuck_before(from_unix_ms(1999)));
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->jobs.empty());
+  // A poll that changes nothing writes its columns only (record_poll), counted as well; the
+  // campaign's estimate groups the old row by what the migrations derived (0009's index).
+  j = job(*store, "old-1");
+  j.polls = 9;
+  j.next_poll_at = from_unix_ms(5000);
+  ASSERT_TRUE(store->record_poll(j).ok());
+  EXPECT_EQ(store->stats()->polls, 9);
+  auto groups = store->active_cohorts(Millis(1000));
+  ASSERT_TRUE(groups.ok()) << groups.message();
+  ASSERT_EQ(groups->size(), 1u);
+  EXPECT_EQ((*groups)[0].remote_status, "reviewing");
+  EXPECT_EQ((*groups)[0].entry, from_unix_ms(2000));
+  EXPECT_EQ((*groups)[0].submitted, from_unix_ms(2000));
+  EXPECT_EQ((*groups)[0].jobs, 1);
 }
 
 // The counts kept by triggers (0003) always equal a recount of the rows, whatever moves,
@@ -1295,6 +1309,142 @@ TEST_P(SelectionStoreTest, AfterNamesAnyJobAndAnUnknownKeyIsAnError) {
 
 // `--stuck` counts from the last change of state or remote status, kept by the store whoever
 // writes: a poll that changes nothing does not reset it, a new remote status does.
+// A poll that changed nothing but the poll's own columns: those are written, every other
+// column is left as it was (even if the caller's copy differs), and the kept counts follow.
+TEST_P(StoreTest, RecordPollWritesThePollsColumnsOnly) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  move(*store, j, State::submitting, kT0 + Millis(1));
+  j.remote_id = "remote-1";
+  move(*store, j, State::pending, kT0 + Millis(2));
+  set_remote_status(*store, j, "reviewing", kT0 + Millis(3));
+  const Job before = job(*store, "acme-1");
+
+  Job polled = before;
+  polled.polls = before.polls + 1;
+  polled.errors = 2;
+  polled.next_poll_at = kT0 + Millis(3'600'000);
+  polled.missing_since = kT0 + Millis(50'000);
+  polled.missing_count = 3;
+  polled.updated_at = kT0 + Millis(60'000);
+  polled.attempts = 99;             // not a poll's column: never written
+  polled.failed_reason = "ignored";  // neither
+  auto r = store->record_poll(polled);
+  ASSERT_TRUE(r.ok()) << r.message();
+
+  Job expected = polled;
+  expected.attempts = before.attempts;
+  expected.failed_reason = before.failed_reason;
+  expected.status_since = before.status_since;  // nothing it counts from changed
+  const Job after = job(*store, "acme-1");
+  expect_same_job(after, expected);
+  EXPECT_EQ(after.missing_since, polled.missing_since);
+  EXPECT_EQ(after.missing_count, 3);
+  EXPECT_EQ(after.status_since, before.status_since);
+  auto history = store->history(j.id);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 4u);  // queued, submitting, pending, reviewing
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(std::to_string(stats->polls), query("SELECT sum(polls) FROM jobs"));
+  EXPECT_EQ(stats->polls, polled.polls);
+}
+
+// record_poll is guarded like every write: a job that moved on, or whose remote status changed
+// since it was read, is a conflict and nothing is written; an unknown id is not_found.
+TEST_P(StoreTest, RecordPollOfAJobThatChangedMeanwhileIsAConflict) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("acme-1")});
+  Job j = job(*store, "acme-1");
+  move(*store, j, State::submitting, kT0 + Millis(1));
+  j.remote_id = "remote-1";
+  move(*store, j, State::pending, kT0 + Millis(2));
+  set_remote_status(*store, j, "reviewing", kT0 + Millis(3));
+  Job stale = job(*store, "acme-1");
+  Job current = stale;
+  set_remote_status(*store, current, "processing", kT0 + Millis(4));
+
+  stale.polls += 1;
+  stale.next_poll_at = kT0 + Millis(3'600'000);
+  auto r = store->record_poll(stale);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.kind(), ErrorKind::conflict);
+  EXPECT_NE(r.message().find("remote status is 'processing' now, not 'reviewing'"),
+            std::string::npos)
+      << r.message();
+  EXPECT_EQ(job(*store, "acme-1").polls, current.polls);
+
+  current = job(*store, "acme-1");
+  move(*store, current, State::cancelled, kT0 + Millis(5), "cancelled by operator");
+  Job moved = current;
+  moved.state = State::pending;
+  moved.polls += 1;
+  r = store->record_poll(moved);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.kind(), ErrorKind::conflict);
+  EXPECT_NE(r.message().find("the job is cancelled now, not pending"), std::string::npos)
+      << r.message();
+
+  Job ghost = stale;
+  ghost.id = 12345;
+  r = store->record_poll(ghost);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.kind(), ErrorKind::not_found);
+  EXPECT_NE(r.message().find("store: record a poll of job 'acme-1'"), std::string::npos)
+      << r.message();
+}
+
+// A campaign's estimate reads the active jobs as groups alike (state, remote status, entry and
+// submission times to the bucket), counted by the database: the same groups as grouping every
+// active row by hand (the base class's reading), final jobs left out.
+TEST_P(StoreTest, ActiveCohortsGroupTheActiveJobsAsTheirRowsSay) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::vector<PersonaSpec> specs;
+  for (int i = 0; i < 12; ++i) specs.push_back(make_spec("job-" + std::to_string(i)));
+  enqueue(*store, specs);
+  const Millis minute{60'000};
+  for (int i = 0; i < 12; ++i) {
+    Job j = job(*store, "job-" + std::to_string(i));
+    if (i < 2) continue;  // two stay queued
+    j.remote_id = "remote-" + std::to_string(i);
+    j.submitted_at = kT0 + Millis(1'000 * i);  // all in the first minute
+    move(*store, j, State::pending, kT0 + Millis(1'000 * i));
+    if (i >= 6) set_remote_status(*store, j, i < 9 ? "reviewing" : "processing",
+                                  kT0 + minute * (i % 2) + Millis(5'000));
+    if (i == 11) move(*store, j, State::done, kT0 + minute * 3);
+  }
+  auto groups = store->active_cohorts(minute);
+  ASSERT_TRUE(groups.ok()) << groups.message();
+  auto by_hand = store->Store::active_cohorts(minute);
+  ASSERT_TRUE(by_hand.ok()) << by_hand.message();
+  auto key = [](const ActiveCohort& c) {
+    return std::string(to_string(c.state)) + "|" + c.remote_status + "|" +
+           std::to_string(to_unix_ms(c.entry)) + "|" +
+           (c.submitted ? std::to_string(to_unix_ms(*c.submitted)) : "-") + "|" +
+           std::to_string(c.jobs);
+  };
+  std::vector<std::string> got, want;
+  for (const auto& c : *groups) got.push_back(key(c));
+  for (const auto& c : *by_hand) want.push_back(key(c));
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+  std::int64_t jobs = 0;
+  for (const auto& c : *groups) {
+    jobs += c.jobs;
+    EXPECT_FALSE(is_final(c.state));
+    EXPECT_EQ(to_unix_ms(c.entry) % minute.count(), 0) << key(c);
+  }
+  EXPECT_EQ(jobs, 11);  // job-11 is done
+  // queued ×2; pending "" ×4; reviewing entered at minute 0 (6, 8) and 1 (7); processing at
+  // minute 1 (9) and 0 (10): six groups.
+  EXPECT_EQ(groups->size(), 6u) << ::testing::PrintToString(got);
+}
+
 TEST_P(StoreTest, StuckCountsFromTheLastChangeOfStateOrRemoteStatus) {
   auto store = open();
   ASSERT_TRUE(store);

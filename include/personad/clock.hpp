@@ -104,6 +104,9 @@ class ManualClock final : public Clock {
 
 std::int64_t to_unix_ms(TimePoint t);
 TimePoint from_unix_ms(std::int64_t ms);
+// t truncated to a multiple of `step` (> 0) since the epoch, toward zero as SQL's integer
+// division does (the stores group times with it).
+TimePoint floor_to(TimePoint t, Millis step);
 // RFC 3339 UTC with milliseconds: 2026-11-24T23:58:32.123Z
 std::string format_rfc3339(TimePoint t);
 // Accepts RFC 3339 / ISO 8601 with Z or an offset, with or without fractional seconds.

@@ -142,8 +142,9 @@ class ControlApi {
   Millis stuck_after_ = kDefaultStuckAfter;
   std::function<std::shared_ptr<const EtaModel>()> eta_model_;
   EventFeed* feed_ = nullptr;
-  // GET /v1/stats' campaign estimate, kept for kStatsEtaMaxAge: it reads every active job (0.8 s
-  // at 100,000), so stats cost that once a minute, not at every call.
+  // GET /v1/stats' campaign estimate, kept for kStatsEtaMaxAge: it groups every active job
+  // (one index scan, Store::active_cohorts), so stats cost that once a minute, not at every
+  // call.
   static constexpr std::chrono::seconds kStatsEtaMaxAge{60};
   std::optional<SelectionEta> stats_eta_;
   std::optional<std::chrono::steady_clock::time_point> stats_eta_at_;

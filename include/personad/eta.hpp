@@ -53,6 +53,9 @@ class EtaModel {
   // past every observed duration (or past the documented window): overdue, no estimate.
   std::optional<JobEstimate> estimate(const Job& job, TimePoint now) const;
   SelectionEta last_completion(const std::vector<Job>& active, TimePoint now) const;
+  // The same from groups of alike jobs (Store::active_cohorts): each group's distribution
+  // counts once per job, so a campaign of 1,000,000 jobs costs what its groups cost.
+  SelectionEta last_completion(const std::vector<ActiveCohort>& active, TimePoint now) const;
   // The stage's observed durations from entry to done (sorted), for reports.
   const std::map<std::string, std::vector<Millis>>& stages() const { return stages_; }
   const std::vector<Millis>& from_submission() const { return from_submission_; }
@@ -71,7 +74,7 @@ class EtaModel {
     TimePoint quantile(double q) const;
     TimePoint upper() const;
   };
-  std::optional<Dist> distribution(const Job& job, TimePoint now, bool& observed_basis) const;
+  std::optional<Dist> distribution(const ActiveCohort& c, TimePoint now, bool& observed_basis) const;
 
   EtaOptions options_;
   std::size_t finished_ = 0;

@@ -110,6 +110,18 @@ struct Job {
   std::optional<std::string> waiting_reason;
 };
 
+// Active jobs alike for an estimate (eta.hpp): the same state and remote status, entered at
+// the same time (status_since, to the store's bucket), submitted at the same time. A campaign's
+// estimate reads these groups (a few hundred) instead of every job's row.
+struct ActiveCohort {
+  State state = State::queued;
+  std::string remote_status;  // "" when the API has said nothing yet
+  TimePoint entry{};          // when the state or remote status last changed
+  std::optional<TimePoint> submitted;
+  std::int64_t jobs = 1;
+};
+ActiveCohort cohort_of(const Job& job);  // the group of one
+
 struct Transition {
   std::int64_t job_id = 0;
   TimePoint at{};

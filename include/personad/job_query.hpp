@@ -28,7 +28,10 @@ struct QueryContext {
   std::optional<SelectionEta> stats_eta;
 };
 
-// The estimate of when the last active job completes (stats' "eta"), from every active job.
+// The estimate of when the last active job completes (stats' "eta"), from every active job,
+// read as groups alike to within kEtaCohortBucket (Store::active_cohorts): a minute is nothing
+// beside estimates of days, and a campaign has a few hundred such groups, not a million rows.
+constexpr Millis kEtaCohortBucket{60'000};
 std::optional<SelectionEta> campaign_eta(const Store& store, const QueryContext& ctx);
 
 // How many of the latest done jobs estimates learn from.

@@ -103,6 +103,12 @@ class Store {
   // The job row only (poll counters, schedule, remote_status that did not change state); the
   // row must still be in job.state.
   virtual Result<void> update(const Job& job) = 0;
+  // A poll that changed neither the state nor the remote status (the same answer, or a failed
+  // poll to retry): writes only the poll's columns (polls, errors, next_poll_at, missing_since,
+  // missing_count, updated_at), so the entries of the indexes over the other columns are left
+  // alone — a third of update()'s cost per poll at 100,000 jobs (bench/README.md). The row must
+  // still be in job.state with job.remote_status, else ErrorKind::conflict.
+  virtual Result<void> record_poll(const Job& job) = 0;
 
   virtual Result<std::optional<Job>> find(std::string_view key) const = 0;
   virtual Result<std::optional<Job>> get(std::int64_t id) const = 0;
@@ -125,6 +131,10 @@ class Store {
   virtual Result<std::size_t> drop_archived(const std::vector<std::int64_t>& job_ids,
                                             std::string_view file, TimePoint now);
   virtual Result<StoreStats> stats() const = 0;
+  // The active jobs in groups alike for an estimate (ActiveCohort), their entry and submission
+  // times floored to a multiple of `bucket`: what a campaign's ETA reads, O(groups) to hold
+  // and one index to scan (jobs_active_eta), never the rows. The default groups load_active().
+  virtual Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const;
 
   // The jobs a selection names, one page of them, in one read snapshot; evaluated by the
   // database (indexes), never by loading every job. A backend must keep the order (created_at,

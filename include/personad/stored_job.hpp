@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <tuple>
+#include <vector>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +32,27 @@ std::optional<std::string> null_if_empty(const std::string& s);
 
 // A failure of the database itself (I/O, locking, a damaged row) unless the cause says better.
 Error fail(std::string_view what, const Error& cause);
+
+// Why a guarded write changed no row although the job is there: what it is now against what
+// the writer expected ("the job is failed now, not pending (changed meanwhile)"; for a poll's
+// write, also the remote status).
+std::string changed_meanwhile(const std::string& state_now,
+                              const std::optional<std::string>& remote_status_now,
+                              State expected, const std::optional<std::string>& remote_status);
+
+// Store::active_cohorts' grouping: jobs added one row (or one raw group) at a time, counted per
+// (state, remote status, entry, submission) with both times floored to the bucket.
+class CohortCounter {
+ public:
+  explicit CohortCounter(Millis bucket) : bucket_(bucket) {}
+  void add(ActiveCohort c);
+  std::vector<ActiveCohort> take() const;
+
+ private:
+  using Key = std::tuple<State, std::string, TimePoint, std::optional<TimePoint>>;
+  Millis bucket_;
+  std::map<Key, std::int64_t> jobs_;
+};
 
 // The non-final states, as SQL. job.cpp's is_final is the rule; a unit test holds them equal.
 #define PERSONAD_ACTIVE_STATES "('queued', 'submitting', 'pending')"

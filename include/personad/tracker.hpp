@@ -163,6 +163,9 @@ class Tracker {
   boost::asio::awaitable<Result<void>> commit(Job& job, State to, std::string reason);
   // The row only (poll counters, schedule, remote_status that did not change state).
   boost::asio::awaitable<Result<void>> save(Job& job);
+  // A poll that changed neither state nor remote status: the poll's columns only
+  // (Store::record_poll).
+  boost::asio::awaitable<Result<void>> save_poll(Job& job);
   boost::asio::awaitable<Result<Job>> find_job(std::string key);
   // How a failed read, commit or save ends the step (logged once here).
   StepEnd end_after(const Error& e, const Job& job, std::string_view what);

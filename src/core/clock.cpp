@@ -180,6 +180,11 @@ std::int64_t to_unix_ms(TimePoint t) { return t.time_since_epoch().count(); }
 
 TimePoint from_unix_ms(std::int64_t ms) { return TimePoint(Millis(ms)); }
 
+TimePoint floor_to(TimePoint t, Millis step) {
+  const std::int64_t ms = to_unix_ms(t), n = step.count();
+  return n > 0 ? from_unix_ms(ms / n * n) : t;
+}
+
 std::string format_rfc3339(TimePoint t) {
   auto day = floor<days>(t);
   year_month_day ymd{day};

@@ -368,7 +368,7 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
     QueryContext qctx{clock_.now(), stuck_after_};
     if (eta_model_) qctx.eta = eta_model_();
     const bool stats = seg == std::vector<std::string>{"stats"};
-    // The campaign's estimate reads every active job: worked out at most once a minute.
+    // The campaign's estimate groups every active job: worked out at most once a minute.
     const bool fresh_eta = stats && stats_eta_at_ &&
                            std::chrono::steady_clock::now() - *stats_eta_at_ < kStatsEtaMaxAge;
     if (fresh_eta) qctx.stats_eta = stats_eta_;

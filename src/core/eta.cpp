@@ -73,10 +73,10 @@ TimePoint EtaModel::Dist::upper() const {
   return empirical ? entry + samples->back() : hi;
 }
 
-std::optional<EtaModel::Dist> EtaModel::distribution(const Job& job, TimePoint now,
+std::optional<EtaModel::Dist> EtaModel::distribution(const ActiveCohort& job, TimePoint now,
                                                      bool& observed_basis) const {
   if (is_final(job.state)) return std::nullopt;
-  const TimePoint entry = job.status_since.value_or(job.updated_at);
+  const TimePoint entry = job.entry;
   observed_basis = observed();
   if (observed_basis) {
     auto conditioned = [&](const std::vector<Millis>& v, TimePoint from) -> std::optional<Dist> {
@@ -88,17 +88,17 @@ std::optional<EtaModel::Dist> EtaModel::distribution(const Job& job, TimePoint n
       d.first = static_cast<std::size_t>(std::upper_bound(v.begin(), v.end(), now - from) - v.begin());
       return d;
     };
-    auto it = stages_.find(eta_stage(job.state, job.remote_status.value_or("")));
+    auto it = stages_.find(eta_stage(job.state, job.remote_status));
     if (it != stages_.end())
       if (auto d = conditioned(it->second, entry)) return d;
-    if (job.state == State::pending && job.submitted_at)
-      if (auto d = conditioned(from_submission_, *job.submitted_at)) return d;
+    if (job.state == State::pending && job.submitted)
+      if (auto d = conditioned(from_submission_, *job.submitted)) return d;
   }
   // The documented window from submission (a job not submitted yet: from when it entered its
   // state, so that the answer stays the same from one call to the next until the window opens).
   observed_basis = false;
   const TimePoint submitted =
-      job.state == State::pending && job.submitted_at ? *job.submitted_at : entry;
+      job.state == State::pending && job.submitted ? *job.submitted : entry;
   Dist d;
   d.lo = std::max(now, submitted + options_.window_start);
   d.hi = submitted + options_.window_end;
@@ -107,7 +107,7 @@ std::optional<EtaModel::Dist> EtaModel::distribution(const Job& job, TimePoint n
 
 std::optional<JobEstimate> EtaModel::estimate(const Job& job, TimePoint now) const {
   bool observed_basis = false;
-  auto d = distribution(job, now, observed_basis);
+  auto d = distribution(cohort_of(job), now, observed_basis);
   if (!d) return std::nullopt;
   JobEstimate e;
   e.basis = observed_basis ? "observed" : "documented";
@@ -119,28 +119,36 @@ std::optional<JobEstimate> EtaModel::estimate(const Job& job, TimePoint now) con
 }
 
 SelectionEta EtaModel::last_completion(const std::vector<Job>& active, TimePoint now) const {
+  std::vector<ActiveCohort> each;
+  each.reserve(active.size());
+  for (const Job& j : active) each.push_back(cohort_of(j));
+  return last_completion(each, now);
+}
+
+SelectionEta EtaModel::last_completion(const std::vector<ActiveCohort>& active,
+                                       TimePoint now) const {
   SelectionEta out;
-  std::vector<Dist> dists;
+  std::vector<std::pair<Dist, double>> dists;  // and how many jobs follow it
   bool all_observed = true;
-  for (const Job& j : active) {
+  for (const ActiveCohort& c : active) {
     bool observed_basis = false;
-    auto d = distribution(j, now, observed_basis);
-    if (!d || d->empty()) continue;
+    auto d = distribution(c, now, observed_basis);
+    if (!d || d->empty() || c.jobs <= 0) continue;
     all_observed = all_observed && observed_basis;
-    dists.push_back(*d);
+    dists.emplace_back(*d, static_cast<double>(c.jobs));
+    out.jobs += static_cast<std::size_t>(c.jobs);
   }
-  out.jobs = dists.size();
   if (dists.empty()) return out;
   out.basis = all_observed ? "observed" : "documented";
   TimePoint hi = now;
-  for (const auto& d : dists) hi = std::max(hi, d.upper());
+  for (const auto& [d, n] : dists) hi = std::max(hi, d.upper());
   // P(all done by t) as a sum of logs (thousands of factors below 1 would underflow).
   auto all_done_by = [&](TimePoint t) {
     double log_p = 0;
-    for (const auto& d : dists) {
+    for (const auto& [d, n] : dists) {
       const double p = d.cdf(t);
       if (p <= 0) return 0.0;
-      log_p += std::log(p);
+      log_p += n * std::log(p);
     }
     return std::exp(log_p);
   };

@@ -117,4 +117,12 @@ bool is_documented_status(std::string_view s) {
   return std::find(kDocumented.begin(), kDocumented.end(), s) != kDocumented.end();
 }
 
+ActiveCohort cohort_of(const Job& job) {
+  return ActiveCohort{.state = job.state,
+                      .remote_status = job.remote_status.value_or(""),
+                      .entry = job.status_since.value_or(job.updated_at),
+                      .submitted = job.submitted_at,
+                      .jobs = 1};
+}
+
 }  // namespace personad

@@ -377,6 +377,8 @@ struct PgImpl {
                                       TimePoint now, const std::string& client_ref);
   Result<void> add_transition(const Transition& t);
   Result<void> update_row(const Job& job, State expected);
+  // Why a write naming job.id and expecting `expected` changed no row (see SqliteImpl).
+  Error unchanged(const Job& job, State expected);
   Result<StoreStats> read_stats();
   Result<JobPage> select(const Selection& s, const SelectOptions& o);
   Result<std::vector<Job>> jobs_by_ids(const std::vector<std::int64_t>& ids);
@@ -533,14 +535,17 @@ Result<void> PgImpl::update_row(const Job& job, State expected) {
           .add(job.waiting_reason));
   if (!updated) return updated.error();
   if (updated->affected() == 1) return {};
-  // Nothing changed: tell a job that moved on from one that is not there at all.
-  auto row = c.exec("SELECT state FROM jobs WHERE id = $1", Params().add(job.id));
+  return unchanged(job, expected);
+}
+
+Error PgImpl::unchanged(const Job& job, State expected) {
+  // Tell a job that moved on from one that is not there at all.
+  auto row = c.exec("SELECT state, remote_status FROM jobs WHERE id = $1", Params().add(job.id));
   if (!row) return row.error();
-  if (row->empty())
-    return make_error(ErrorKind::not_found, "no job with id " + std::to_string(job.id));
-  return make_error(ErrorKind::conflict, "the job is " + row->text(0, 0) + " now, not " +
-                                             std::string(to_string(expected)) +
-                                             " (changed meanwhile)");
+  if (row->empty()) return Error{"no job with id " + std::to_string(job.id), ErrorKind::not_found};
+  return Error{changed_meanwhile(row->text(0, 0), row->optional_text(0, 1), expected,
+                                 job.remote_status),
+               ErrorKind::conflict};
 }
 
 Result<StoreStats> PgImpl::read_stats() {
@@ -660,6 +665,7 @@ class PgStore final : public Store {
                                               const std::function<std::string()>& new_ref) override;
   Result<void> apply(const Job& job, const Transition& transition) override;
   Result<void> update(const Job& job) override;
+  Result<void> record_poll(const Job& job) override;
   Result<std::optional<Job>> find(std::string_view key) const override;
   Result<std::optional<Job>> get(std::int64_t id) const override;
   Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const override;
@@ -672,6 +678,7 @@ class PgStore final : public Store {
   Result<std::size_t> drop_archived(const std::vector<std::int64_t>& job_ids, std::string_view file,
                                     TimePoint now) override;
   Result<StoreStats> stats() const override;
+  Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const override;
   Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
   Result<void> begin_group() override;
@@ -747,6 +754,38 @@ Result<void> PgStore::update(const Job& job) {
   if (!w) return w.error();
   if (auto r = impl_->update_row(job, job.state); !r)
     return Error{"store: " + what + ": " + r.message(), r.kind()};
+  if (auto r = w->commit(); !r) return fail(what + " (commit)", r.error());
+  return {};
+}
+
+Result<void> PgStore::record_poll(const Job& job) {
+  const std::string what = "record a poll of job '" + job.key + "'";
+  std::lock_guard lock(impl_->mutex);
+  if (auto r = impl_->writable(what); !r) return r.error();
+  if (auto r = impl_->ready(what); !r) return r.error();
+  auto w = impl_->begin_write(what);
+  if (!w) return w.error();
+  // Only what a poll changes (see SqliteStore::record_poll); status_since stays.
+  auto updated = impl_->c.exec(
+      "UPDATE jobs SET updated_at = $4, next_poll_at = $5, polls = $6, errors = $7, "
+      "missing_since = $8, missing_count = $9 "
+      "WHERE id = $1 AND key = $2 AND state = $3 AND remote_status IS NOT DISTINCT FROM $10",
+      Params()
+          .add(job.id)
+          .add(job.key)
+          .add(to_string(job.state))
+          .add(to_unix_ms(job.updated_at))
+          .add(to_ms(job.next_poll_at))
+          .add(job.polls)
+          .add(job.errors)
+          .add(to_ms(job.missing_since))
+          .add(job.missing_count)
+          .add(job.remote_status));
+  if (!updated) return fail(what, updated.error());
+  if (updated->affected() != 1) {
+    const Error e = impl_->unchanged(job, job.state);
+    return Error{"store: " + what + ": " + e.message, e.kind};
+  }
   if (auto r = w->commit(); !r) return fail(what + " (commit)", r.error());
   return {};
 }
@@ -890,6 +929,26 @@ Result<std::size_t> PgStore::drop_archived(const std::vector<std::int64_t>& ids,
   }
   if (auto r = w->commit(); !r) return fail(what + " (commit)", r.error());
   return dropped;
+}
+
+Result<std::vector<ActiveCohort>> PgStore::active_cohorts(Millis bucket) const {
+  std::lock_guard lock(impl_->mutex);
+  if (auto r = impl_->ready("group the active jobs"); !r) return r.error();
+  auto rows = impl_->c.exec(
+      "SELECT state, remote_status, (status_since / $1::bigint) * $1::bigint, "
+      "(submitted_at / $1::bigint) * $1::bigint, count(*) FROM jobs "
+      "WHERE state IN " PERSONAD_ACTIVE_STATES " GROUP BY 1, 2, 3, 4",
+      Params().add(std::max<std::int64_t>(bucket.count(), 1)));
+  if (!rows) return fail("group the active jobs", rows.error());
+  std::vector<ActiveCohort> out;
+  for (int i = 0; i < rows->size(); ++i) {
+    const auto state = parse_state(rows->text(i, 0));
+    if (!state)
+      return make_error("store: group the active jobs: unknown state '" + rows->text(i, 0) + "'");
+    out.push_back({*state, rows->text(i, 1), from_unix_ms(rows->int64(i, 2)),
+                   from_ms(rows->optional_int64(i, 3)), rows->int64(i, 4)});
+  }
+  return out;
 }
 
 Result<StoreStats> PgStore::stats() const {

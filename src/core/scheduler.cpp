@@ -65,7 +65,10 @@ void Scheduler::arm() {
     return;
   }
   TimePoint due = heap_.top().due;
-  if (armed_for_ && *armed_for_ == due) return;
+  // Already armed for this time or an earlier one: keep it. Waking early costs one look at the
+  // heap (fire() dispatches nothing and arms for the real top); re-arming whenever the top moves
+  // later cost a timerfd_settime per poll under load (the job just polled was often the top).
+  if (armed_for_ && *armed_for_ <= due) return;
   armed_for_ = due;
   // The timer calls back only once the clock has reached `due` (see WakeTimer).
   timer_->wait_until(due, [this] {

@@ -304,6 +304,7 @@ struct SqliteImpl {
   std::map<std::string, Statement, std::less<>> selects;
   Statement insert_transition;
   Statement update_job;
+  Statement record_poll;
   Statement state_of_job;
   Statement job_by_key;
   Statement job_by_id;
@@ -315,6 +316,7 @@ struct SqliteImpl {
   Statement done_histories;
   Statement counts_by_state;
   Statement next_due;
+  Statement active_cohorts;
 
   Result<void> prepare_all();
   Result<void> writable(std::string_view what) const;
@@ -328,6 +330,9 @@ struct SqliteImpl {
   Result<void> add_transition(const Transition& t);
   // Writes the row if it is still in `expected` (the state the caller read).
   Result<void> update_row(const Job& job, State expected);
+  // Why a write that names job.id and expects `expected` (and, for a poll, job.remote_status)
+  // changed no row: not_found, or a conflict that says what the row is now.
+  Error unchanged(const Job& job, State expected);
   Result<StoreStats> read_stats();
   // A selection statement of this SQL, prepared on first use.
   Result<Statement*> selection_statement(const std::string& sql);
@@ -370,7 +375,14 @@ Result<void> SqliteImpl::prepare_all() {
        "status_since = CASE WHEN state IS NOT ?3 OR remote_status IS NOT ?5 THEN ?8 "
        "ELSE status_since END "
        "WHERE id = ?1 AND key = ?2 AND state = ?21"},
-      {&state_of_job, "SELECT state FROM jobs WHERE id = ?1"},
+      // Only what a poll changes: no indexed column but next_poll_at (the schedule) is named,
+      // so SQLite rewrites no other index entry; status_since stays (nothing it counts from
+      // changed). `polls` fires job_counts_update (the stats' poll count).
+      {&record_poll,
+       "UPDATE jobs SET updated_at = ?4, next_poll_at = ?5, polls = ?6, errors = ?7, "
+       "missing_since = ?8, missing_count = ?9 "
+       "WHERE id = ?1 AND key = ?2 AND state = ?3 AND remote_status IS ?10"},
+      {&state_of_job, "SELECT state, remote_status FROM jobs WHERE id = ?1"},
       {&job_by_key, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = ?1"},
       {&job_by_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
       // Served by the unique partial index on remote_id: "= ?1" implies NOT NULL.
@@ -396,6 +408,12 @@ Result<void> SqliteImpl::prepare_all() {
       {&next_due, "SELECT key, next_poll_at FROM jobs INDEXED BY jobs_active_due WHERE state IN "
                   PERSONAD_ACTIVE_STATES " AND next_poll_at IS NOT NULL "
                   "ORDER BY next_poll_at, id LIMIT 1"},
+      // Read from the index jobs_active_eta alone (0009): ~30 bytes a job, not its row. Grouped
+      // in the index's order, so SQLite streams the groups (no temporary b-tree); the buckets
+      // are counted as they come (CohortCounter).
+      {&active_cohorts,
+       "SELECT state, remote_status, status_since, submitted_at, count(*) FROM jobs "
+       "WHERE state IN " PERSONAD_ACTIVE_STATES " GROUP BY 1, 2, 3, 4"},
   };
   for (const auto& [stmt, sql] : all) {
     auto prepared = db.prepare(sql);
@@ -522,15 +540,18 @@ Result<void> SqliteImpl::update_row(const Job& job, State expected) {
       .bind(24, job.waiting_reason);
   if (auto r = update_job.run(); !r) return r.error();
   if (db.changes() == 1) return {};
-  // Nothing changed: tell a job that moved on (an operator's action won the race) from one
-  // that is not there at all.
+  return unchanged(job, expected);
+}
+
+Error SqliteImpl::unchanged(const Job& job, State expected) {
+  // Tell a job that moved on (an operator's action won the race) from one that is not there.
   ResetOnExit reset_state(state_of_job);
   auto row = state_of_job.bind(1, job.id).step();
   if (!row) return row.error();
-  if (!*row) return make_error(ErrorKind::not_found, "no job with id " + std::to_string(job.id));
-  return make_error(ErrorKind::conflict, "the job is " + state_of_job.text(0) + " now, not " +
-                                             std::string(to_string(expected)) +
-                                             " (changed meanwhile)");
+  if (!*row) return Error{"no job with id " + std::to_string(job.id), ErrorKind::not_found};
+  return Error{stored::changed_meanwhile(state_of_job.text(0), state_of_job.optional_text(1),
+                                         expected, job.remote_status),
+               ErrorKind::conflict};
 }
 
 Result<StoreStats> SqliteImpl::read_stats() {
@@ -786,6 +807,7 @@ class SqliteStore final : public Store {
                                               const std::function<std::string()>& new_ref) override;
   Result<void> apply(const Job& job, const Transition& transition) override;
   Result<void> update(const Job& job) override;
+  Result<void> record_poll(const Job& job) override;
   Result<std::optional<Job>> find(std::string_view key) const override;
   Result<std::optional<Job>> get(std::int64_t id) const override;
   Result<std::optional<Job>> find_by_remote_id(std::string_view remote_id) const override;
@@ -798,6 +820,7 @@ class SqliteStore final : public Store {
   Result<std::size_t> drop_archived(const std::vector<std::int64_t>& job_ids, std::string_view file,
                                     TimePoint now) override;
   Result<StoreStats> stats() const override;
+  Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const override;
   Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
   Result<void> begin_group() override;
@@ -817,6 +840,14 @@ Result<std::optional<ArchivedKey>> Store::find_archived(std::string_view) const 
 Result<std::size_t> Store::drop_archived(const std::vector<std::int64_t>&, std::string_view,
                                          TimePoint) {
   return make_error(ErrorKind::invalid, "this store cannot archive");
+}
+
+Result<std::vector<ActiveCohort>> Store::active_cohorts(Millis bucket) const {
+  auto jobs = load_active();
+  if (!jobs) return jobs.error();
+  stored::CohortCounter groups(bucket);
+  for (const Job& j : *jobs) groups.add(cohort_of(j));
+  return groups.take();
 }
 
 Result<std::vector<std::vector<Transition>>> Store::done_histories(std::size_t max_jobs) const {
@@ -924,6 +955,27 @@ Result<void> SqliteStore::update(const Job& job) {
   if (auto r = impl_->update_row(job, job.state); !r)
     return Error{"store: " + what + ": " + r.message(), r.kind()};
   return {};
+}
+
+Result<void> SqliteStore::record_poll(const Job& job) {
+  const std::string what = "record a poll of job '" + job.key + "'";
+  if (auto r = impl_->writable(what); !r) return r.error();
+  auto& stmt = impl_->record_poll;
+  ResetOnExit reset(stmt);
+  stmt.bind(1, job.id)
+      .bind(2, std::string_view(job.key))
+      .bind(3, to_string(job.state))
+      .bind(4, to_unix_ms(job.updated_at))
+      .bind(5, to_ms(job.next_poll_at))
+      .bind(6, job.polls)
+      .bind(7, job.errors)
+      .bind(8, to_ms(job.missing_since))
+      .bind(9, job.missing_count)
+      .bind(10, job.remote_status);
+  if (auto r = stmt.run(); !r) return fail(what, r.error());
+  if (impl_->db.changes() == 1) return {};
+  const Error e = impl_->unchanged(job, job.state);
+  return Error{"store: " + what + ": " + e.message, e.kind};
 }
 
 Result<std::optional<Job>> SqliteStore::find(std::string_view key) const {
@@ -1062,6 +1114,21 @@ Result<std::size_t> SqliteStore::drop_archived(const std::vector<std::int64_t>& 
   }
   if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
   return dropped;
+}
+
+Result<std::vector<ActiveCohort>> SqliteStore::active_cohorts(Millis bucket) const {
+  auto& stmt = impl_->active_cohorts;
+  ResetOnExit reset(stmt);
+  stored::CohortCounter groups(bucket);
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return fail("group the active jobs", row.error());
+    if (!*row) return groups.take();
+    const auto state = parse_state(stmt.text(0));
+    if (!state) return make_error("store: group the active jobs: unknown state '" + stmt.text(0) + "'");
+    groups.add({*state, stmt.text(1), from_unix_ms(stmt.int64(2)),
+                from_ms(stmt.optional_int64(3)), stmt.int64(4)});
+  }
 }
 
 Result<StoreStats> SqliteStore::stats() const {

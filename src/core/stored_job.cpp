@@ -74,4 +74,31 @@ Error fail(std::string_view what, const Error& cause) {
   return make_error(kind, "store: " + std::string(what) + ": " + cause.message);
 }
 
+void CohortCounter::add(ActiveCohort c) {
+  c.entry = floor_to(c.entry, bucket_);
+  if (c.submitted) c.submitted = floor_to(*c.submitted, bucket_);
+  jobs_[Key{c.state, std::move(c.remote_status), c.entry, c.submitted}] += c.jobs;
+}
+
+std::vector<ActiveCohort> CohortCounter::take() const {
+  std::vector<ActiveCohort> out;
+  out.reserve(jobs_.size());
+  for (const auto& [k, n] : jobs_)
+    out.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), n});
+  return out;
+}
+
+std::string changed_meanwhile(const std::string& state_now,
+                              const std::optional<std::string>& remote_status_now,
+                              State expected, const std::optional<std::string>& remote_status) {
+  if (state_now != to_string(expected))
+    return "the job is " + state_now + " now, not " + std::string(to_string(expected)) +
+           " (changed meanwhile)";
+  if (remote_status_now == remote_status)
+    return "the row is not the job it was read as (key or id changed meanwhile)";
+  auto shown = [](const std::optional<std::string>& s) { return s ? "'" + *s + "'" : "none"; };
+  return "the job's remote status is " + shown(remote_status_now) + " now, not " +
+         shown(remote_status) + " (changed meanwhile)";
+}
+
 }  // namespace personad::stored

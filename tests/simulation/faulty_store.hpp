@@ -39,6 +39,10 @@ class FaultyStore final : public Store {
     if (fail(write_fail_, "update")) return injected("update");
     return inner_->update(job);
   }
+  Result<void> record_poll(const Job& job) override {
+    if (fail(write_fail_, "record_poll")) return injected("record_poll");
+    return inner_->record_poll(job);
+  }
   Result<std::optional<Job>> find(std::string_view key) const override {
     if (fail(read_fail_, "find")) return injected("find");
     return inner_->find(key);
