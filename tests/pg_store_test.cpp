@@ -102,6 +102,35 @@ TEST_F(PgStoreTest, HostsStartingTogetherMigrateOnce) {
   EXPECT_EQ(db_->query("SELECT count(*) FROM personad_lease"), "1");
 }
 
+// A database of the first schema (0001, as every host of an earlier personad left it) migrates
+// to the latest when a newer personad opens it: the jobs stay, batch_files (0002) appears.
+TEST_F(PgStoreTest, ADatabaseOfTheFirstSchemaMigratesToTheLatest) {
+  const auto& first = pg_migrations::kAll.front();
+  ASSERT_EQ(db_->exec("CREATE TABLE personad_schema (id integer PRIMARY KEY CHECK (id = 1), "
+                      "version integer NOT NULL); INSERT INTO personad_schema VALUES (1, " +
+                      std::to_string(first.version) + ");" + std::string(first.sql)),
+            "");
+  ASSERT_EQ(db_->exec("INSERT INTO jobs (key, state, client_ref, spec, source, created_at, "
+                      "updated_at) VALUES ('old-1', 'queued', 'ref-old', "
+                      "'{\"key\":\"old-1\",\"gender\":\"f\",\"labels\":[]}', 'b.toml', 1000, "
+                      "1000)"),
+            "");
+  EXPECT_EQ(db_->query("SELECT to_regclass('batch_files') IS NULL"), "t");
+  auto s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->schema_version(), kLatest);
+  EXPECT_EQ(db_->query("SELECT version FROM personad_schema"), std::to_string(kLatest));
+  EXPECT_EQ(db_->query("SELECT to_regclass('batch_files') IS NOT NULL"), "t");
+  auto j = s->find("old-1");
+  ASSERT_TRUE(j && *j) << j.message();
+  EXPECT_EQ((*j)->client_ref, "ref-old");
+  EXPECT_EQ(s->stats()->counts.at(State::queued), 1);  // the trigger of 0001 counted it
+  ASSERT_TRUE(s->remember_batch("/b/a.toml", "sha256:x:1", 1, kT0));
+  EXPECT_EQ((*s->remembered_batch("/b/a.toml"))->entries, 1);
+  // The lease and the action table accept the migrated database.
+  EXPECT_TRUE(PgLease::connect(db_->target(), "h"));
+}
+
 TEST_F(PgStoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
   open().reset();
   EXPECT_EQ(db_->exec("UPDATE personad_schema SET version = 99"), "");
@@ -206,6 +235,12 @@ void expect_every_write_fenced(Store& store, PgTestDb& db) {
   auto g = store.begin_group();
   ASSERT_FALSE(g);
   EXPECT_TRUE(is_lease_lost(g.error())) << g.message();
+
+  const auto batches_before = db.query("SELECT count(*) FROM batch_files");
+  auto rb = store.remember_batch("/b/fenced.toml", "sha256:x:1", 1, kT0);
+  ASSERT_FALSE(rb);
+  EXPECT_TRUE(is_lease_lost(rb.error())) << rb.message();
+  EXPECT_EQ(db.query("SELECT count(*) FROM batch_files"), batches_before);
 
   EXPECT_EQ(db.query("SELECT string_agg(key || state || polls, ',' ORDER BY id) FROM jobs"),
             jobs_before);

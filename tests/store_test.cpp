@@ -335,6 +335,12 @@ TEST_F(SqliteStoreTest, DatabaseOfTheOldestSchemaMigratesWithNothingLost) {
   EXPECT_EQ((*groups)[0].entry, from_unix_ms(2000));
   EXPECT_EQ((*groups)[0].submitted, from_unix_ms(2000));
   EXPECT_EQ((*groups)[0].jobs, 1);
+  // Batch files enqueued whole (0008): none remembered yet; remembering works at once.
+  auto none = store->remembered_batch("/b/old.toml");
+  ASSERT_TRUE(none.ok()) << none.message();
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(store->remember_batch("/b/old.toml", "sha256:x:1", 1, kT0).ok());
+  EXPECT_EQ((*store->remembered_batch("/b/old.toml"))->entries, 1);
 }
 
 // The counts kept by triggers (0003) always equal a recount of the rows, whatever moves,
@@ -1546,6 +1552,80 @@ TEST_P(StoreTest, KeysAreOrderedByBytesNotByALocale) {
   std::vector<std::string> got;
   for (const auto& j : page->jobs) got.push_back(j.key);
   EXPECT_EQ(got, (std::vector<std::string>{"B", "Z", "_x", "a", "a b", "a-b", "ab", "b"}));
+}
+
+// ---- Batch files enqueued whole (issue 12) -----------------------------------------------------
+
+// The daemon asks by path whether it enqueued this content before; the store keeps, per path,
+// the last content remembered, across reopening.
+TEST_P(StoreTest, BatchFilesAreRememberedByPathWithTheirLatestFingerprint) {
+  const std::string a = "/etc/personad/batches.d/a.toml";
+  const std::string print_1 = "sha256:" + std::string(64, '1') + ":100";
+  const std::string print_2 = "sha256:" + std::string(64, '2') + ":120";
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    auto none = store->remembered_batch(a);
+    ASSERT_TRUE(none.ok()) << none.message();
+    EXPECT_FALSE(none->has_value());
+
+    ASSERT_TRUE(store->remember_batch(a, print_1, 3, kT0).ok());
+    auto one = store->remembered_batch(a);
+    ASSERT_TRUE(one.ok()) << one.message();
+    ASSERT_TRUE(one->has_value());
+    EXPECT_EQ((*one)->fingerprint, print_1);
+    EXPECT_EQ((*one)->entries, 3);
+    EXPECT_EQ((*one)->intaken_at, kT0);
+
+    // The file changed and was enqueued whole again: its new content replaces the old.
+    auto r = store->remember_batch(a, print_2, 5, kT0 + Millis(60'000));
+    ASSERT_TRUE(r.ok()) << r.message();
+    // Another path, another row; a path is compared byte for byte.
+    ASSERT_TRUE(store->remember_batch(a + ".bak.toml", print_1, 3, kT0).ok());
+    EXPECT_FALSE(store->remembered_batch("/etc/personad/batches.d/A.toml")->has_value());
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto two = store->remembered_batch(a);
+  ASSERT_TRUE(two.ok()) << two.message();
+  ASSERT_TRUE(two->has_value());
+  EXPECT_EQ((*two)->fingerprint, print_2);
+  EXPECT_EQ((*two)->entries, 5);
+  EXPECT_EQ((*two)->intaken_at, kT0 + Millis(60'000));
+  EXPECT_EQ(query("SELECT count(*) FROM batch_files"), "2");
+  // Nothing of it touches the jobs or their counts.
+  EXPECT_EQ(store->stats()->counts.at(State::queued), 0);
+}
+
+// Remembered inside a group of writes (the daemon's store thread) like any write: it commits
+// with the group, or not at all.
+TEST_P(StoreTest, ARememberedBatchInAGroupCommitsWithIt) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::string print = "sha256:" + std::string(64, 'a') + ":1";
+  ASSERT_TRUE(store->begin_group().ok());
+  ASSERT_TRUE(store->remember_batch("/b/x.toml", print, 1, kT0).ok());
+  store->abort_group();
+  EXPECT_FALSE(store->remembered_batch("/b/x.toml")->has_value());
+  ASSERT_TRUE(store->begin_group().ok());
+  ASSERT_TRUE(store->remember_batch("/b/x.toml", print, 1, kT0).ok());
+  ASSERT_TRUE(store->end_group().ok());
+  EXPECT_TRUE(store->remembered_batch("/b/x.toml")->has_value());
+}
+
+TEST_P(StoreTest, AReadOnlyStoreReadsRememberedBatchesAndRemembersNone) {
+  {
+    auto writer = open();
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE(writer->remember_batch("/b/a.toml", "sha256:x:1", 1, kT0).ok());
+  }
+  auto reader = open(OpenMode::read_only);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ((*reader->remembered_batch("/b/a.toml"))->fingerprint, "sha256:x:1");
+  auto refused = reader->remember_batch("/b/a.toml", "sha256:y:1", 1, kT0);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("read-only"));
+  EXPECT_EQ((*reader->remembered_batch("/b/a.toml"))->fingerprint, "sha256:x:1");
 }
 
 }  // namespace

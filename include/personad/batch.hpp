@@ -28,6 +28,10 @@ struct BatchParse {
   std::string file;
   std::vector<BatchEntry> entries;  // empty whenever errors is not empty
   std::vector<BatchError> errors;
+  // batch_fingerprint of the very bytes parsed (load_batch_file; empty when the file could not
+  // be read): what the daemon remembers once the file is enqueued whole. The bytes parsed, not
+  // those of an earlier look: a file rewritten between the two is remembered as what it became.
+  std::string fingerprint;
   bool ok() const { return errors.empty(); }
 };
 
@@ -52,8 +56,8 @@ std::vector<std::filesystem::path> media_roots();
 BatchParse parse_batch(std::string_view text, const std::string& file);
 BatchParse parse_batch(std::string_view text, const std::string& file,
                        const std::vector<std::filesystem::path>& roots);
-// Reads the file (at most 64 MiB: a larger one is refused before it is read) and parses it.
-// Never throws: running out of memory is an error of that file.
+// Reads the file (at most 64 MiB: a larger one is refused before it is read) and parses it;
+// sets the parse's fingerprint. Never throws: running out of memory is an error of that file.
 BatchParse load_batch_file(const std::filesystem::path& path);
 BatchParse load_batch_file(const std::filesystem::path& path,
                            const std::vector<std::filesystem::path>& roots);

@@ -39,6 +39,13 @@ struct ArchivedKey {
   std::string file;
 };
 
+// A batch file the daemon enqueued whole (every entry a known key now), by its path.
+struct RememberedBatch {
+  std::string fingerprint;  // batch_fingerprint of the content enqueued
+  std::int64_t entries = 0;
+  TimePoint intaken_at{};   // when it was remembered
+};
+
 struct StoreStats {
   std::map<State, std::int64_t> counts;  // every state present, zero included
   std::int64_t polls = 0;                // status polls made, all jobs
@@ -135,6 +142,14 @@ class Store {
   // times floored to a multiple of `bucket`: what a campaign's ETA reads, O(groups) to hold
   // and one index to scan (jobs_active_eta), never the rows. The default groups load_active().
   virtual Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const;
+
+  // Batch files enqueued whole, so that a scan of batches.d skips the parse of content it has
+  // enqueued before (daemon.cpp). remember_batch replaces what `path` had. Only an
+  // optimisation: the defaults remember nothing (a wrapper that does not forward them costs
+  // parses, never a skipped file).
+  virtual Result<std::optional<RememberedBatch>> remembered_batch(std::string_view path) const;
+  virtual Result<void> remember_batch(std::string_view path, std::string_view fingerprint,
+                                      std::int64_t entries, TimePoint now);
 
   // The jobs a selection names, one page of them, in one read snapshot; evaluated by the
   // database (indexes), never by loading every job. A backend must keep the order (created_at,

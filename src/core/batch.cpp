@@ -21,6 +21,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "personad/batch_fingerprint.hpp"
 #include "personad/result.hpp"
 #include "personad/toml_support.hpp"
 #include "personad/url.hpp"
@@ -650,7 +651,9 @@ BatchParse load_batch_file(const fs::path& path, const std::vector<fs::path>& ro
       return result;
     }
     size = text->size();
-    return parse_batch(*text, path.string(), roots);
+    BatchParse result = parse_batch(*text, path.string(), roots);
+    if (auto print = batch_fingerprint_of(*text)) result.fingerprint = std::move(*print);
+    return result;
   } catch (const std::bad_alloc&) {
     return out_of_memory(path.string(), size);
   }

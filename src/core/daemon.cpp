@@ -22,6 +22,7 @@
 #include <cerrno>
 
 #include "personad/batch.hpp"
+#include "personad/batch_fingerprint.hpp"
 #include "personad/control.hpp"
 #include "personad/creatify_client.hpp"
 #include "personad/dir_watch.hpp"
@@ -56,6 +57,12 @@ namespace {
 // seconds to parse, which the event loop must not wait for).
 asio::awaitable<BatchParse> parse_batch_file(std::filesystem::path path) {
   co_return load_batch_file(path);
+}
+
+// What a batch file holds now, read in blocks; run on the parsing thread too (a 30 MB file is
+// a tenth of a second of hashing, which the event loop must not wait for either).
+asio::awaitable<Result<std::string>> fingerprint_batch_file(std::filesystem::path path) {
+  co_return batch_fingerprint(path);
 }
 
 // Reads the config file for a reload; run on the parsing thread, like batch files.
@@ -523,10 +530,11 @@ class Daemon {
 
   // Every *.toml of the batches directory; a file with any error enqueues nothing. A file is
   // enqueued in chunks (one transaction each, on the store's thread), so a big batch neither
-  // holds one huge transaction nor the loop.
+  // holds one huge transaction nor the loop. A file enqueued whole is remembered, and the same
+  // content is not parsed again (already_enqueued).
   asio::awaitable<void> scan_batches() {
     static constexpr std::size_t kChunk = 1'000;
-    std::size_t files = 0, queued = 0, invalid = 0, skipped = 0;
+    std::size_t files = 0, queued = 0, invalid = 0, skipped = 0, known_files = 0;
     for (const auto& path : list_batch_files(config_.batches_directory)) {
       if (stopping_) co_return;
       ++files;
@@ -535,6 +543,10 @@ class Daemon {
       if (auto why = not_a_batch_file(path); !why.empty()) {
         ++skipped;
         log_.event(level_enum::warn, "batch_skipped", {{"file", path.string()}, {"reason", why}});
+        continue;
+      }
+      if (co_await already_enqueued(path)) {
+        ++known_files;
         continue;
       }
       BatchParse parse = co_await asio::co_spawn(parse_pool_, parse_batch_file(path),
@@ -561,6 +573,7 @@ class Daemon {
         }
         for (const auto& o : *r) n += o.inserted ? 1 : 0;
       }
+      if (!failed) co_await remember_batch(path.string(), parse.fingerprint, entries);
       queued += n;
       log_.event(n ? level_enum::info : level_enum::debug, "batch_read",
                  {{"file", path.string()},
@@ -573,7 +586,60 @@ class Daemon {
                 {"files", std::to_string(files)},
                 {"queued", std::to_string(queued)},
                 {"invalid", std::to_string(invalid)},
-                {"skipped", std::to_string(skipped)}});
+                {"skipped", std::to_string(skipped)},
+                {"known_files", std::to_string(known_files)}});
+  }
+
+  // Whether the store holds this very content for this path: an earlier scan enqueued every
+  // entry of it (inserted or already known), so parsing it again (seconds and hundreds of MiB
+  // for a 100,000-entry file) could only enqueue nothing. The record is in the jobs' database
+  // and a key stays known for good (archived ones too), so that holds whatever changed since,
+  // batches.media_root included: a new root may make the file invalid, or resolve its videos
+  // elsewhere, but its keys are known either way. What the skip leaves out is reports only: the
+  // spec_changed warnings of its first intake, and a rejection the new rules would now give
+  // (design.md, "Intake").
+  //
+  // Only an optimisation: when the fingerprint or the look-up fails, the file is parsed as if
+  // it were new.
+  asio::awaitable<bool> already_enqueued(std::filesystem::path path) {
+    const std::string file = path.string();
+    auto print = co_await asio::co_spawn(parse_pool_, fingerprint_batch_file(path),
+                                         asio::use_awaitable);
+    if (!print) {
+      // The file's own trouble (gone, unreadable, too large): its parse reports it as before.
+      log_.event(level_enum::debug, "batch_fingerprint_failed",
+                 {{"file", file}, {"reason", print.message() + "; the file is parsed"}});
+      co_return false;
+    }
+    // References only: GCC 12 miscompiles a lambda temporary that holds a std::string inside a
+    // co_await expression (a double free); the frame keeps `file` alive meanwhile.
+    auto known = co_await store_->read([&file](Store& s) { return s.remembered_batch(file); });
+    if (!known) {
+      log_.event(level_enum::warn, "batch_memory_failed",
+                 {{"file", file},
+                  {"reason", known.message() + "; the file is parsed as if it were new"}});
+      co_return false;
+    }
+    if (!*known || (*known)->fingerprint != *print) co_return false;
+    log_.event(level_enum::debug, "batch_known",
+               {{"file", file}, {"entries", std::to_string((*known)->entries)}});
+    co_return true;
+  }
+
+  // Every entry of the content `fingerprint` (the bytes parsed) is in the store now: the next
+  // scan skips that content. Failing costs that scan a parse, nothing more.
+  asio::awaitable<void> remember_batch(std::string file, std::string fingerprint,
+                                       std::size_t entries) {
+    if (fingerprint.empty()) co_return;
+    const TimePoint now = clock_.now();
+    const auto n = static_cast<std::int64_t>(entries);
+    auto r = co_await store_->write([&file, &fingerprint, n, now](Store& s) {
+      return s.remember_batch(file, fingerprint, n, now);
+    });
+    if (!r)
+      log_.event(level_enum::warn, "batch_memory_failed",
+                 {{"file", file},
+                  {"reason", r.message() + "; the file is parsed again at the next scan"}});
   }
 
   // Why `path` (listed by list_batch_files) is no batch file, or "" when it is a regular file

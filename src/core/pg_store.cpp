@@ -166,6 +166,9 @@ Result<int> apply_migration(Connection& c, const pg_migrations::Migration& m) {
   if (!tx) return fail(what, tx.error());
   if (auto r = c.exec("SELECT pg_advisory_xact_lock($1)", Params().add(kMigrationLock)); !r)
     return fail(what, r.error());
+  // From the second migration on, CREATE TABLE IF NOT EXISTS below finds the table and the
+  // server says so in a NOTICE, which libpq prints on stderr (the journal): not worth a line.
+  if (auto r = c.run("SET LOCAL client_min_messages = warning"); !r) return fail(what, r.error());
   if (auto r = c.run("CREATE TABLE IF NOT EXISTS personad_schema ("
                      "id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL); "
                      "INSERT INTO personad_schema (id, version) VALUES (1, 0) "
@@ -679,6 +682,9 @@ class PgStore final : public Store {
                                     TimePoint now) override;
   Result<StoreStats> stats() const override;
   Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const override;
+  Result<std::optional<RememberedBatch>> remembered_batch(std::string_view path) const override;
+  Result<void> remember_batch(std::string_view path, std::string_view fingerprint,
+                              std::int64_t entries, TimePoint now) override;
   Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
   Result<void> begin_group() override;
@@ -961,6 +967,38 @@ Result<StoreStats> PgStore::stats() const {
   if (!stats) return fail("stats", stats.error());
   if (auto r = tx->commit(); !r) return fail("stats (commit)", r.error());
   return stats;
+}
+
+Result<std::optional<RememberedBatch>> PgStore::remembered_batch(std::string_view path) const {
+  const std::string what = "remembered batch file " + std::string(path);
+  std::lock_guard lock(impl_->mutex);
+  if (auto r = impl_->ready(what); !r) return r.error();
+  auto rows = impl_->c.exec(
+      "SELECT fingerprint, entries, intaken_at FROM batch_files WHERE path = $1",
+      Params().add(path));
+  if (!rows) return fail(what, rows.error());
+  if (rows->empty()) return std::optional<RememberedBatch>();
+  return std::optional<RememberedBatch>(
+      RememberedBatch{rows->text(0, 0), rows->int64(0, 1), from_unix_ms(rows->int64(0, 2))});
+}
+
+// Fenced like every write: a host that lost the lease remembers nothing either.
+Result<void> PgStore::remember_batch(std::string_view path, std::string_view fingerprint,
+                                     std::int64_t entries, TimePoint now) {
+  const std::string what = "remember batch file " + std::string(path);
+  std::lock_guard lock(impl_->mutex);
+  if (auto r = impl_->writable(what); !r) return r.error();
+  if (auto r = impl_->ready(what); !r) return r.error();
+  auto w = impl_->begin_write(what);
+  if (!w) return w.error();
+  auto r = impl_->c.exec(
+      "INSERT INTO batch_files (path, fingerprint, entries, intaken_at) VALUES ($1, $2, $3, $4) "
+      "ON CONFLICT (path) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+      "entries = EXCLUDED.entries, intaken_at = EXCLUDED.intaken_at",
+      Params().add(path).add(fingerprint).add(entries).add(to_unix_ms(now)));
+  if (!r) return fail(what, r.error());
+  if (auto c = w->commit(); !c) return fail(what + " (commit)", c.error());
+  return {};
 }
 
 Result<JobPage> PgStore::select(const Selection& selection, const SelectOptions& options) const {

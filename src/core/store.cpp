@@ -317,6 +317,8 @@ struct SqliteImpl {
   Statement counts_by_state;
   Statement next_due;
   Statement active_cohorts;
+  Statement batch_by_path;
+  Statement remember_batch;
 
   Result<void> prepare_all();
   Result<void> writable(std::string_view what) const;
@@ -414,6 +416,11 @@ Result<void> SqliteImpl::prepare_all() {
       {&active_cohorts,
        "SELECT state, remote_status, status_since, submitted_at, count(*) FROM jobs "
        "WHERE state IN " PERSONAD_ACTIVE_STATES " GROUP BY 1, 2, 3, 4"},
+      {&batch_by_path, "SELECT fingerprint, entries, intaken_at FROM batch_files WHERE path = ?1"},
+      {&remember_batch,
+       "INSERT INTO batch_files (path, fingerprint, entries, intaken_at) VALUES (?1, ?2, ?3, ?4) "
+       "ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, "
+       "entries = excluded.entries, intaken_at = excluded.intaken_at"},
   };
   for (const auto& [stmt, sql] : all) {
     auto prepared = db.prepare(sql);
@@ -821,6 +828,9 @@ class SqliteStore final : public Store {
                                     TimePoint now) override;
   Result<StoreStats> stats() const override;
   Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const override;
+  Result<std::optional<RememberedBatch>> remembered_batch(std::string_view path) const override;
+  Result<void> remember_batch(std::string_view path, std::string_view fingerprint,
+                              std::int64_t entries, TimePoint now) override;
   Result<JobPage> select(const Selection& selection, const SelectOptions& options) const override;
   Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const override;
   Result<void> begin_group() override;
@@ -848,6 +858,14 @@ Result<std::vector<ActiveCohort>> Store::active_cohorts(Millis bucket) const {
   stored::CohortCounter groups(bucket);
   for (const Job& j : *jobs) groups.add(cohort_of(j));
   return groups.take();
+}
+
+Result<std::optional<RememberedBatch>> Store::remembered_batch(std::string_view) const {
+  return std::optional<RememberedBatch>();
+}
+
+Result<void> Store::remember_batch(std::string_view, std::string_view, std::int64_t, TimePoint) {
+  return {};
 }
 
 Result<std::vector<std::vector<Transition>>> Store::done_histories(std::size_t max_jobs) const {
@@ -1139,6 +1157,29 @@ Result<StoreStats> SqliteStore::stats() const {
   if (!stats) return fail("stats", stats.error());
   if (auto r = tx->commit(); !r) return fail("stats (commit)", r.error());
   return stats;
+}
+
+Result<std::optional<RememberedBatch>> SqliteStore::remembered_batch(
+    std::string_view path) const {
+  auto& stmt = impl_->batch_by_path;
+  ResetOnExit reset(stmt);
+  auto row = stmt.bind(1, path).step();
+  if (!row) return fail("remembered batch file " + std::string(path), row.error());
+  if (!*row) return std::optional<RememberedBatch>();
+  return std::optional<RememberedBatch>(
+      RememberedBatch{stmt.text(0), stmt.int64(1), from_unix_ms(stmt.int64(2))});
+}
+
+Result<void> SqliteStore::remember_batch(std::string_view path, std::string_view fingerprint,
+                                         std::int64_t entries, TimePoint now) {
+  const std::string what = "remember batch file " + std::string(path);
+  if (auto r = impl_->writable(what); !r) return r.error();
+  // A single statement is its own transaction (in a group: part of the group's).
+  auto& stmt = impl_->remember_batch;
+  ResetOnExit reset(stmt);
+  stmt.bind(1, path).bind(2, fingerprint).bind(3, entries).bind(4, to_unix_ms(now));
+  if (auto r = stmt.run(); !r) return fail(what, r.error());
+  return {};
 }
 
 Result<JobPage> SqliteStore::select(const Selection& selection,

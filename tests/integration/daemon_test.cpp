@@ -320,6 +320,93 @@ TEST(Daemon, AFifoInTheBatchesDirectoryIsWarnedAboutNeverOpened) {
   EXPECT_THAT(log, HasSubstr("skipped=2"));
 }
 
+// Issue 12: every restart re-parsed a 100,000-entry file (2.5 s, 334 MiB) although every key
+// in it was known. A file enqueued whole is remembered (its path and the fingerprint of its
+// content): a rescan or a restart does not parse it again. A changed file is parsed again and
+// its new entries enqueued; a file with errors is reported at every scan; a store that cannot
+// remember costs a parse, never a file.
+TEST(Daemon, ABatchFileEnqueuedWholeIsNotParsedAgain) {
+  Environment env("remember");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  const fs::path a = env.dir() / "batches.d" / "a.toml";
+  const fs::path bad = env.dir() / "batches.d" / "bad.toml";
+  write_file(a, make_batch("rem", 3));
+  write_file(bad, make_batch("remx", 1) + "[[persona]]\nkey = \"remx-x\"\ngender = \"q\"\n");
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  auto count = [&](const std::string& needle) {
+    return count_of(read_file(env.log_path()), needle);
+  };
+  const std::string scanned = "batches_scanned";
+  const std::string read_a = "batch_read file=" + a.string() + " ";
+  const std::string known_a = "batch_known file=" + a.string() + " ";
+  const std::string rejected = "batch_rejected file=" + bad.string() + " ";
+  // Waits for the next scan to end; false when none does.
+  auto next_scan = [&](std::size_t before) {
+    return wait_until([&] { return count(scanned) > before; }, seconds(30));
+  };
+  // The last scan's summary line.
+  auto last_scan = [&] {
+    const std::string log = read_file(env.log_path());
+    const auto at = log.rfind(scanned);
+    return at == std::string::npos ? std::string() : log.substr(at, log.find('\n', at) - at);
+  };
+
+  ASSERT_TRUE(next_scan(0)) << read_file(env.log_path());
+  EXPECT_EQ(count(read_a + "entries=3 queued=3 known=0"), 1u) << read_file(env.log_path());
+  EXPECT_EQ(count(known_a), 0u);
+  EXPECT_THAT(last_scan(), HasSubstr("known_files=0"));
+
+  // A reload's scan: the file is known, not parsed; the bad one is reported again.
+  std::size_t scans = count(scanned);
+  env.daemon()->signal(SIGHUP);
+  ASSERT_TRUE(next_scan(scans)) << read_file(env.log_path());
+  EXPECT_EQ(count(known_a + "entries=3"), 1u) << read_file(env.log_path());
+  EXPECT_EQ(count(read_a), 1u) << "parsed once only";
+  EXPECT_THAT(last_scan(), HasSubstr("known_files=1"));
+  EXPECT_EQ(count(rejected), count(scanned)) << "the file with errors, at every scan";
+
+  // Changed (two entries more; renamed into place, so no scan sees half a file): parsed again,
+  // the new entries enqueued, the old ones known.
+  write_file(env.dir() / "a.toml.new", make_batch("rem", 5));
+  fs::rename(env.dir() / "a.toml.new", a);
+  ASSERT_TRUE(wait_until([&] { return count(read_a + "entries=5 queued=2 known=3") == 1; },
+                         seconds(30)))
+      << read_file(env.log_path());
+  ASSERT_TRUE(wait_until([&] { return jobs(env).size() == 5; }, seconds(30)));
+
+  // A restart: the changed file is known as it is now.
+  env.stop_daemon(SIGTERM);
+  scans = count(scanned);
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  ASSERT_TRUE(next_scan(scans)) << read_file(env.log_path());
+  EXPECT_EQ(count(known_a + "entries=5"), 1u) << read_file(env.log_path());
+  EXPECT_EQ(count(read_a), 2u) << "not parsed at the restart";
+  EXPECT_THAT(last_scan(), HasSubstr("known_files=1"));
+  EXPECT_EQ(count(rejected), count(scanned));
+
+  // The memory lost behind the daemon's back (its table dropped): the file is parsed as if it
+  // were new, which enqueues nothing, and the failure is a warning.
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open((env.dir() / "personad.db").c_str(), &raw), SQLITE_OK);
+    sqlite3_busy_timeout(raw, 5000);
+    EXPECT_EQ(sqlite3_exec(raw, "DROP TABLE batch_files", nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(raw);
+    sqlite3_close(raw);
+  }
+  scans = count(scanned);
+  env.daemon()->signal(SIGHUP);
+  ASSERT_TRUE(next_scan(scans)) << read_file(env.log_path());
+  EXPECT_EQ(count(read_a + "entries=5 queued=0 known=5"), 1u) << read_file(env.log_path());
+  EXPECT_GE(count("batch_memory_failed file=" + a.string()), 1u);
+  EXPECT_THAT(last_scan(), HasSubstr("known_files=0"));
+  EXPECT_EQ(jobs(env).size(), 5u);
+  EXPECT_TRUE(env.daemon()->running());
+}
+
 // Issue 11, defect 7: `--check-config` said valid where start-up then failed (or, worse, started
 // and failed every commit). Both run check_startup; each case fails both, with the same words.
 TEST(Daemon, CheckConfigAndStartUpRefuseTheSameThings) {
