@@ -3,5 +3,5 @@
 -- This index holds exactly those columns of the active jobs, so the grouping reads the index
 -- alone (~30 bytes a job) instead of every row (~1.5 KB with its spec). A poll that changes
 -- nothing (Store::record_poll) names none of its columns and leaves it alone.
-CREATE INDEX jobs_active_eta ON jobs (state, remote_status, status_since, submitted_at)
+CREATE INDEX IF NOT EXISTS jobs_active_eta ON jobs (state, remote_status, status_since, submitted_at)
   WHERE state IN ('queued', 'submitting', 'pending');

@@ -122,6 +122,23 @@ class StoreFixture : public ::testing::Test {
     }
   }
 
+  // A job taken to pending as "remote-1" and then to the remote status `status` (at kT0 + 1,
+  // 2 and 3 ms), read back from the store.
+  Job remote_job(Store& store, const std::string& key, const std::string& status) {
+    enqueue(store, {make_spec(key)});
+    Job j = job(store, key);
+    move(store, j, State::submitting, kT0 + Millis(1));
+    j.remote_id = "remote-1";
+    move(store, j, State::pending, kT0 + Millis(2));
+    j.remote_status = status;
+    j.updated_at = kT0 + Millis(3);
+    Transition t{.job_id = j.id, .at = j.updated_at, .from = State::pending,
+                 .to = State::pending, .remote_status = status, .reason = "status changed"};
+    auto r = store.apply(j, t);
+    EXPECT_TRUE(r.ok()) << r.message();
+    return job(store, key);
+  }
+
   std::unique_ptr<testing::StoreBackend> backend_;
   int refs_made_ = 0;
 };
@@ -335,7 +352,7 @@ TEST_F(SqliteStoreTest, DatabaseOfTheOldestSchemaMigratesWithNothingLost) {
   EXPECT_EQ((*groups)[0].entry, from_unix_ms(2000));
   EXPECT_EQ((*groups)[0].submitted, from_unix_ms(2000));
   EXPECT_EQ((*groups)[0].jobs, 1);
-  // Batch files enqueued whole (0008): none remembered yet; remembering works at once.
+  // Batch files enqueued whole (0010): none remembered yet; remembering works at once.
   auto none = store->remembered_batch("/b/old.toml");
   ASSERT_TRUE(none.ok()) << none.message();
   EXPECT_FALSE(none->has_value());
@@ -483,6 +500,35 @@ TEST_F(SqliteStoreTest, DamagedDatabaseIsRefused) {
   EXPECT_NE(store.message().find("database " + path_ + " is damaged"), std::string::npos)
       << store.message();
   EXPECT_EQ(read_bytes(path_), damaged) << "a damaged database is left for the operator";
+
+  // The daemon's way: open without the check (the schema is current), check on a connection
+  // of its own. Same verdict, same file.
+  auto unchecked = Store::open(path_, OpenMode::read_write, IntegrityCheck::by_caller);
+  ASSERT_TRUE(unchecked.ok()) << unchecked.message();
+  auto verdict = Store::check_integrity(path_);
+  ASSERT_FALSE(verdict.ok());
+  EXPECT_NE(verdict.message().find("database " + path_ + " is damaged"), std::string::npos)
+      << verdict.message();
+  unchecked->reset();
+  EXPECT_EQ(read_bytes(path_), damaged) << "opening without the check wrote nothing";
+}
+
+// A sound file passes the separate check; an empty one (a database about to be made) too; a
+// file that needs migrating is checked at open all the same, since migrating writes.
+TEST_F(SqliteStoreTest, IntegrityCheckApartFromTheOpen) {
+  {
+    std::ofstream touch(path_);
+  }
+  EXPECT_TRUE(Store::check_integrity(path_).ok());
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    enqueue(*store, {make_spec("acme-1")});
+  }
+  auto verdict = Store::check_integrity(path_);
+  EXPECT_TRUE(verdict.ok()) << verdict.message();
+  auto missing = Store::check_integrity((dir_ / "none.db").string());
+  EXPECT_FALSE(missing.ok());
 }
 
 TEST_F(SqliteStoreTest, ReadOnlyOpenOfAMissingFileFails) {
@@ -1313,20 +1359,13 @@ TEST_P(SelectionStoreTest, AfterNamesAnyJobAndAnUnknownKeyIsAnError) {
   EXPECT_THAT(unknown.message(), ::testing::HasSubstr("after: unknown key 'no-such-key'"));
 }
 
-// `--stuck` counts from the last change of state or remote status, kept by the store whoever
-// writes: a poll that changes nothing does not reset it, a new remote status does.
 // A poll that changed nothing but the poll's own columns: those are written, every other
 // column is left as it was (even if the caller's copy differs), and the kept counts follow.
 TEST_P(StoreTest, RecordPollWritesThePollsColumnsOnly) {
   auto store = open();
   ASSERT_TRUE(store);
-  enqueue(*store, {make_spec("acme-1")});
-  Job j = job(*store, "acme-1");
-  move(*store, j, State::submitting, kT0 + Millis(1));
-  j.remote_id = "remote-1";
-  move(*store, j, State::pending, kT0 + Millis(2));
-  set_remote_status(*store, j, "reviewing", kT0 + Millis(3));
-  const Job before = job(*store, "acme-1");
+  const Job before = remote_job(*store, "acme-1", "reviewing");
+  const Job& j = before;
 
   Job polled = before;
   polled.polls = before.polls + 1;
@@ -1363,13 +1402,7 @@ TEST_P(StoreTest, RecordPollWritesThePollsColumnsOnly) {
 TEST_P(StoreTest, RecordPollOfAJobThatChangedMeanwhileIsAConflict) {
   auto store = open();
   ASSERT_TRUE(store);
-  enqueue(*store, {make_spec("acme-1")});
-  Job j = job(*store, "acme-1");
-  move(*store, j, State::submitting, kT0 + Millis(1));
-  j.remote_id = "remote-1";
-  move(*store, j, State::pending, kT0 + Millis(2));
-  set_remote_status(*store, j, "reviewing", kT0 + Millis(3));
-  Job stale = job(*store, "acme-1");
+  Job stale = remote_job(*store, "acme-1", "reviewing");
   Job current = stale;
   set_remote_status(*store, current, "processing", kT0 + Millis(4));
 
@@ -1451,6 +1484,8 @@ TEST_P(StoreTest, ActiveCohortsGroupTheActiveJobsAsTheirRowsSay) {
   EXPECT_EQ(groups->size(), 6u) << ::testing::PrintToString(got);
 }
 
+// `--stuck` counts from the last change of state or remote status, kept by the store whoever
+// writes: a poll that changes nothing does not reset it, a new remote status does.
 TEST_P(StoreTest, StuckCountsFromTheLastChangeOfStateOrRemoteStatus) {
   auto store = open();
   ASSERT_TRUE(store);

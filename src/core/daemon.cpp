@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <random>
 #include <utility>
 #include <spdlog/logger.h>
@@ -158,9 +159,17 @@ class Daemon {
     // The check --check-config runs too: a database that cannot be written is a start-up
     // error, not READY and then a failure at every commit. Before the open: it opens nothing.
     if (auto w = check_store_writable(config_.store_path); !w) return fail("store", w.message());
-    auto store = Store::open(config_.store_path, OpenMode::read_write);
+    // The integrity check reads the whole file (~2 s at 1,000,000 jobs): it runs on a thread
+    // and a connection of its own while the store opens and the schedule loads (reads only),
+    // and the start waits for it before the loop runs: nothing is written to a damaged file.
+    auto integrity = std::async(std::launch::async, [path = config_.store_path] {
+      return Store::check_integrity(path);
+    });
+    auto store = Store::open(config_.store_path, OpenMode::read_write, IntegrityCheck::by_caller);
     if (!store) return fail("store", store.message());
-    return become_active(std::move(*store));
+    const bool active = become_active(std::move(*store));
+    if (auto checked = integrity.get(); !checked) return fail("store", checked.message());
+    return active;
   }
 
   // A PostgreSQL store shared with other hosts: the schema is migrated (once, whoever comes

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <map>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 
@@ -210,10 +211,11 @@ Result<void> check_integrity(sqlite::Db& db, const std::string& path) {
 
 // Whether the file is personad's and at which schema version. A fresh file (no objects, no
 // application_id) is version 0, ready to be migrated.
-Result<int> identify(sqlite::Db& db, const std::string& path) {
+Result<int> identify(sqlite::Db& db, const std::string& path, IntegrityCheck check) {
   auto objects = count_schema_objects(db, path);
   if (!objects) return objects.error();
-  if (auto r = check_integrity(db, path); !r) return r.error();
+  if (check == IntegrityCheck::at_open)
+    if (auto r = check_integrity(db, path); !r) return r.error();
   auto app = db.query_int64("PRAGMA application_id");
   if (!app) return fail("read " + path, app.error());
   auto version = db.query_int64("PRAGMA user_version");
@@ -294,6 +296,7 @@ struct SqliteImpl {
   Statement release;
   Statement rollback_to;
   Statement active_schedule;
+  Statement awaiting_operator;
   bool in_group = false;
   Statement key_lookup;
   Statement insert_job;
@@ -351,8 +354,13 @@ Result<void> SqliteImpl::prepare_all() {
       {&release, "RELEASE personad_write"},
       // Leaves an empty savepoint on the stack; the group's COMMIT releases it with the rest.
       {&rollback_to, "ROLLBACK TO personad_write"},
-      {&active_schedule, "SELECT id, state, next_poll_at, needs_operator FROM jobs WHERE state IN "
-                         PERSONAD_ACTIVE_STATES},
+      // From the index alone (state, next_poll_at and the rowid): at 1,000,000 jobs a look at
+      // each row would read the whole table. The few jobs waiting for the operator come from
+      // their own partial index first.
+      {&active_schedule, "SELECT id, state, next_poll_at FROM jobs INDEXED BY jobs_state_next_poll "
+                         "WHERE state IN " PERSONAD_ACTIVE_STATES},
+      {&awaiting_operator, "SELECT id FROM jobs WHERE needs_operator = 1 AND state IN "
+                           PERSONAD_ACTIVE_STATES},
       // An archived key is known too (0007): never submitted again.
       {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1 UNION ALL "
                     "SELECT 0, state, spec FROM archived_keys WHERE key = ?1 LIMIT 1"},
@@ -891,12 +899,27 @@ Result<std::optional<Job>> Store::find_by_client_ref(std::string_view client_ref
   return std::optional<Job>();
 }
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
+Result<void> Store::check_integrity(const std::string& path) {
+  // An empty file is a database about to be made (the lock made it): nothing to check.
+  std::error_code ec;
+  if (std::filesystem::file_size(path, ec) == 0 && !ec) return {};
+  if (auto r = check_location(path, OpenMode::read_only); !r) return r.error();
+  auto db = connect(path, OpenMode::read_only);
+  if (!db) return db.error();
+  return ::personad::check_integrity(*db, path);
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode,
+                                           IntegrityCheck check) {
   if (auto r = check_location(path, mode); !r) return r.error();
   auto db = connect(path, mode);
   if (!db) return db.error();
-  auto version = identify(*db, path);
+  auto version = identify(*db, path, check);
   if (!version) return version.error();
+  // A migration writes: the file is checked first, whoever was to check it.
+  if (check == IntegrityCheck::by_caller && mode == OpenMode::read_write &&
+      *version < kLatestVersion && *version > 0)
+    if (auto r = ::personad::check_integrity(*db, path); !r) return r.error();
   if (mode == OpenMode::read_write) {
     if (auto r = configure_for_writing(*db, path); !r) return r.error();
     version = migrate(*db, *version, path);
@@ -1198,21 +1221,37 @@ Result<JobPage> SqliteStore::select(const Selection& selection,
 
 Result<void> SqliteStore::for_each_active(
     const std::function<void(const ScheduleEntry&)>& f) const {
+  // One snapshot for both reads.
+  auto tx = impl_->begin(impl_->begin_read, "load the schedule");
+  if (!tx) return tx.error();
+  std::unordered_set<std::int64_t> held;
+  {
+    auto& stmt = impl_->awaiting_operator;
+    ResetOnExit reset(stmt);
+    for (;;) {
+      auto row = stmt.step();
+      if (!row) return fail("load the schedule", row.error());
+      if (!*row) break;
+      held.insert(stmt.int64(0));
+    }
+  }
   auto& stmt = impl_->active_schedule;
   ResetOnExit reset(stmt);
   for (;;) {
     auto row = stmt.step();
     if (!row) return fail("load the schedule", row.error());
-    if (!*row) return {};
+    if (!*row) break;
     ScheduleEntry e;
     e.id = stmt.int64(0);
     const auto state = parse_state(stmt.text(1));
     if (!state) return fail("load the schedule", make_error("unknown state '" + stmt.text(1) + "'"));
     e.state = *state;
     e.due = from_ms(stmt.optional_int64(2));
-    e.needs_operator = stmt.int64(3) != 0;
+    e.needs_operator = held.count(e.id) != 0;
     f(e);
   }
+  if (auto r = tx->commit(); !r) return fail("load the schedule (commit)", r.error());
+  return {};
 }
 
 Result<void> SqliteStore::begin_group() {

@@ -3,6 +3,7 @@
 // daemon's start-up), the CLI's database fallback, one instance per database whatever the path,
 // and the log.
 #include <gmock/gmock.h>
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -485,6 +486,40 @@ TEST(Daemon, CheckConfigAndStartUpRefuseTheSameThings) {
     EXPECT_THAT(log, Not(HasSubstr("key-secret"))) << c.name;
     EXPECT_FALSE(fs::exists(env.dir() / "control.sock")) << c.name;
   }
+}
+
+// The integrity check runs beside the start-up load (on its own connection), not before it:
+// a damaged database still stops the start with exit code 1, names the file, and is left as
+// it was (the loop never ran, nothing was written).
+TEST(Daemon, ADamagedDatabaseStopsTheStartAndIsLeftAsItWas) {
+  Environment env("damaged");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config();
+  const fs::path batch = env.dir() / "offline.toml";
+  write_file(batch, make_batch("dmg", 500));
+  auto submitted = env.ctl({"submit", batch.string()});
+  ASSERT_EQ(submitted.code, 0) << submitted.out << submitted.err;
+  const fs::path db = env.dir() / "personad.db";
+  ASSERT_FALSE(fs::exists(db.string() + "-wal")) << "personactl's close checkpoints the WAL";
+  const auto size = fs::file_size(db);
+  ASSERT_GT(size, 65536u);
+  {
+    std::fstream f(db, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    const std::string junk(16384, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  const std::string damaged = read_file(db);
+  env.start_daemon();
+  ASSERT_TRUE(wait_until([&] { return !env.daemon()->running(); }, seconds(20)))
+      << "personad started on a damaged database";
+  EXPECT_EQ(env.daemon()->wait(), 1);
+  const std::string log = read_file(env.log_path());
+  EXPECT_THAT(log, HasSubstr("startup_failed"));
+  EXPECT_THAT(log, HasSubstr("database " + db.string() + " is damaged")) << log;
+  EXPECT_FALSE(fs::exists(env.dir() / "control.sock"));
+  EXPECT_TRUE(env.sim_personas().empty()) << "nothing was sent";
+  EXPECT_EQ(read_file(db), damaged) << "the damaged file is left for the operator";
 }
 
 TEST(Daemon, CliReadsTheDatabaseWhenTheDaemonIsDown) {
