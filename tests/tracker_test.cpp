@@ -374,5 +374,29 @@ TEST_F(TrackerTest, UnknownRemoteStatusIsKeptVerbatimAndWarnedOnce) {
   EXPECT_THAT(l, HasSubstr("remote_status=quantum_review"));
 }
 
+// A poll that changes nothing leaves the job in memory exactly as written: the next poll of it
+// reads nothing from the store. An operator's action (on any job) drops what is kept, and the
+// next poll reads the row again once.
+TEST_F(TrackerTest, APollThatChangesNothingKeepsTheJobSoItsNextPollReadsNothing) {
+  api_.statuses = {"pending", "processing"};  // then "processing" for good
+  make_tracker();
+  enqueue({make_spec("kept"), make_spec("other")});
+  ASSERT_TRUE(run_until([&] { return job("kept").polls >= 4 && job("other").polls >= 4; }));
+  const auto reads = runner_->stats().reads;
+  const auto polls = job("kept").polls;
+  ASSERT_TRUE(run_until([&] { return job("kept").polls >= polls + 5; }));
+  EXPECT_EQ(runner_->stats().reads, reads);
+  EXPECT_EQ(job("kept").state, State::pending);
+
+  auto cancelled = run_op(tracker_->cancel("other"));
+  ASSERT_TRUE(cancelled) << cancelled.message();
+  const auto after_action = runner_->stats().reads;
+  const auto polls_then = job("kept").polls;
+  ASSERT_TRUE(run_until([&] { return job("kept").polls >= polls_then + 4; }));
+  EXPECT_EQ(runner_->stats().reads, after_action + 1);
+  EXPECT_EQ(job("other").state, State::cancelled);
+  EXPECT_EQ(job("kept").state, State::pending);
+}
+
 }  // namespace
 }  // namespace personad::testing

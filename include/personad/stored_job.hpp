@@ -56,6 +56,11 @@ class CohortCounter {
 
 // The non-final states, as SQL. job.cpp's is_final is the rule; a unit test holds them equal.
 #define PERSONAD_ACTIVE_STATES "('queued', 'submitting', 'pending')"
+// The same set as a condition on the jobs' state column, for SQLite: the form its partial
+// indexes over the non-final jobs use (0011), which a query must repeat word for word to read
+// them. (SQLite builds a temporary b-tree for an IN list every time a statement runs.)
+#define PERSONAD_SQL_ACTIVE(column) \
+  "(" column " = 'queued' OR " column " = 'submitting' OR " column " = 'pending')"
 
 // Every SELECT of a job reads these columns in this order (see JobColumn).
 #define PERSONAD_JOB_COLUMNS                                                                  \

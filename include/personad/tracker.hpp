@@ -1,8 +1,9 @@
 // The orchestrator and the only writer of job state: loads jobs at start, submits, reconciles
 // unknown creates, polls on the persisted schedule, expires, and applies operator actions.
 //
-// Every step reads: load → await the API → decide (a pure function: create_outcome,
-// reconcile, poll_outcome) → commit → schedule: one read per step; a write of a job that an
+// Every step: load → await the API → decide (a pure function: create_outcome,
+// reconcile, poll_outcome) → commit → schedule: one read per step at most (none for a job
+// whose last poll changed nothing: it is kept as written, see kept_); a write of a job that an
 // operator changed meanwhile is refused by the store (conflict) and the step stops. A job's effects (schedule, hook, log line)
 // follow its commit; a step that cannot read or write the store is run again later, so a
 // non-final job is always scheduled, running, or waiting for the operator.
@@ -153,8 +154,14 @@ class Tracker {
   boost::asio::awaitable<StepEnd> submit(Job job);
   boost::asio::awaitable<StepEnd> send_create(Job job);
   boost::asio::awaitable<StepEnd> reconcile(Job job);
-  boost::asio::awaitable<StepEnd> poll(Job job);
+  boost::asio::awaitable<StepEnd> poll(Job job, std::uint64_t epoch);
   void step_done(std::int64_t id, StepEnd end, const std::string& failure);
+  // Jobs kept between polls (see kept_): taken out by the step that runs them.
+  std::optional<Job> take_kept(std::int64_t id);
+  void keep(Job job, std::uint64_t epoch);
+  // Brackets an operator's action: kept jobs are dropped before and after its writes, and a
+  // step that began before its end keeps nothing.
+  struct OperatorWrites;
 
   // The intent record, committed before a create leaves (see mark_sending in tracker.cpp).
   void mark_sending(Job& job);
@@ -194,6 +201,12 @@ class Tracker {
   boost::asio::awaitable<std::optional<StepEnd>> hold_for_capacity(Job& job);
   std::unordered_map<std::int64_t, std::int64_t> store_failures_;  // consecutive, per job
   std::set<std::string> warned_statuses_;
+  // Jobs whose last write was this tracker's record of a poll that changed nothing, exactly
+  // as written (Store::record_poll guards the state and remote status; every other column is
+  // as read): their next step needs no read. Bounded (kKeptJobsMax, due within kKeepHorizon,
+  // tracker.cpp); emptied around every operator action (OperatorWrites).
+  std::unordered_map<std::int64_t, Job> kept_;
+  std::uint64_t operator_epoch_ = 0;  // bumped before and after every operator action
   TimePoint started_at_{};
   bool accepting_ = true;
 };

@@ -612,14 +612,8 @@ class Daemon {
   // it were new.
   asio::awaitable<bool> already_enqueued(std::filesystem::path path) {
     const std::string file = path.string();
-    auto print = co_await asio::co_spawn(parse_pool_, fingerprint_batch_file(path),
-                                         asio::use_awaitable);
-    if (!print) {
-      // The file's own trouble (gone, unreadable, too large): its parse reports it as before.
-      log_.event(level_enum::debug, "batch_fingerprint_failed",
-                 {{"file", file}, {"reason", print.message() + "; the file is parsed"}});
-      co_return false;
-    }
+    // The memory first: a file never enqueued whole (the usual new file) is not hashed here at
+    // all; its parse fingerprints the bytes it reads (BatchParse::fingerprint).
     // References only: GCC 12 miscompiles a lambda temporary that holds a std::string inside a
     // co_await expression (a double free); the frame keeps `file` alive meanwhile.
     auto known = co_await store_->read([&file](Store& s) { return s.remembered_batch(file); });
@@ -629,7 +623,16 @@ class Daemon {
                   {"reason", known.message() + "; the file is parsed as if it were new"}});
       co_return false;
     }
-    if (!*known || (*known)->fingerprint != *print) co_return false;
+    if (!*known) co_return false;
+    auto print = co_await asio::co_spawn(parse_pool_, fingerprint_batch_file(path),
+                                         asio::use_awaitable);
+    if (!print) {
+      // The file's own trouble (gone, unreadable, too large): its parse reports it as before.
+      log_.event(level_enum::debug, "batch_fingerprint_failed",
+                 {{"file", file}, {"reason", print.message() + "; the file is parsed"}});
+      co_return false;
+    }
+    if ((*known)->fingerprint != *print) co_return false;
     log_.event(level_enum::debug, "batch_known",
                {{"file", file}, {"entries", std::to_string((*known)->entries)}});
     co_return true;

@@ -241,6 +241,13 @@ Result<void> configure_for_writing(sqlite::Db& db, const std::string& path) {
   // so a commit the program acted on must survive a power cut.
   if (auto r = db.exec("PRAGMA synchronous = FULL"); !r)
     return fail("configure " + path, r.error());
+  // Statement journals (each grouped write is a savepoint; the counts' triggers run in a
+  // statement) and the triggers' scratch tables in memory: they only ever serve a rollback of
+  // that one statement or savepoint, never durability. In a temporary file they cost a
+  // pwrite per touched page (perf: most of an UPDATE's time during an intake), and a
+  // hardened service may have no writable temporary directory at all.
+  if (auto r = db.exec("PRAGMA temp_store = MEMORY"); !r)
+    return fail("configure " + path, r.error());
   return {};
 }
 
@@ -358,9 +365,9 @@ Result<void> SqliteImpl::prepare_all() {
       // each row would read the whole table. The few jobs waiting for the operator come from
       // their own partial index first.
       {&active_schedule, "SELECT id, state, next_poll_at FROM jobs INDEXED BY jobs_state_next_poll "
-                         "WHERE state IN " PERSONAD_ACTIVE_STATES},
-      {&awaiting_operator, "SELECT id FROM jobs WHERE needs_operator = 1 AND state IN "
-                           PERSONAD_ACTIVE_STATES},
+                         "WHERE " PERSONAD_SQL_ACTIVE("state")},
+      {&awaiting_operator, "SELECT id FROM jobs WHERE needs_operator = 1 AND "
+                           PERSONAD_SQL_ACTIVE("state")},
       // An archived key is known too (0007): never submitted again.
       {&key_lookup, "SELECT id, state, spec FROM jobs WHERE key = ?1 UNION ALL "
                     "SELECT 0, state, spec FROM archived_keys WHERE key = ?1 LIMIT 1"},
@@ -401,7 +408,7 @@ Result<void> SqliteImpl::prepare_all() {
       {&jobs_by_state,
        "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE ?1 IS NULL OR state = ?1 ORDER BY id"},
       {&active_jobs, "SELECT " PERSONAD_JOB_COLUMNS
-                     " FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES " ORDER BY id"},
+                     " FROM jobs WHERE " PERSONAD_SQL_ACTIVE("state") " ORDER BY id"},
       {&transitions_of_job,
        "SELECT job_id, at, from_state, to_state, remote_status, reason FROM transitions "
        "WHERE job_id = ?1 ORDER BY id"},
@@ -415,15 +422,15 @@ Result<void> SqliteImpl::prepare_all() {
       {&counts_by_state,
        "SELECT state, jobs, polls, attempts, needs_operator FROM job_counts"},
       // Served by the partial index jobs_active_due (0003): the first entry is the answer.
-      {&next_due, "SELECT key, next_poll_at FROM jobs INDEXED BY jobs_active_due WHERE state IN "
-                  PERSONAD_ACTIVE_STATES " AND next_poll_at IS NOT NULL "
+      {&next_due, "SELECT key, next_poll_at FROM jobs INDEXED BY jobs_active_due WHERE "
+                  PERSONAD_SQL_ACTIVE("state") " AND next_poll_at IS NOT NULL "
                   "ORDER BY next_poll_at, id LIMIT 1"},
       // Read from the index jobs_active_eta alone (0009): ~30 bytes a job, not its row. Grouped
       // in the index's order, so SQLite streams the groups (no temporary b-tree); the buckets
       // are counted as they come (CohortCounter).
       {&active_cohorts,
        "SELECT state, remote_status, status_since, submitted_at, count(*) FROM jobs "
-       "WHERE state IN " PERSONAD_ACTIVE_STATES " GROUP BY 1, 2, 3, 4"},
+       "INDEXED BY jobs_active_eta WHERE " PERSONAD_SQL_ACTIVE("state") " GROUP BY 1, 2, 3, 4"},
       {&batch_by_path, "SELECT fingerprint, entries, intaken_at FROM batch_files WHERE path = ?1"},
       {&remember_batch,
        "INSERT INTO batch_files (path, fingerprint, entries, intaken_at) VALUES (?1, ?2, ?3, ?4) "
@@ -694,12 +701,12 @@ SelectionSql selection_sql(const Selection& s, const SelectOptions& o) {
     on_jobs = true;
   }
   if (s.needs_operator) {
-    q.where += " AND j.needs_operator = 1 AND j.state IN " PERSONAD_ACTIVE_STATES;
+    q.where += " AND j.needs_operator = 1 AND " PERSONAD_SQL_ACTIVE("j.state");
     on_jobs = true;
   }
   if (s.stuck) {
     // The partial index's own condition, word for word, so that it may serve.
-    q.where += " AND j.state IN " PERSONAD_ACTIVE_STATES " AND j.status_since <= ?";
+    q.where += " AND " PERSONAD_SQL_ACTIVE("j.state") " AND j.status_since <= ?";
     q.values.emplace_back(to_unix_ms(o.stuck_before));
     on_jobs = true;
   }
@@ -1135,11 +1142,11 @@ Result<std::size_t> SqliteStore::drop_archived(const std::vector<std::int64_t>& 
   // go with it (ON DELETE CASCADE), the counts by trigger.
   auto keep = impl_->selection_statement(
       "INSERT OR REPLACE INTO archived_keys (key, state, spec, archived_at, file) "
-      "SELECT key, state, spec, ?2, ?3 FROM jobs WHERE id = ?1 AND state NOT IN "
-      PERSONAD_ACTIVE_STATES);
+      "SELECT key, state, spec, ?2, ?3 FROM jobs WHERE id = ?1 AND NOT "
+      PERSONAD_SQL_ACTIVE("state"));
   if (!keep) return fail(what, keep.error());
   auto drop = impl_->selection_statement(
-      "DELETE FROM jobs WHERE id = ?1 AND state NOT IN " PERSONAD_ACTIVE_STATES);
+      "DELETE FROM jobs WHERE id = ?1 AND NOT " PERSONAD_SQL_ACTIVE("state"));
   if (!drop) return fail(what, drop.error());
   std::size_t dropped = 0;
   for (std::int64_t id : ids) {

@@ -32,6 +32,12 @@ std::size_t in_flight_limit(const ApiConfig& api) {
   return static_cast<std::size_t>(std::max(1, api.max_in_flight));
 }
 
+// Jobs kept between polls (Tracker::kept_): at most this many (~1-2 KiB each with their spec),
+// and only those due again within the horizon; one polled hours apart gains nothing from
+// staying in memory, and its read is then one among thousands of seconds.
+constexpr std::size_t kKeptJobsMax = 4096;
+constexpr Millis kKeepHorizon{600'000};
+
 }  // namespace
 
 Tracker::Tracker(asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
@@ -202,6 +208,7 @@ const PollConfig& Tracker::poll_policy(const Job& job) const {
 
 void Tracker::stop_taking_work() {
   accepting_ = false;
+  kept_.clear();
   scheduler_.stop();
   runner_.stop();
 }
@@ -209,15 +216,20 @@ void Tracker::stop_taking_work() {
 // ---- Steps ----
 
 asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
-  auto loaded = co_await store_.read([id](Store& s) { return s.get(id); });
-  if (!loaded) {
-    ++metrics_.store_errors;
-    log_.event(level_enum::err, "store_error",
-               {{"job_id", std::to_string(id)}, {"reason", loaded.message()}});
-    co_return StepEnd::retry_later;
+  const std::uint64_t epoch = operator_epoch_;
+  std::optional<Job> kept = take_kept(id);
+  if (!kept) {
+    auto loaded = co_await store_.read([id](Store& s) { return s.get(id); });
+    if (!loaded) {
+      ++metrics_.store_errors;
+      log_.event(level_enum::err, "store_error",
+                 {{"job_id", std::to_string(id)}, {"reason", loaded.message()}});
+      co_return StepEnd::retry_later;
+    }
+    if (!*loaded) co_return StepEnd::settled;  // the row is gone: nothing to do
+    kept = std::move(**loaded);
   }
-  if (!*loaded) co_return StepEnd::settled;  // the row is gone: nothing to do
-  Job job = std::move(**loaded);
+  Job job = std::move(*kept);
   switch (job.state) {
     case State::queued:
       co_return co_await submit(std::move(job));
@@ -229,11 +241,39 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
       if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
       co_return co_await send_create(std::move(job));
     case State::pending:
-      co_return co_await poll(std::move(job));
+      co_return co_await poll(std::move(job), epoch);
     default:
       co_return StepEnd::settled;  // final: nothing to do
   }
 }
+
+std::optional<Job> Tracker::take_kept(std::int64_t id) {
+  auto it = kept_.find(id);
+  if (it == kept_.end()) return std::nullopt;
+  std::optional<Job> job(std::move(it->second));
+  kept_.erase(it);
+  return job;
+}
+
+void Tracker::keep(Job job, std::uint64_t epoch) {
+  if (epoch != operator_epoch_ || !accepting_ || !job.next_poll_at) return;
+  if (kept_.size() >= kKeptJobsMax) return;
+  if (*job.next_poll_at > add_saturating(clock_.now(), kKeepHorizon)) return;
+  const std::int64_t id = job.id;
+  kept_.insert_or_assign(id, std::move(job));
+}
+
+struct Tracker::OperatorWrites {
+  explicit OperatorWrites(Tracker& t) : tracker(t) { forget(); }
+  ~OperatorWrites() { forget(); }
+  OperatorWrites(const OperatorWrites&) = delete;
+  OperatorWrites& operator=(const OperatorWrites&) = delete;
+  void forget() {
+    ++tracker.operator_epoch_;
+    tracker.kept_.clear();
+  }
+  Tracker& tracker;
+};
 
 void Tracker::step_done(std::int64_t id, StepEnd end, const std::string& failure) {
   if (!failure.empty())
@@ -490,7 +530,7 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
   co_return co_await send_create(std::move(job));
 }
 
-asio::awaitable<StepEnd> Tracker::poll(Job job) {
+asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {
   if (!job.remote_id) {
     // Cannot happen through the tracker; an edited database could. Say so rather than loop.
     job.failed_reason = "pending without a remote id";
@@ -532,6 +572,9 @@ asio::awaitable<StepEnd> Tracker::poll(Job job) {
         w = co_await save_poll(job);
       if (!w) co_return end_after(w.error(), job, "record the poll");
       schedule(job);
+      // The row is now exactly `job` (record_poll wrote the poll's columns from it; a commit
+      // moved status_since in the store, so that row is read again).
+      if (!d.status_changed) keep(std::move(job), epoch);
       co_return StepEnd::settled;
     }
     case PollVerdict::retry: {
@@ -651,6 +694,7 @@ Error not_recorded(std::string_view what, const Error& e) {
 }  // namespace
 
 asio::awaitable<Result<ActionOutcome>> Tracker::cancel(std::string key) {
+  OperatorWrites bracket(*this);
   auto found = co_await find_job(key);
   if (!found) co_return found.error();
   Job job = std::move(*found);
@@ -663,6 +707,7 @@ asio::awaitable<Result<ActionOutcome>> Tracker::cancel(std::string key) {
 }
 
 asio::awaitable<Result<ActionOutcome>> Tracker::retry(std::string key, bool resubmit) {
+  OperatorWrites bracket(*this);
   auto found = co_await find_job(key);
   if (!found) co_return found.error();
   // Only final jobs are retried, and a step writes nothing after its final commit, so a step
@@ -699,6 +744,7 @@ std::vector<std::optional<Error>> apply_chunk(Store& s,
 
 asio::awaitable<Result<std::vector<BulkLine>>> Tracker::act_on_selection(
     BulkAction action, Selection selection, SelectOptions options, bool resubmit) {
+  OperatorWrites bracket(*this);
   std::vector<BulkLine> lines;
   std::optional<std::int64_t> left = selection.limit;
   options.count_more = false;
@@ -764,6 +810,7 @@ asio::awaitable<Result<std::vector<BulkLine>>> Tracker::act_on_selection(
 asio::awaitable<Result<ActionOutcome>> Tracker::resolve(std::string key,
                                                         std::optional<std::string> adopt,
                                                         bool resubmit) {
+  OperatorWrites bracket(*this);
   auto found = co_await find_job(key);
   if (!found) co_return found.error();
   Job job = std::move(*found);
