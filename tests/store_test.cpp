@@ -1397,6 +1397,56 @@ TEST_P(StoreTest, RecordPollWritesThePollsColumnsOnly) {
   EXPECT_EQ(stats->polls, polled.polls);
 }
 
+// update names only the columns that differ (so SQLite leaves every other index entry,
+// CHECK and trigger alone), yet the row ends up exactly the job: status_since moves to the
+// write's updated_at only when the state or the remote status changed, the kept counts follow,
+// and an update that changes nothing succeeds and leaves the row as it was.
+TEST_P(StoreTest, UpdateWritesWhatDiffersAndMovesStatusSinceOnlyOnAStatusChange) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const Job before = remote_job(*store, "acme-1", "reviewing");
+  ASSERT_TRUE(store->update(before).ok());
+  expect_same_job(job(*store, "acme-1"), before);
+
+  Job changed = before;
+  changed.attempts = before.attempts + 2;
+  changed.needs_operator = true;
+  changed.operator_reason = "check the remote persona";
+  changed.next_poll_at.reset();
+  changed.updated_at = kT0 + Millis(70'000);
+  auto r = store->update(changed);
+  ASSERT_TRUE(r.ok()) << r.message();
+  Job expected = changed;
+  expected.status_since = before.status_since;  // neither state nor remote status changed
+  expect_same_job(job(*store, "acme-1"), expected);
+  EXPECT_EQ(job(*store, "acme-1").status_since, before.status_since);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->attempts, changed.attempts);
+  EXPECT_EQ(stats->needs_operator, 1);
+  EXPECT_EQ(std::to_string(stats->attempts), query("SELECT sum(attempts) FROM jobs"));
+
+  Job moved = changed;
+  moved.remote_status = "processing";
+  moved.needs_operator = false;
+  moved.operator_reason.reset();
+  moved.updated_at = kT0 + Millis(80'000);
+  r = store->update(moved);
+  ASSERT_TRUE(r.ok()) << r.message();
+  expected = moved;
+  expected.status_since = moved.updated_at;
+  expect_same_job(job(*store, "acme-1"), expected);
+  EXPECT_EQ(job(*store, "acme-1").status_since, std::optional<TimePoint>(moved.updated_at));
+  stats = store->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->needs_operator, 0);
+
+  Job stale = moved;  // a copy whose state the row no longer has
+  stale.state = State::submitting;
+  EXPECT_EQ(store->update(stale).kind(), ErrorKind::conflict);
+  expect_same_job(job(*store, "acme-1"), expected);
+}
+
 // record_poll is guarded like every write: a job that moved on, or whose remote status changed
 // since it was read, is a conflict and nothing is written; an unknown id is not_found.
 TEST_P(StoreTest, RecordPollOfAJobThatChangedMeanwhileIsAConflict) {

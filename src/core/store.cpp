@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <variant>
@@ -313,7 +314,10 @@ struct SqliteImpl {
   // each shape is prepared once and kept.
   std::map<std::string, Statement, std::less<>> selects;
   Statement insert_transition;
-  Statement update_job;
+  Statement row_now;  // what update_row compares against
+  // update_row's UPDATEs, one per set of columns that change (few in practice), prepared on
+  // first use.
+  std::unordered_map<std::uint32_t, Statement> updates;
   Statement record_poll;
   Statement state_of_job;
   Statement job_by_key;
@@ -380,18 +384,12 @@ Result<void> SqliteImpl::prepare_all() {
       {&insert_transition,
        "INSERT INTO transitions (job_id, at, from_state, to_state, remote_status, reason) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
-      // The key in the WHERE clause: a Job that is not the row it claims to be is refused.
-      {&update_job,
-       "UPDATE jobs SET state = ?3, remote_id = ?4, remote_status = ?5, failed_reason = ?6, "
-       "submitted_at = ?7, updated_at = ?8, next_poll_at = ?9, polls = ?10, attempts = ?11, "
-       "errors = ?12, submitting_since = ?13, needs_operator = ?14, send_unknown = ?15, "
-       "last_sent_at = ?16, expires_at = ?17, client_ref = ?18, unknown_since = ?19, "
-       "operator_reason = ?20, missing_since = ?22, missing_count = ?23, waiting_reason = ?24, "
-       // Right-hand sides read the row as it was: the time of the last change of state or
-       // remote status (--stuck), kept by the store whoever writes.
-       "status_since = CASE WHEN state IS NOT ?3 OR remote_status IS NOT ?5 THEN ?8 "
-       "ELSE status_since END "
-       "WHERE id = ?1 AND key = ?2 AND state = ?21"},
+      // The columns update_row writes (kRowColumns, in that order), as the row has them now.
+      {&row_now,
+       "SELECT key, state, remote_id, remote_status, failed_reason, submitted_at, updated_at, "
+       "next_poll_at, polls, attempts, errors, submitting_since, needs_operator, send_unknown, "
+       "last_sent_at, expires_at, client_ref, unknown_since, operator_reason, missing_since, "
+       "missing_count, waiting_reason FROM jobs WHERE id = ?1"},
       // Only what a poll changes: no indexed column but next_poll_at (the schedule) is named,
       // so SQLite rewrites no other index entry; status_since stays (nothing it counts from
       // changed). `polls` fires job_counts_update (the stats' poll count).
@@ -532,35 +530,113 @@ Result<EnqueueOutcome> SqliteImpl::enqueue_one(const PersonaSpec& spec, std::str
   return out;
 }
 
+namespace {
+
+// The columns a job's write may change, in row_now's order (after the key). SQLite rewrites
+// the entry of every index over a column an UPDATE names, and evaluates the CHECKs and
+// triggers on it, whether or not its value changed: update_row names only those that differ.
+constexpr std::array<const char*, 21> kRowColumns = {
+    "state",           "remote_id",    "remote_status",  "failed_reason", "submitted_at",
+    "updated_at",      "next_poll_at", "polls",          "attempts",      "errors",
+    "submitting_since", "needs_operator", "send_unknown", "last_sent_at",  "expires_at",
+    "client_ref",      "unknown_since", "operator_reason", "missing_since", "missing_count",
+    "waiting_reason"};
+constexpr std::size_t kStatusSince = kRowColumns.size();  // the bit past the columns
+constexpr std::size_t kStateColumn = 0, kRemoteStatusColumn = 2, kUpdatedAtColumn = 5;
+
+// One column's value as a job gives it: a number, text, or NULL.
+struct ColumnValue {
+  bool text = false;
+  std::optional<std::int64_t> number;
+  std::optional<std::string> string;
+  bool operator==(const ColumnValue&) const = default;
+};
+
+ColumnValue number(std::optional<std::int64_t> v) { return {false, v, std::nullopt}; }
+ColumnValue text(std::optional<std::string> v) { return {true, std::nullopt, std::move(v)}; }
+
+std::array<ColumnValue, kRowColumns.size()> row_values(const Job& job) {
+  return {text(std::string(to_string(job.state))),
+          text(job.remote_id),
+          text(job.remote_status),
+          text(job.failed_reason),
+          number(to_ms(job.submitted_at)),
+          number(to_unix_ms(job.updated_at)),
+          number(to_ms(job.next_poll_at)),
+          number(job.polls),
+          number(job.attempts),
+          number(job.errors),
+          number(to_ms(job.submitting_since)),
+          number(std::int64_t{job.needs_operator}),
+          number(std::int64_t{job.send_unknown}),
+          number(to_ms(job.last_sent_at)),
+          number(to_ms(job.expires_at)),
+          text(job.client_ref),
+          number(to_ms(job.unknown_since)),
+          text(job.operator_reason),
+          number(to_ms(job.missing_since)),
+          number(job.missing_count),
+          text(job.waiting_reason)};
+}
+
+void bind_value(Statement& stmt, int index, const ColumnValue& v) {
+  if (v.text)
+    stmt.bind(index, v.string);
+  else
+    stmt.bind(index, v.number);
+}
+
+// UPDATE jobs SET <the columns in `changed`> WHERE id = ?1 AND key = ?2 AND state = ?3: the
+// same guard as every write, so the UPDATE alone is still a compare-and-set.
+std::string update_sql(std::uint32_t changed) {
+  std::string sql = "UPDATE jobs SET ";
+  int param = 4;
+  for (std::size_t c = 0; c <= kRowColumns.size(); ++c) {
+    if (!(changed & (1u << c))) continue;
+    if (param > 4) sql += ", ";
+    sql += c == kStatusSince ? "status_since" : kRowColumns[c];
+    sql += " = ?" + std::to_string(param++);
+  }
+  return sql + " WHERE id = ?1 AND key = ?2 AND state = ?3";
+}
+
+}  // namespace
+
 Result<void> SqliteImpl::update_row(const Job& job, State expected) {
-  ResetOnExit reset(update_job);
-  update_job.bind(1, job.id)
-      .bind(2, std::string_view(job.key))
-      .bind(3, to_string(job.state))
-      .bind(4, job.remote_id)
-      .bind(5, job.remote_status)
-      .bind(6, job.failed_reason)
-      .bind(7, to_ms(job.submitted_at))
-      .bind(8, to_unix_ms(job.updated_at))
-      .bind(9, to_ms(job.next_poll_at))
-      .bind(10, job.polls)
-      .bind(11, job.attempts)
-      .bind(12, job.errors)
-      .bind(13, to_ms(job.submitting_since))
-      .bind(14, std::int64_t{job.needs_operator})
-      .bind(15, std::int64_t{job.send_unknown})
-      .bind(16, to_ms(job.last_sent_at))
-      .bind(17, to_ms(job.expires_at))
-      // A resubmission of a failed job takes a fresh client_ref (the old persona keeps the old
-      // label); the key, spec, source and creation time never change.
-      .bind(18, std::string_view(job.client_ref))
-      .bind(19, to_ms(job.unknown_since))
-      .bind(20, job.operator_reason)
-      .bind(21, to_string(expected))
-      .bind(22, to_ms(job.missing_since))
-      .bind(23, job.missing_count)
-      .bind(24, job.waiting_reason);
-  if (auto r = update_job.run(); !r) return r.error();
+  const auto next = row_values(job);
+  std::uint32_t changed = 0;
+  {
+    ResetOnExit reset(row_now);
+    auto row = row_now.bind(1, job.id).step();
+    if (!row) return row.error();
+    if (!*row || row_now.text(0) != job.key || row_now.text(1) != to_string(expected))
+      return unchanged(job, expected);
+    for (std::size_t c = 0; c < kRowColumns.size(); ++c) {
+      const int col = static_cast<int>(c) + 1;
+      const ColumnValue now = next[c].text ? text(row_now.optional_text(col))
+                                           : number(row_now.optional_int64(col));
+      if (!(now == next[c])) changed |= 1u << c;
+    }
+  }
+  // The time of the last change of state or remote status (--stuck), kept by the store
+  // whoever writes: the write's updated_at.
+  if (changed & ((1u << kStateColumn) | (1u << kRemoteStatusColumn))) changed |= 1u << kStatusSince;
+  if (changed == 0) return {};  // the row is the job already
+  auto it = updates.find(changed);
+  if (it == updates.end()) {
+    auto prepared = db.prepare(update_sql(changed));
+    if (!prepared) return prepared.error();
+    it = updates.emplace(changed, std::move(*prepared)).first;
+  }
+  Statement& update = it->second;
+  ResetOnExit reset(update);
+  update.bind(1, job.id).bind(2, std::string_view(job.key)).bind(3, to_string(expected));
+  int param = 4;
+  for (std::size_t c = 0; c <= kRowColumns.size(); ++c) {
+    if (!(changed & (1u << c))) continue;
+    bind_value(update, param++, c == kStatusSince ? next[kUpdatedAtColumn] : next[c]);
+  }
+  if (auto r = update.run(); !r) return r.error();
   if (db.changes() == 1) return {};
   return unchanged(job, expected);
 }
