@@ -209,6 +209,28 @@ TEST_F(ControlTest, StatsKeepTheCampaignEstimateForAMinute) {
   EXPECT_EQ(second.at("eta").at("jobs"), 1);  // the kept estimate
 }
 
+// Once the kept estimate is a minute old, a stats call still answers at once, with it, and
+// refreshes it in the background: a later call has the new one. No call waits for the scan.
+TEST_F(ControlTest, AStatsCallAfterAMinuteAnswersWithTheKeptEstimateAndRefreshesIt) {
+  auto model = std::make_shared<const EtaModel>(EtaModel::from_histories({}));
+  api_ctl_->set_eta_model([model] { return model; });
+  auto put = [&](const std::string& key) {
+    auto r = store_->enqueue({make_spec(key)}, "test", "written directly", clock_.now(),
+                             [] { return new_client_ref(); });
+    ASSERT_TRUE(r.ok()) << r.message();
+  };
+  put("one");
+  EXPECT_EQ(json::parse(call("GET", "/v1/stats").body).at("eta").at("jobs"), 1);
+  put("two");
+  const TimePoint stale = clock_.now() + Millis(61'000);
+  ASSERT_TRUE(run_until([&] { return clock_.now() >= stale; }));
+  auto answered = json::parse(call("GET", "/v1/stats").body);
+  EXPECT_EQ(answered.at("counts").at("queued"), 2);
+  EXPECT_EQ(answered.at("eta").at("jobs"), 1);  // the kept estimate, at once
+  EXPECT_TRUE(run_until(
+      [&] { return json::parse(call("GET", "/v1/stats").body).at("eta").at("jobs") == 2; }));
+}
+
 TEST_F(ControlTest, MetricsArePrometheusText) {
   call("POST", "/v1/submit", submit_body({make_spec("m")}));
   ASSERT_TRUE(run_until([&] { return final_state("m"); }));

@@ -6,6 +6,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -63,6 +64,13 @@ struct ControlResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+};
+
+// GET /v1/stats' campaign estimate as ControlApi keeps it, shared with its background refresh.
+struct KeptCampaignEta {
+  std::optional<SelectionEta> eta;
+  std::optional<TimePoint> at;  // the clock's time it was worked out for
+  bool refreshing = false;  // one refresh at a time
 };
 
 // Routes. The query side, answered from the store alone by job_query.hpp (personactl runs the
@@ -142,12 +150,12 @@ class ControlApi {
   Millis stuck_after_ = kDefaultStuckAfter;
   std::function<std::shared_ptr<const EtaModel>()> eta_model_;
   EventFeed* feed_ = nullptr;
-  // GET /v1/stats' campaign estimate, kept for kStatsEtaMaxAge: it groups every active job
-  // (one index scan, Store::active_cohorts), so stats cost that once a minute, not at every
-  // call.
-  static constexpr std::chrono::seconds kStatsEtaMaxAge{60};
-  std::optional<SelectionEta> stats_eta_;
-  std::optional<std::chrono::steady_clock::time_point> stats_eta_at_;
+  // GET /v1/stats' campaign estimate, kept (KeptCampaignEta): it groups every active job (one
+  // index scan, Store::active_cohorts: 30 ms at 100,000 jobs, 0.2-0.3 s at 1,000,000). Only the first
+  // stats call works it out; one that finds it older than kStatsEtaMaxAge answers with it and
+  // starts one refresh in the background (no timer: an idle daemon does not wake for it).
+  static constexpr Millis kStatsEtaMaxAge{60'000};
+  std::shared_ptr<KeptCampaignEta> stats_eta_ = std::make_shared<KeptCampaignEta>();
 };
 
 // The longest wait GET /v1/events takes (below the client's request timeout).

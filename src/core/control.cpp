@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
@@ -348,6 +351,22 @@ ControlResponse ControlApi::with_role(ControlResponse r) const {
   return r;
 }
 
+namespace {
+
+// One background refresh of GET /v1/stats' campaign estimate (KeptCampaignEta). `kept` is
+// shared, so the answer lands even if no stats call waits for it.
+asio::awaitable<void> refresh_eta(std::shared_ptr<KeptCampaignEta> kept, StoreRunner& store,
+                                  QueryContext qctx) {
+  auto eta = co_await store.read(
+      [&qctx](Store& st) -> Result<std::optional<SelectionEta>> { return campaign_eta(st, qctx); });
+  kept->refreshing = false;
+  if (!eta) co_return;  // the next stats call after a minute tries again
+  kept->eta = std::move(*eta);
+  kept->at = qctx.now;
+}
+
+}  // namespace
+
 asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   auto parsed = boost::urls::parse_origin_form(req.target);
   if (!parsed) co_return error_reply(400, "bad request target");
@@ -368,20 +387,28 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
     QueryContext qctx{clock_.now(), stuck_after_};
     if (eta_model_) qctx.eta = eta_model_();
     const bool stats = seg == std::vector<std::string>{"stats"};
-    // The campaign's estimate groups every active job: worked out at most once a minute.
-    const bool fresh_eta = stats && stats_eta_at_ &&
-                           std::chrono::steady_clock::now() - *stats_eta_at_ < kStatsEtaMaxAge;
-    if (fresh_eta) qctx.stats_eta = stats_eta_;
+    // The campaign's estimate groups every active job: worked out by the first stats call,
+    // then refreshed in the background once it is a minute old (KeptCampaignEta).
+    const bool kept_eta = stats && stats_eta_->at;
+    const bool work_out_eta = stats && !kept_eta;
+    if (kept_eta) {
+      qctx.stats_eta = stats_eta_->eta;
+      if (qctx.eta && !stats_eta_->refreshing && qctx.now - *stats_eta_->at >= kStatsEtaMaxAge) {
+        stats_eta_->refreshing = true;
+        asio::co_spawn(co_await asio::this_coro::executor, refresh_eta(stats_eta_, store_, qctx),
+                       asio::detached);
+      }
+    }
     const std::string& target = req.target;
     auto answer = co_await store_.read(
-        [&target, &qctx, stats, fresh_eta](Store& st) -> Result<QueryAnswer> {
-          if (stats && !fresh_eta) qctx.stats_eta = campaign_eta(st, qctx);
+        [&target, &qctx, work_out_eta](Store& st) -> Result<QueryAnswer> {
+          if (work_out_eta) qctx.stats_eta = campaign_eta(st, qctx);
           return answer_query(st, target, qctx);
         });
     if (!answer) co_return error_reply(500, answer.message());
-    if (stats && !fresh_eta && qctx.eta) {
-      stats_eta_ = qctx.stats_eta;
-      stats_eta_at_ = std::chrono::steady_clock::now();
+    if (work_out_eta && qctx.eta) {
+      stats_eta_->eta = qctx.stats_eta;
+      stats_eta_->at = qctx.now;
     }
     ControlResponse r = reply(answer->status, std::move(answer->body));
     if (stats) r = with_role(std::move(r));
