@@ -48,6 +48,17 @@ class ControlTest : public TrackerFixture {
                        const std::string& body = "") {
     return run_op(api_ctl_->handle(ControlRequest{method, target, body, std::nullopt}));
   }
+  // For the campaign estimate of GET /v1/stats: a model, and jobs written straight into the
+  // store (the tracker does not run them).
+  void use_empty_eta_model() {
+    auto model = std::make_shared<const EtaModel>(EtaModel::from_histories({}));
+    api_ctl_->set_eta_model([model] { return model; });
+  }
+  void put_directly(const std::string& key) {
+    auto r = store_->enqueue({make_spec(key)}, "test", "written directly", clock_.now(),
+                             [] { return new_client_ref(); });
+    ASSERT_TRUE(r.ok()) << r.message();
+  }
   std::string submit_body(const std::vector<PersonaSpec>& specs) {
     json::array a;
     for (const auto& s : specs) a.push_back(spec_to_json(s));
@@ -193,17 +204,11 @@ TEST_F(ControlTest, AStandbyAnswersReadsAndForwardsActions) {
 // The campaign estimate of GET /v1/stats reads every active job: it is worked out once and
 // kept for a minute, while the counts beside it are always current.
 TEST_F(ControlTest, StatsKeepTheCampaignEstimateForAMinute) {
-  auto model = std::make_shared<const EtaModel>(EtaModel::from_histories({}));
-  api_ctl_->set_eta_model([model] { return model; });
-  auto put = [&](const std::string& key) {
-    auto r = store_->enqueue({make_spec(key)}, "test", "written directly", clock_.now(),
-                             [] { return new_client_ref(); });
-    ASSERT_TRUE(r.ok()) << r.message();
-  };
-  put("one");
+  use_empty_eta_model();
+  put_directly("one");
   auto first = json::parse(call("GET", "/v1/stats").body);
   EXPECT_EQ(first.at("eta").at("jobs"), 1);
-  put("two");
+  put_directly("two");
   auto second = json::parse(call("GET", "/v1/stats").body);
   EXPECT_EQ(second.at("counts").at("queued"), 2);
   EXPECT_EQ(second.at("eta").at("jobs"), 1);  // the kept estimate
@@ -212,16 +217,10 @@ TEST_F(ControlTest, StatsKeepTheCampaignEstimateForAMinute) {
 // Once the kept estimate is a minute old, a stats call still answers at once, with it, and
 // refreshes it in the background: a later call has the new one. No call waits for the scan.
 TEST_F(ControlTest, AStatsCallAfterAMinuteAnswersWithTheKeptEstimateAndRefreshesIt) {
-  auto model = std::make_shared<const EtaModel>(EtaModel::from_histories({}));
-  api_ctl_->set_eta_model([model] { return model; });
-  auto put = [&](const std::string& key) {
-    auto r = store_->enqueue({make_spec(key)}, "test", "written directly", clock_.now(),
-                             [] { return new_client_ref(); });
-    ASSERT_TRUE(r.ok()) << r.message();
-  };
-  put("one");
+  use_empty_eta_model();
+  put_directly("one");
   EXPECT_EQ(json::parse(call("GET", "/v1/stats").body).at("eta").at("jobs"), 1);
-  put("two");
+  put_directly("two");
   const TimePoint stale = clock_.now() + Millis(61'000);
   ASSERT_TRUE(run_until([&] { return clock_.now() >= stale; }));
   auto answered = json::parse(call("GET", "/v1/stats").body);
