@@ -355,6 +355,32 @@ struct SqliteImpl {
   Result<JobPage> select(const Selection& s, const SelectOptions& o);
 };
 
+namespace {
+
+// The columns a job's write may change, in row_now's order (after the key). SQLite rewrites
+// the entry of every index over a column an UPDATE names, and evaluates the CHECKs and
+// triggers on it, whether or not its value changed: update_row names only those that differ.
+constexpr std::array<const char*, 21> kRowColumns = {
+    "state",           "remote_id",    "remote_status",  "failed_reason", "submitted_at",
+    "updated_at",      "next_poll_at", "polls",          "attempts",      "errors",
+    "submitting_since", "needs_operator", "send_unknown", "last_sent_at",  "expires_at",
+    "client_ref",      "unknown_since", "operator_reason", "missing_since", "missing_count",
+    "waiting_reason"};
+constexpr std::size_t kStatusSince = kRowColumns.size();  // the bit past the columns
+constexpr std::size_t kStateColumn = 0, kRemoteStatusColumn = 2, kUpdatedAtColumn = 5;
+
+// SELECT key, <kRowColumns> FROM jobs WHERE id = ?1: the row as update_row compares it.
+const std::string& row_now_sql() {
+  static const std::string sql = [] {
+    std::string text = "SELECT key";
+    for (const char* column : kRowColumns) (text += ", ") += column;
+    return text + " FROM jobs WHERE id = ?1";
+  }();
+  return sql;
+}
+
+}  // namespace
+
 Result<void> SqliteImpl::prepare_all() {
   const std::pair<Statement*, const char*> all[] = {
       {&begin_write, "BEGIN IMMEDIATE"},
@@ -384,12 +410,7 @@ Result<void> SqliteImpl::prepare_all() {
       {&insert_transition,
        "INSERT INTO transitions (job_id, at, from_state, to_state, remote_status, reason) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
-      // The columns update_row writes (kRowColumns, in that order), as the row has them now.
-      {&row_now,
-       "SELECT key, state, remote_id, remote_status, failed_reason, submitted_at, updated_at, "
-       "next_poll_at, polls, attempts, errors, submitting_since, needs_operator, send_unknown, "
-       "last_sent_at, expires_at, client_ref, unknown_since, operator_reason, missing_since, "
-       "missing_count, waiting_reason FROM jobs WHERE id = ?1"},
+      {&row_now, row_now_sql().c_str()},
       // Only what a poll changes: no indexed column but next_poll_at (the schedule) is named,
       // so SQLite rewrites no other index entry; status_since stays (nothing it counts from
       // changed). `polls` fires job_counts_update (the stats' poll count).
@@ -531,18 +552,6 @@ Result<EnqueueOutcome> SqliteImpl::enqueue_one(const PersonaSpec& spec, std::str
 }
 
 namespace {
-
-// The columns a job's write may change, in row_now's order (after the key). SQLite rewrites
-// the entry of every index over a column an UPDATE names, and evaluates the CHECKs and
-// triggers on it, whether or not its value changed: update_row names only those that differ.
-constexpr std::array<const char*, 21> kRowColumns = {
-    "state",           "remote_id",    "remote_status",  "failed_reason", "submitted_at",
-    "updated_at",      "next_poll_at", "polls",          "attempts",      "errors",
-    "submitting_since", "needs_operator", "send_unknown", "last_sent_at",  "expires_at",
-    "client_ref",      "unknown_since", "operator_reason", "missing_since", "missing_count",
-    "waiting_reason"};
-constexpr std::size_t kStatusSince = kRowColumns.size();  // the bit past the columns
-constexpr std::size_t kStateColumn = 0, kRemoteStatusColumn = 2, kUpdatedAtColumn = 5;
 
 // One column's value as a job gives it: a number, text, or NULL.
 struct ColumnValue {
