@@ -325,6 +325,85 @@ TEST_F(TrackerTest, MaxInFlightIsHonoured) {
   EXPECT_EQ(api_.creates, 12);
 }
 
+// Holds writes back until released: a commit as slow as a test wants (an fsync on a busy disk).
+class HeldWritesRunner final : public StoreRunner {
+ public:
+  explicit HeldWritesRunner(StoreRunner& inner) : inner_(inner) {}
+  void submit(Task task) override {
+    if (holding && task.access == Access::write) {
+      held.push_back(std::move(task));
+      return;
+    }
+    inner_.submit(std::move(task));
+  }
+  Stats stats() const override { return inner_.stats(); }
+  void release() {
+    holding = false;
+    auto tasks = std::move(held);
+    held.clear();
+    for (auto& t : tasks) inner_.submit(std::move(t));
+  }
+  bool holding = false;
+  std::vector<Task> held;
+
+ private:
+  StoreRunner& inner_;
+};
+
+TEST_F(TrackerTest, APollWaitingForItsCommitHoldsNoRequestSlot) {
+  // One request slot, three pending jobs due together, and every write held back: the second
+  // and third polls go out while the first waits for its commit. The slot counts requests,
+  // not steps; a slow fsync must not leave the API's connections idle.
+  options_.api.max_in_flight = 1;
+  options_.poll.first_after = Millis(400'000);  // 200 ms of real time: past the set-up
+  options_.poll.jitter = 0;
+  api_.statuses = {"processing"};
+  api_.latency = std::chrono::milliseconds(1);
+  HeldWritesRunner runner(*runner_);
+  make_tracker(&runner);
+  enqueue({make_spec("p1"), make_spec("p2"), make_spec("p3")});
+  ASSERT_TRUE(run_until([&] {
+    return state("p1") == State::pending && state("p2") == State::pending &&
+           state("p3") == State::pending;
+  }));
+  ASSERT_EQ(api_.gets, 0) << "the polls came before the writes were held";
+  runner.holding = true;
+
+  ASSERT_TRUE(run_until([&] { return api_.gets == 3; }, std::chrono::seconds(5)))
+      << api_.gets << " polls went out while the first one's commit was held";
+  EXPECT_EQ(runner.held.size(), 3u);  // every poll's record waits for its commit
+  EXPECT_EQ(api_.max_in_flight_seen, 1);
+  EXPECT_EQ(job("p1").polls, 0);  // nothing recorded yet
+
+  runner.release();
+  ASSERT_TRUE(run_until([&] { return runner.held.empty() && job("p3").polls >= 1; }));
+  EXPECT_GE(job("p1").polls, 1);
+  EXPECT_GE(job("p2").polls, 1);
+  EXPECT_EQ(job("p3").remote_status, "processing");
+}
+
+TEST_F(TrackerTest, StepsWaitingForARequestSlotSendNothingOnceStopping) {
+  // Steps may outnumber request slots; at a stop, those still waiting for a slot end without
+  // sending, and their jobs stay as committed (queued: nothing was sent).
+  options_.api.max_in_flight = 1;
+  api_.latency = std::chrono::milliseconds(100);
+  make_tracker();
+  enqueue({make_spec("s1"), make_spec("s2"), make_spec("s3")});
+  // (Not run_until: it lets running steps finish.)
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (api_.in_flight == 0 && std::chrono::steady_clock::now() < deadline) {
+    ioc_.restart();
+    ioc_.run_one_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(api_.in_flight, 1);
+  EXPECT_EQ(tracker_->in_flight(), 3u);  // one step sends, two wait for the slot
+  tracker_->stop_taking_work();
+  ASSERT_TRUE(run_until([&] { return tracker_->in_flight() == 0; }));
+  EXPECT_EQ(api_.creates, 1);
+  EXPECT_EQ(state("s2"), State::queued);
+  EXPECT_EQ(state("s3"), State::queued);
+}
+
 TEST_F(TrackerTest, StepsThatNeverSuspendLoseNoWakeUps) {
   // With an API that answers without suspending, a step can become due again before its
   // completion handler has run; the job must run again, not be forgotten.

@@ -16,6 +16,7 @@ enum class StepEnd {
   settled,      // the job is final, scheduled again, or waits for the operator
   retry_later,  // the store failed: nothing (more) was written; run the step again later
   superseded,   // an operator's action changed the job meanwhile; it rescheduled what it needs
+  stopping,     // the tracker stopped taking work before the step's request left: nothing done
 };
 
 class StepRunner {

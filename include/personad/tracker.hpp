@@ -29,6 +29,7 @@
 #include "personad/operator_action.hpp"
 #include "personad/remote_list.hpp"
 #include "personad/scheduler.hpp"
+#include "personad/slot_gate.hpp"
 #include "personad/step_runner.hpp"
 #include "personad/store.hpp"
 #include "personad/store_runner.hpp"
@@ -135,7 +136,8 @@ class Tracker {
   // The schedule a job polls on: relaxed when its callbacks come to our webhook listener.
   const PollConfig& poll_policy(const Job& job) const;
 
-  // Graceful stop: no new actions start; in-flight ones finish on their own.
+  // Graceful stop: no new actions start, no step sends a request it has not sent yet; requests
+  // in flight finish on their own, and so do their steps.
   void stop_taking_work();
   std::size_t in_flight() const { return runner_.running(); }
   std::optional<TimePoint> next_due() const { return scheduler_.next_due(); }
@@ -151,6 +153,8 @@ class Tracker {
 
  private:
   boost::asio::awaitable<StepEnd> step(std::int64_t id);
+  // A queued or submitting job (not waiting for the operator): its create or reconcile.
+  boost::asio::awaitable<StepEnd> submit_or_resend(Job job);
   boost::asio::awaitable<StepEnd> submit(Job job);
   boost::asio::awaitable<StepEnd> send_create(Job job);
   boost::asio::awaitable<StepEnd> reconcile(Job job);
@@ -192,6 +196,11 @@ class Tracker {
   Random random_;
   std::function<std::string()> new_ref_;
   Scheduler scheduler_;
+  // api.max_in_flight requests at once. A poll holds a slot for its request only, so polls
+  // waiting for their grouped commit leave the API's connections busy with the next ones; a
+  // create or reconcile holds one for its whole step, as its requests and commits interleave.
+  SlotGate requests_;
+  // Steps at once: kStepsPerRequestSlot × api.max_in_flight (tracker.cpp).
   StepRunner runner_;
   SharedListing listing_;
   TransitionHook hook_;

@@ -32,6 +32,7 @@
 #include <variant>
 
 #include "personad/rate_limiter.hpp"
+#include "personad/slot_gate.hpp"
 
 namespace personad {
 
@@ -375,7 +376,8 @@ class Core : public std::enable_shared_from_this<Core> {
         log_(std::move(log)),
         origin_(std::move(origin)),
         tls_(std::move(tls)),
-        limiter_(ex_, options_.max_requests_per_second) {}
+        limiter_(ex_, options_.max_requests_per_second),
+        slots_(ex_, static_cast<std::size_t>(options_.max_in_flight)) {}
 
   asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec, std::string client_ref);
   asio::awaitable<ApiResult<RemotePersona>> get(std::string id);
@@ -385,24 +387,6 @@ class Core : public std::enable_shared_from_this<Core> {
   std::size_t idle_connections() const { return idle_.size(); }
 
  private:
-  struct Waiter {
-    explicit Waiter(const asio::any_io_executor& ex) : timer(ex, steady::time_point::max()) {}
-    asio::steady_timer timer;
-    bool granted = false;
-  };
-
-  // Returns the slot on every path out of send().
-  class SlotGuard {
-   public:
-    explicit SlotGuard(Core& core) : core_(core) {}
-    ~SlotGuard() { core_.release_slot(); }
-    SlotGuard(const SlotGuard&) = delete;
-    SlotGuard& operator=(const SlotGuard&) = delete;
-
-   private:
-    Core& core_;
-  };
-
   template <class Body>
   void add_headers(http::request<Body>& req) const;
   template <class Body>
@@ -413,8 +397,6 @@ class Core : public std::enable_shared_from_this<Core> {
   asio::awaitable<std::tuple<beast::error_code, std::vector<tcp::endpoint>>> resolve(
       steady::time_point deadline);
 
-  asio::awaitable<bool> acquire_slot();
-  void release_slot();
   std::unique_ptr<Connection> take_idle();
   void make_room();
   void give_back(std::unique_ptr<Connection> c);
@@ -443,37 +425,11 @@ class Core : public std::enable_shared_from_this<Core> {
   RateLimiter limiter_;
   std::deque<std::unique_ptr<Connection>> idle_;  // oldest first
   std::uint64_t idle_ids_ = 0;                    // the last idle_id handed out
-  int in_use_ = 0;                                // slots held by running requests
-  std::deque<std::shared_ptr<Waiter>> waiters_;   // FIFO of requests waiting for a slot
+  SlotGate slots_;                                // one per running request (max_in_flight)
   bool closed_ = false;
 };
 
 // -- slots and the idle pool --
-
-asio::awaitable<bool> Core::acquire_slot() {
-  if (closed_) co_return false;
-  if (in_use_ < options_.max_in_flight && waiters_.empty()) {
-    ++in_use_;
-    co_return true;
-  }
-  auto waiter = std::make_shared<Waiter>(ex_);
-  waiters_.push_back(waiter);
-  // release_slot() or close() cancels the wait; `granted` says which one it was.
-  co_await waiter->timer.async_wait(kToken);
-  co_return waiter->granted;
-}
-
-void Core::release_slot() {
-  if (!waiters_.empty()) {
-    // Hand the slot straight to the oldest waiter, so a newcomer cannot overtake it.
-    auto next = std::move(waiters_.front());
-    waiters_.pop_front();
-    next->granted = true;
-    next->timer.cancel();
-    return;
-  }
-  --in_use_;
-}
 
 std::unique_ptr<Connection> Core::take_idle() {
   auto now = steady::now();
@@ -493,7 +449,7 @@ std::unique_ptr<Connection> Core::take_idle() {
 
 // A request about to open a connection must not push the total over max_in_flight.
 void Core::make_room() {
-  while (!idle_.empty() && static_cast<int>(idle_.size()) + in_use_ > options_.max_in_flight)
+  while (!idle_.empty() && idle_.size() + slots_.in_use() > slots_.limit())
     idle_.pop_front();
 }
 
@@ -532,8 +488,7 @@ void Core::drop_idle(std::uint64_t idle_id) {
 void Core::close() {
   closed_ = true;
   idle_.clear();  // closes the sockets
-  for (auto& w : waiters_) w->timer.cancel();
-  waiters_.clear();
+  slots_.close();
 }
 
 // -- one HTTP exchange --
@@ -749,8 +704,8 @@ template <class Body>
 asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) {
   const std::string method(req.method_string());
   const std::string target(req.target());
-  if (!co_await acquire_slot()) co_return Exchange{{}, "client closed", Delivery::not_sent};
-  SlotGuard slot(*this);
+  auto slot = co_await slots_.hold();  // given back on every path out
+  if (!slot) co_return Exchange{{}, "client closed", Delivery::not_sent};
   for (int attempt = 1;; ++attempt) {
     co_await limiter_.acquire();
     if (closed_) co_return Exchange{{}, "client closed", Delivery::not_sent};

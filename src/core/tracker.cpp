@@ -32,6 +32,12 @@ std::size_t in_flight_limit(const ApiConfig& api) {
   return static_cast<std::size_t>(std::max(1, api.max_in_flight));
 }
 
+// Steps that may run at once, per request slot. A poll's step spends most of its time after
+// its request, waiting for the grouped commit (an fsync: milliseconds on a disk, against well
+// under one for a request to a fast API); without more steps than requests, the slots sit idle
+// through every commit. Four per slot keeps them busy with commits up to 3× a request's time.
+constexpr std::size_t kStepsPerRequestSlot = 4;
+
 // Jobs kept between polls (Tracker::kept_): at most this many (~1-2 KiB each with their spec),
 // and only those due again within the horizon; one polled hours apart gains nothing from
 // staying in memory, and its read is then one among thousands of seconds.
@@ -55,13 +61,14 @@ Tracker::Tracker(asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
                  [this](std::int64_t id) {
                    if (accepting_) runner_.due(id);
                  }),
+      requests_(ex, in_flight_limit(options_.api)),
       runner_(
           ex, [this](std::int64_t id) { return step(id); },
           [this](std::int64_t id, StepEnd end, const std::string& failure) {
             step_done(id, end, failure);
           }),
       listing_(api, clock, listing_options(options_.api), [this] { return rnd(); }) {
-  runner_.set_limit(in_flight_limit(options_.api));
+  runner_.set_limit(kStepsPerRequestSlot * in_flight_limit(options_.api));
 }
 
 Tracker::~Tracker() = default;
@@ -69,7 +76,8 @@ Tracker::~Tracker() = default;
 void Tracker::update_options(TrackerOptions options) {
   options_ = std::move(options);
   webhook_poll_ = relaxed_for_webhook(options_.poll);
-  runner_.set_limit(in_flight_limit(options_.api));
+  requests_.set_limit(in_flight_limit(options_.api));
+  runner_.set_limit(kStepsPerRequestSlot * in_flight_limit(options_.api));
   listing_.update_options(listing_options(options_.api));
   capacity_.configure(options_.api.check_capacity, options_.api.capacity_recheck);
 }
@@ -211,6 +219,7 @@ void Tracker::stop_taking_work() {
   kept_.clear();
   scheduler_.stop();
   runner_.stop();
+  requests_.close();  // steps waiting for a request slot end without sending
 }
 
 // ---- Steps ----
@@ -230,20 +239,34 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
     kept = std::move(**loaded);
   }
   Job job = std::move(*kept);
+  if (job.state == State::queued || (job.state == State::submitting && !job.needs_operator)) {
+    // A create or reconcile: its requests and commits interleave; it holds a slot throughout.
+    auto slot = co_await requests_.hold();
+    if (!slot) co_return StepEnd::stopping;
+    co_return co_await submit_or_resend(std::move(job));
+  }
+  switch (job.state) {
+    case State::submitting:
+      co_return StepEnd::settled;  // waits for the operator
+    case State::pending:
+      co_return co_await poll(std::move(job), epoch);
+    default:
+      co_return StepEnd::settled;  // final: nothing to do
+  }
+}
+
+asio::awaitable<StepEnd> Tracker::submit_or_resend(Job job) {
   switch (job.state) {
     case State::queued:
       co_return co_await submit(std::move(job));
     case State::submitting:
-      if (job.needs_operator) co_return StepEnd::settled;
       if (job.send_unknown) co_return co_await reconcile(std::move(job));
       // The last attempt certainly never left: send again without a reconcile.
       mark_sending(job);
       if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
       co_return co_await send_create(std::move(job));
-    case State::pending:
-      co_return co_await poll(std::move(job), epoch);
     default:
-      co_return StepEnd::settled;  // final: nothing to do
+      co_return StepEnd::settled;
   }
 }
 
@@ -538,7 +561,12 @@ asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {
       co_return end_after(c.error(), job, "fail the job");
     co_return StepEnd::settled;
   }
-  auto r = co_await api_.get(*job.remote_id);
+  ApiResult<RemotePersona> r;
+  {
+    auto slot = co_await requests_.hold();  // for the request only, not for the commit
+    if (!slot) co_return StepEnd::stopping;
+    r = co_await api_.get(*job.remote_id);
+  }
   TimePoint now = clock_.now();
   const PollDecision d = decide_poll(job, r, now, options_.api, poll_policy(job), rnd());
 

@@ -79,8 +79,10 @@ class TrackerFixture : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void make_tracker() {
-    tracker_ = std::make_unique<Tracker>(ioc_.get_executor(), *runner_, api_, clock_, *log_,
+  // `through`: another runner in front of the store (one that holds writes back, say).
+  void make_tracker(StoreRunner* through = nullptr) {
+    StoreRunner& runner = through != nullptr ? *through : *runner_;
+    tracker_ = std::make_unique<Tracker>(ioc_.get_executor(), runner, api_, clock_, *log_,
                                          options_, [this] { return dist_(rng_); });
     auto r = tracker_->start();
     ASSERT_TRUE(r) << r.message();
