@@ -386,7 +386,12 @@ ApiResult<RemotePersona> map_persona_response(int status, std::string_view body,
   r.outcome = classify_http_status(status);
   if (r.outcome == Outcome::ok) {
     boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
+    // The document lives only while its fields are copied out: an arena on the stack spares
+    // the allocator a call per value (a poll's answer is a few hundred bytes; a larger one
+    // takes the rest from the heap).
+    unsigned char arena[4096];
+    json::monotonic_resource scratch(arena, sizeof arena);
+    json::value v = json::parse(body, ec, &scratch);
     if (ec) {
       r.outcome = Outcome::transient;
       r.message = "malformed response: HTTP " + std::to_string(status) + " body is not JSON (" +
