@@ -141,10 +141,18 @@ int main(int argc, char** argv) {
   const auto t0 = steady::now();
   double in_flight_sum = 0;
   int in_flight_samples = 0;
-  while (since(t0) < seconds) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    in_flight_sum += metric(control.request("GET", "/metrics").body, "personad_in_flight");
-    ++in_flight_samples;
+  // GET /v1/stats every 20 ms through the window: what `personactl stats` waits under a full
+  // poll load (every poll a write in a grouped commit).
+  Samples stats_us;
+  for (int i = 0; since(t0) < seconds; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto asked = steady::now();
+    control.request("GET", "/v1/stats");
+    stats_us.add(1e6 * since(asked));
+    if (i % 25 == 0) {
+      in_flight_sum += metric(control.request("GET", "/metrics").body, "personad_in_flight");
+      ++in_flight_samples;
+    }
   }
   p.seconds = since(t0);
   p.subject_cpu = proc_cpu_seconds(daemon.pid()) - cpu0;
@@ -177,5 +185,11 @@ int main(int argc, char** argv) {
               "requests counted by the simulator\n",
               jobs, intake_s, personad_polls / p.seconds,
               in_flight_samples ? in_flight_sum / in_flight_samples : 0.0, connections, rss);
+  // Not the goal's figure (stats <= 1 ms at any size, bench_scale): here the loop is saturated
+  // on purpose, and a control request waits its turn behind the polls' completions.
+  std::printf("GET /v1/stats during the window (every 20 ms, keep-alive, %zu requests): p50 %.0f µs, "
+              "p99 %.0f µs, max %.0f µs, with the event loop saturated by polls\n",
+              stats_us.size(), stats_us.percentile(50), stats_us.percentile(99),
+              stats_us.percentile(100));
   return 0;
 }

@@ -249,6 +249,50 @@ TEST_P(StoreRunnerTest, CallersResumeOnTheirOwnThread) {
   EXPECT_EQ(resumed_on, loop_thread);
 }
 
+TEST_P(StoreRunnerTest, WithAReaderAReadDoesNotWaitBehindACommit) {
+  // The daemon's runner: a second, read-only connection for reads. A read answers while a
+  // group's commit is held, and sees what was committed when it began.
+  auto reader = backend_->open(OpenMode::read_only);
+  ASSERT_TRUE(reader) << reader.message();
+  runner_.reset();
+  auto gated = std::make_unique<GatedStore>(std::move(backend_->open(OpenMode::read_write).value()));
+  gated_ = gated.get();
+  runner_ = std::make_unique<ThreadedStoreRunner>(std::move(gated), std::move(*reader));
+  gated_->hold_commits();
+  std::atomic<int> done{0};
+  boost::asio::co_spawn(ioc_, submit_job(0, &done), [](std::exception_ptr, Result<void> r) {
+    EXPECT_TRUE(r) << r.message();
+  });
+  while (!gated_->waiting_at_commit()) ioc_.run_for(std::chrono::milliseconds(1));
+
+  auto read_state = [&]() -> std::optional<State> {
+    std::optional<State> seen;
+    bool finished = false;
+    boost::asio::co_spawn(
+        ioc_,
+        [&]() -> boost::asio::awaitable<void> {
+          auto j = co_await runner_->read([](Store& s) { return s.find("job-0"); });
+          if (j && *j) seen = (**j).state;
+          finished = true;
+        },
+        boost::asio::detached);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!finished && std::chrono::steady_clock::now() < until)
+      ioc_.run_for(std::chrono::milliseconds(1));
+    return seen;
+  };
+  EXPECT_EQ(read_state(), State::queued);  // answered with the commit still held
+  EXPECT_EQ(done, 0);
+
+  gated_->release_commits();
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done < 1 && std::chrono::steady_clock::now() < until)
+    ioc_.run_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(done, 1);
+  EXPECT_EQ(read_state(), State::submitting);  // a read after the commit sees it
+  EXPECT_EQ(runner_->stats().reads, 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreRunnerTest, kAllStoreBackends, store_backend_name);
 
 TEST(InlineStoreRunner, CompletesThroughTheLoopNeverInline) {

@@ -106,12 +106,15 @@ class InlineStoreRunner final : public StoreRunner {
   Stats stats_;
 };
 
-// Works on a thread of its own with grouped commits (see above). Destroying it finishes the
-// work already submitted and joins the thread; it must go before the io_context its callers
-// run on (their completions are posted there).
+// Works on a thread of its own with grouped commits (see above). With a `reader` (a second,
+// read-only connection to the same database) reads run on a second thread of their own: a read
+// never waits behind a group's commit (an fsync), nor a write behind a long read (a selection,
+// a report). A read then sees what was committed when it began, as it does without one.
+// Destroying it finishes the work already submitted and joins the threads; it must go before
+// the io_context its callers run on (their completions are posted there).
 class ThreadedStoreRunner final : public StoreRunner {
  public:
-  explicit ThreadedStoreRunner(std::unique_ptr<Store> store);
+  explicit ThreadedStoreRunner(std::unique_ptr<Store> store, std::unique_ptr<Store> reader = nullptr);
   ~ThreadedStoreRunner() override;
   void submit(Task task) override;
   Stats stats() const override;

@@ -174,7 +174,11 @@ class Daemon {
     });
     auto store = Store::open(config_.store_path, OpenMode::read_write, IntegrityCheck::by_caller);
     if (!store) return fail("store", store.message());
-    const bool active = become_active(std::move(*store));
+    // A second, read-only connection (after the first migrated the file): reads run on a thread
+    // of their own, never behind a commit's fsync (store_runner.hpp).
+    auto reader = Store::open(config_.store_path, OpenMode::read_only, IntegrityCheck::by_caller);
+    if (!reader) return fail("store", reader.message());
+    const bool active = become_active(std::move(*store), std::move(*reader));
     if (auto checked = integrity.get(); !checked) return fail("store", checked.message());
     return active;
   }
@@ -219,19 +223,21 @@ class Daemon {
     lease_deadline_ = asked + lease_ttl() * 2 / 3;
     auto store = open_pg_store(pg_target_, OpenMode::read_write, fence);
     if (!store) return fail("store", store.message());
+    auto reader = open_pg_store(pg_target_, OpenMode::read_only);  // reads beside the commits
+    if (!reader) return fail("store", reader.message());
     log_.event(level_enum::warn, "lease_taken",
                {{"holder", fence.holder},
                 {"epoch", std::to_string(fence.epoch)},
                 {"reason", "this host is now the active one: it submits, polls and takes intake"}});
-    return become_active(std::move(*store));
+    return become_active(std::move(*store), std::move(*reader));
   }
 
   // The work of the active host: the tracker and everything that feeds it.
-  bool become_active(std::unique_ptr<Store> store) {
-    // From here on the database is the store thread's: the loop never waits on the disk. A
+  bool become_active(std::unique_ptr<Store> store, std::unique_ptr<Store> reader = nullptr) {
+    // From here on the database is the store threads': the loop never waits on the disk. A
     // standby's read-only runner stays alive for the reads still on their way.
     if (store_) retired_stores_.push_back(std::move(store_));
-    store_ = std::make_unique<ThreadedStoreRunner>(std::move(store));
+    store_ = std::make_unique<ThreadedStoreRunner>(std::move(store), std::move(reader));
 
     auto client = CreatifyClient::create_client(ioc_.get_executor(),
                                                 client_options_from(config_.api), credentials_,

@@ -1018,6 +1018,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mod
     if (!version) return version.error();
   } else if (auto r = require_current(*version, path); !r) {
     return r.error();
+  } else if (auto m = db->exec("PRAGMA temp_store = MEMORY"); !m) {
+    // Sorts and temporary b-trees of a read stay in memory, as on the writing connection.
+    return fail("configure " + path, m.error());
   }
   // After migrating: the constraint only becomes meaningful once the tables exist, and a
   // migration may need to rebuild a table with it off.

@@ -21,17 +21,36 @@ void InlineStoreRunner::submit(Task task) {
   task.finish();
 }
 
-struct ThreadedStoreRunner::Shared {
-  std::unique_ptr<Store> store;
-  std::mutex mutex;
-  std::condition_variable wake;
-  std::deque<Task> queue;
-  bool stopping = false;
-  Stats stats;
-  std::thread thread;
+namespace {
+
+// One thread and one connection. The writer lane runs the reads it is given first, each on its
+// own, then every write of the batch in one group; a reader lane is given reads only.
+struct Lane {
+  Lane(std::unique_ptr<Store> s, std::mutex& stats_mutex, StoreRunner::Stats& stats)
+      : store(std::move(s)), stats_mutex(stats_mutex), stats(stats) {
+    thread = std::thread([this] { loop(); });
+  }
+  ~Lane() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    wake.notify_one();
+    thread.join();
+  }
+  Lane(const Lane&) = delete;
+  Lane& operator=(const Lane&) = delete;
+
+  void submit(StoreRunner::Task task) {
+    {
+      std::lock_guard lock(mutex);
+      queue.push_back(std::move(task));
+    }
+    wake.notify_one();
+  }
 
   void loop() {
-    std::vector<Task> batch;
+    std::vector<StoreRunner::Task> batch;
     for (;;) {
       {
         std::unique_lock lock(mutex);
@@ -45,9 +64,9 @@ struct ThreadedStoreRunner::Shared {
     }
   }
 
-  // Reads first, each on its own; then every write of the batch in one group. Counted before
-  // the callers are told, so what they see in stats() includes their own work.
-  void run(std::vector<Task>& batch) {
+  // Counted before the callers are told, so what they see in stats() includes their own work.
+  void run(std::vector<StoreRunner::Task>& batch) {
+    using Access = StoreRunner::Access;
     std::uint64_t writes = 0;
     for (auto& t : batch) {
       if (t.access != Access::read) continue;
@@ -77,7 +96,7 @@ struct ThreadedStoreRunner::Shared {
   }
 
   void count(bool read, std::uint64_t writes, bool committed) {
-    std::lock_guard lock(mutex);
+    std::lock_guard lock(stats_mutex);
     if (read) ++stats.reads;
     if (committed) {
       ++stats.commits;
@@ -85,33 +104,47 @@ struct ThreadedStoreRunner::Shared {
       stats.largest_group = std::max(stats.largest_group, writes);
     }
   }
+
+  std::unique_ptr<Store> store;
+  std::mutex& stats_mutex;
+  StoreRunner::Stats& stats;
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<StoreRunner::Task> queue;
+  bool stopping = false;
+  std::thread thread;  // last: starts once everything above exists
 };
 
-ThreadedStoreRunner::ThreadedStoreRunner(std::unique_ptr<Store> store)
+}  // namespace
+
+struct ThreadedStoreRunner::Shared {
+  std::mutex stats_mutex;
+  Stats stats;
+  // Declared after the stats they count into; the reader goes first (it may be absent).
+  std::unique_ptr<Lane> writer;
+  std::unique_ptr<Lane> reader;
+};
+
+ThreadedStoreRunner::ThreadedStoreRunner(std::unique_ptr<Store> store, std::unique_ptr<Store> reader)
     : shared_(std::make_unique<Shared>()) {
-  shared_->store = std::move(store);
-  shared_->thread = std::thread([s = shared_.get()] { s->loop(); });
+  shared_->writer = std::make_unique<Lane>(std::move(store), shared_->stats_mutex, shared_->stats);
+  if (reader)
+    shared_->reader = std::make_unique<Lane>(std::move(reader), shared_->stats_mutex, shared_->stats);
 }
 
 ThreadedStoreRunner::~ThreadedStoreRunner() {
-  {
-    std::lock_guard lock(shared_->mutex);
-    shared_->stopping = true;
-  }
-  shared_->wake.notify_one();
-  shared_->thread.join();
+  // Each lane finishes the work already submitted to it.
+  shared_->reader.reset();
+  shared_->writer.reset();
 }
 
 void ThreadedStoreRunner::submit(Task task) {
-  {
-    std::lock_guard lock(shared_->mutex);
-    shared_->queue.push_back(std::move(task));
-  }
-  shared_->wake.notify_one();
+  Lane& lane = task.access == Access::read && shared_->reader ? *shared_->reader : *shared_->writer;
+  lane.submit(std::move(task));
 }
 
 StoreRunner::Stats ThreadedStoreRunner::stats() const {
-  std::lock_guard lock(shared_->mutex);
+  std::lock_guard lock(shared_->stats_mutex);
   return shared_->stats;
 }
 
