@@ -124,7 +124,7 @@ TEST_F(ControlTest, ReadsAreAnsweredByTheQuerySide) {
         "/v1/select?after=a&limit=1", "/v1/jobs/b", "/v1/jobs/b/history", "/v1/stats",
         "/v1/jobs/nope", "/v1/select?state=sideways", "/v1/select?stuck=1"}) {
     auto daemon = call("GET", target);
-    auto direct = answer_query(*store_, target, QueryContext{clock_.now(), kDefaultStuckAfter});
+    auto direct = answer_query(*store_, target, QueryContext{.now = clock_.now(), .stuck_after = kDefaultStuckAfter});
     EXPECT_EQ(daemon.status, direct.status) << target;
     EXPECT_EQ(daemon.body, json::serialize(direct.body)) << target;
   }

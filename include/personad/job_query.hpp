@@ -21,11 +21,11 @@ struct QueryContext {
   TimePoint now{};                          // `--stuck` counts back from here
   Millis stuck_after = kDefaultStuckAfter;  // [alerts] stuck_after
   // What estimates come from (eta.hpp); null: learnt from the store's done jobs for this answer.
-  std::shared_ptr<const EtaModel> eta;
+  std::shared_ptr<const EtaModel> eta{};
   // The campaign's estimate for GET /v1/stats, worked out earlier (it reads every active job:
   // the daemon keeps one for a while rather than paying that at every stats call); unset: worked
   // out for this answer.
-  std::optional<SelectionEta> stats_eta;
+  std::optional<SelectionEta> stats_eta{};
 };
 
 // The estimate of when the last active job completes (stats' "eta"), from every active job,

@@ -201,4 +201,9 @@ Result<void> check_lease(Connection& c, const PgFence& fence, std::string_view w
 // schema is not there (no read-write store was opened yet) or is newer than this binary's.
 Result<int> require_schema(Connection& c, int latest);
 
+// A connection to a database that already holds personad's schema, no newer than `latest`: what
+// the lease and the action queue open beside the store (whose read-write open migrated it).
+Result<Connection> connect_to_schema(const PgTarget& target, std::string_view application_name,
+                                     int latest);
+
 }  // namespace personad::pg

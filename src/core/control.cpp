@@ -384,7 +384,7 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   // The query side (job_query.hpp): reads only, on the store's thread. personactl runs the same
   // code on the database when the daemon is down.
   if (get && is_query_route(req.target)) {
-    QueryContext qctx{clock_.now(), stuck_after_};
+    QueryContext qctx{.now = clock_.now(), .stuck_after = stuck_after_};
     if (eta_model_) qctx.eta = eta_model_();
     const bool stats = seg == std::vector<std::string>{"stats"};
     // The campaign's estimate groups every active job: worked out by the first stats call,

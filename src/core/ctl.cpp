@@ -115,7 +115,7 @@ class Reader {
                           ") and the database cannot be read: " + store.message());
       store_ = std::move(*store);
     }
-    const QueryContext q{SystemClock().now(), ctx_.stuck_after};
+    const QueryContext q{.now = SystemClock().now(), .stuck_after = ctx_.stuck_after};
     QueryAnswer answer = answer_query(*store_, target, q);
     return Answer{answer.status, std::move(answer.body)};
   }

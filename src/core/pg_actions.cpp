@@ -138,9 +138,8 @@ Result<void> PgActionQueueImpl::set_answer(const PgFence& fence, std::int64_t id
 }  // namespace
 
 Result<std::unique_ptr<PgActionQueue>> PgActionQueue::connect(const PgTarget& target) {
-  auto c = pg::Connection::connect(target, "personad actions");
+  auto c = pg::connect_to_schema(target, "personad actions", kLatestVersion);
   if (!c) return action_error("connect", c.error());
-  if (auto v = pg::require_schema(*c, kLatestVersion); !v) return action_error("connect", v.error());
   return std::unique_ptr<PgActionQueue>(new PgActionQueueImpl(std::move(*c)));
 }
 

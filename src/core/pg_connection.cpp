@@ -395,4 +395,12 @@ Result<int> require_schema(Connection& c, int latest) {
   return v;
 }
 
+Result<Connection> connect_to_schema(const PgTarget& target, std::string_view application_name,
+                                     int latest) {
+  auto c = Connection::connect(target, application_name);
+  if (!c) return c.error();
+  if (auto v = require_schema(*c, latest); !v) return v.error();
+  return c;
+}
+
 }  // namespace personad::pg

@@ -105,9 +105,8 @@ Result<LeaseInfo> PgLeaseImpl::current() {
 
 Result<std::unique_ptr<PgLease>> PgLease::connect(const PgTarget& target, std::string holder) {
   if (holder.empty()) return make_error(ErrorKind::invalid, "lease: the holder name is empty");
-  auto c = pg::Connection::connect(target, "personad lease");
+  auto c = pg::connect_to_schema(target, "personad lease", kLatestVersion);
   if (!c) return lease_error("connect", c.error());
-  if (auto v = pg::require_schema(*c, kLatestVersion); !v) return lease_error("connect", v.error());
   // The row exists from the first migration on; a database restored without it gets it back.
   if (auto r = c->exec("INSERT INTO personad_lease (id, holder, epoch, expires_at) "
                        "VALUES (1, '', 0, 'epoch') ON CONFLICT (id) DO NOTHING");
