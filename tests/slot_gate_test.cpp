@@ -94,7 +94,9 @@ TEST_F(SlotGateTest, CloseTurnsEveryWaiterAndEveryLaterCallerAway) {
   SlotGate gate(ioc_.get_executor(), 1);
   for (int n = 0; n < 3; ++n) enter(gate, n);
   settle();
+  EXPECT_FALSE(gate.closed());
   gate.close();
+  EXPECT_TRUE(gate.closed());
   enter(gate, 3);
   settle();
   EXPECT_THAT(entered_, ElementsAre(0));

@@ -51,6 +51,7 @@ class SlotGate {
   std::size_t limit() const;
   std::size_t in_use() const;
   std::size_t waiting() const;
+  bool closed() const;
 
  private:
   std::shared_ptr<State> state_;

@@ -426,7 +426,6 @@ class Core : public std::enable_shared_from_this<Core> {
   std::deque<std::unique_ptr<Connection>> idle_;  // oldest first
   std::uint64_t idle_ids_ = 0;                    // the last idle_id handed out
   SlotGate slots_;                                // one per running request (max_in_flight)
-  bool closed_ = false;
 };
 
 // -- slots and the idle pool --
@@ -454,7 +453,7 @@ void Core::make_room() {
 }
 
 void Core::give_back(std::unique_ptr<Connection> c) {
-  if (closed_) return;
+  if (slots_.closed()) return;
   c->tcp().expires_never();
   c->idle_since = steady::now();
   c->idle_id = ++idle_ids_;
@@ -486,7 +485,6 @@ void Core::drop_idle(std::uint64_t idle_id) {
 }
 
 void Core::close() {
-  closed_ = true;
   idle_.clear();  // closes the sockets
   slots_.close();
 }
@@ -708,7 +706,7 @@ asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) 
   if (!slot) co_return Exchange{{}, "client closed", Delivery::not_sent};
   for (int attempt = 1;; ++attempt) {
     co_await limiter_.acquire();
-    if (closed_) co_return Exchange{{}, "client closed", Delivery::not_sent};
+    if (slots_.closed()) co_return Exchange{{}, "client closed", Delivery::not_sent};
     const auto start = steady::now();
     const auto deadline = start + options_.timeout;
     // Creates always get a fresh connection: on a pooled one the server may have closed it just

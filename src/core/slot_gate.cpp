@@ -99,5 +99,6 @@ void SlotGate::close() {
 std::size_t SlotGate::limit() const { return state_->limit; }
 std::size_t SlotGate::in_use() const { return state_->in_use; }
 std::size_t SlotGate::waiting() const { return state_->waiters.size(); }
+bool SlotGate::closed() const { return state_->closed; }
 
 }  // namespace personad
