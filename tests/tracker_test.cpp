@@ -330,7 +330,7 @@ class HeldWritesRunner final : public StoreRunner {
  public:
   explicit HeldWritesRunner(StoreRunner& inner) : inner_(inner) {}
   void submit(Task task) override {
-    if (holding && task.access == Access::write) {
+    if (task.access == Access::write && (holding || (hold_when && hold_when()))) {
       held.push_back(std::move(task));
       return;
     }
@@ -339,11 +339,13 @@ class HeldWritesRunner final : public StoreRunner {
   Stats stats() const override { return inner_.stats(); }
   void release() {
     holding = false;
+    hold_when = nullptr;
     auto tasks = std::move(held);
     held.clear();
     for (auto& t : tasks) inner_.submit(std::move(t));
   }
   bool holding = false;
+  std::function<bool()> hold_when;  // holds the writes submitted while it says so
   std::vector<Task> held;
 
  private:
@@ -382,9 +384,35 @@ TEST_F(TrackerTest, APollWaitingForItsCommitHoldsNoRequestSlot) {
   EXPECT_EQ(job("p3").remote_status, "processing");
 }
 
+TEST_F(TrackerTest, ACreateWaitingForItsCommitHoldsNoRequestSlot) {
+  // One request slot, three queued jobs, and every write after the first create held back:
+  // each job's intent (submitting) is durable, and the second and third creates go out while
+  // the first one's result waits for its commit.
+  options_.api.max_in_flight = 1;
+  api_.latency = std::chrono::milliseconds(1);
+  HeldWritesRunner runner(*runner_);
+  runner.hold_when = [&] { return api_.creates > 0; };
+  make_tracker(&runner);
+  enqueue({make_spec("c1"), make_spec("c2"), make_spec("c3")});
+
+  ASSERT_TRUE(run_until([&] { return api_.creates == 3; }, std::chrono::seconds(5)))
+      << api_.creates << " creates went out while the first one's commit was held";
+  EXPECT_EQ(api_.max_in_flight_seen, 1);
+  EXPECT_EQ(runner.held.size(), 3u);  // every create's result waits for its commit
+  for (const char* key : {"c1", "c2", "c3"}) EXPECT_EQ(state(key), State::submitting) << key;
+
+  runner.release();
+  ASSERT_TRUE(run_until([&] {
+    return state("c1") == State::pending && state("c2") == State::pending &&
+           state("c3") == State::pending;
+  }));
+  EXPECT_EQ(api_.creates, 3);
+}
+
 TEST_F(TrackerTest, StepsWaitingForARequestSlotSendNothingOnceStopping) {
   // Steps may outnumber request slots; at a stop, those still waiting for a slot end without
-  // sending, and their jobs stay as committed (queued: nothing was sent).
+  // sending. Their intent to send was committed first (submitting); the row then says the
+  // create never left, so the next start sends it again without a reconcile.
   options_.api.max_in_flight = 1;
   api_.latency = std::chrono::milliseconds(100);
   make_tracker();
@@ -400,8 +428,17 @@ TEST_F(TrackerTest, StepsWaitingForARequestSlotSendNothingOnceStopping) {
   tracker_->stop_taking_work();
   ASSERT_TRUE(run_until([&] { return tracker_->in_flight() == 0; }));
   EXPECT_EQ(api_.creates, 1);
-  EXPECT_EQ(state("s2"), State::queued);
-  EXPECT_EQ(state("s3"), State::queued);
+  for (const char* key : {"s2", "s3"}) {
+    auto job = store_->find(key);
+    ASSERT_TRUE(job && *job) << key;
+    EXPECT_EQ((*job)->state, State::submitting) << key;
+    EXPECT_FALSE((*job)->send_unknown) << key;
+  }
+  tracker_.reset();
+  make_tracker();
+  ASSERT_TRUE(run_until([&] { return final_state("s2") && final_state("s3"); }));
+  EXPECT_EQ(api_.creates, 3);
+  EXPECT_EQ(tracker_->metrics().reconciles, 0u);
 }
 
 TEST_F(TrackerTest, StepsThatNeverSuspendLoseNoWakeUps) {

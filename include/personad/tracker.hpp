@@ -153,13 +153,15 @@ class Tracker {
 
  private:
   boost::asio::awaitable<StepEnd> step(std::int64_t id);
-  // A queued or submitting job (not waiting for the operator): its create or reconcile.
-  boost::asio::awaitable<StepEnd> submit_or_resend(Job job);
   boost::asio::awaitable<StepEnd> submit(Job job);
+  // A submitting job not waiting for the operator: its reconcile, or its create sent again.
+  boost::asio::awaitable<StepEnd> resend(Job job);
   boost::asio::awaitable<StepEnd> send_create(Job job);
   boost::asio::awaitable<StepEnd> reconcile(Job job);
   boost::asio::awaitable<StepEnd> poll(Job job, std::uint64_t epoch);
   void step_done(std::int64_t id, StepEnd end, const std::string& failure);
+  // The request limit and the step limit from options_.api.
+  void apply_limits();
   // Jobs kept between polls (see kept_): taken out by the step that runs them.
   std::optional<Job> take_kept(std::int64_t id);
   void keep(Job job, std::uint64_t epoch);
@@ -196,9 +198,9 @@ class Tracker {
   Random random_;
   std::function<std::string()> new_ref_;
   Scheduler scheduler_;
-  // api.max_in_flight requests at once. A poll holds a slot for its request only, so polls
-  // waiting for their grouped commit leave the API's connections busy with the next ones; a
-  // create or reconcile holds one for its whole step, as its requests and commits interleave.
+  // api.max_in_flight requests at once. Each request (poll, create, count, listing) holds a
+  // slot for itself only, never through a commit: steps waiting for their grouped commit leave
+  // the API's connections busy with the next requests.
   SlotGate requests_;
   // Steps at once: kStepsPerRequestSlot × api.max_in_flight (tracker.cpp).
   StepRunner runner_;

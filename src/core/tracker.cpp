@@ -61,14 +61,14 @@ Tracker::Tracker(asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
                  [this](std::int64_t id) {
                    if (accepting_) runner_.due(id);
                  }),
-      requests_(ex, in_flight_limit(options_.api)),
+      requests_(ex, 1),  // apply_limits()
       runner_(
           ex, [this](std::int64_t id) { return step(id); },
           [this](std::int64_t id, StepEnd end, const std::string& failure) {
             step_done(id, end, failure);
           }),
       listing_(api, clock, listing_options(options_.api), [this] { return rnd(); }) {
-  runner_.set_limit(kStepsPerRequestSlot * in_flight_limit(options_.api));
+  apply_limits();
 }
 
 Tracker::~Tracker() = default;
@@ -76,10 +76,14 @@ Tracker::~Tracker() = default;
 void Tracker::update_options(TrackerOptions options) {
   options_ = std::move(options);
   webhook_poll_ = relaxed_for_webhook(options_.poll);
-  requests_.set_limit(in_flight_limit(options_.api));
-  runner_.set_limit(kStepsPerRequestSlot * in_flight_limit(options_.api));
+  apply_limits();
   listing_.update_options(listing_options(options_.api));
   capacity_.configure(options_.api.check_capacity, options_.api.capacity_recheck);
+}
+
+void Tracker::apply_limits() {
+  requests_.set_limit(in_flight_limit(options_.api));
+  runner_.set_limit(kStepsPerRequestSlot * in_flight_limit(options_.api));
 }
 
 Result<void> Tracker::start() {
@@ -239,15 +243,13 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
     kept = std::move(**loaded);
   }
   Job job = std::move(*kept);
-  if (job.state == State::queued || (job.state == State::submitting && !job.needs_operator)) {
-    // A create or reconcile: its requests and commits interleave; it holds a slot throughout.
-    auto slot = co_await requests_.hold();
-    if (!slot) co_return StepEnd::stopping;
-    co_return co_await submit_or_resend(std::move(job));
-  }
+  // Each request waits for a request slot of its own (requests_), never a commit.
   switch (job.state) {
+    case State::queued:
+      co_return co_await submit(std::move(job));
     case State::submitting:
-      co_return StepEnd::settled;  // waits for the operator
+      if (job.needs_operator) co_return StepEnd::settled;  // waits for the operator
+      co_return co_await resend(std::move(job));
     case State::pending:
       co_return co_await poll(std::move(job), epoch);
     default:
@@ -255,19 +257,13 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
   }
 }
 
-asio::awaitable<StepEnd> Tracker::submit_or_resend(Job job) {
-  switch (job.state) {
-    case State::queued:
-      co_return co_await submit(std::move(job));
-    case State::submitting:
-      if (job.send_unknown) co_return co_await reconcile(std::move(job));
-      // The last attempt certainly never left: send again without a reconcile.
-      mark_sending(job);
-      if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
-      co_return co_await send_create(std::move(job));
-    default:
-      co_return StepEnd::settled;
-  }
+// A submitting job the tracker picks up again: a create that may have left is reconciled, one
+// that certainly never left is sent again.
+asio::awaitable<StepEnd> Tracker::resend(Job job) {
+  if (job.send_unknown) co_return co_await reconcile(std::move(job));
+  mark_sending(job);
+  if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
+  co_return co_await send_create(std::move(job));
 }
 
 std::optional<Job> Tracker::take_kept(std::int64_t id) {
@@ -322,7 +318,12 @@ asio::awaitable<std::optional<StepEnd>> Tracker::hold_for_capacity(Job& job) {
   if (capacity_.needs_count(clock_.now())) {
     // Places taken while the count is on its way are not in its answer.
     const std::uint64_t taken_before = capacity_.taken();
-    auto r = co_await api_.count();
+    ApiResult<AvatarCapacity> r;
+    {
+      auto slot = co_await requests_.hold();
+      if (!slot) co_return StepEnd::stopping;
+      r = co_await api_.count();
+    }
     if (auto warning = capacity_.record(r, clock_.now(), taken_before))
       log_.event(level_enum::warn, "capacity_check_off", {{"reason", *warning}});
   }
@@ -377,7 +378,17 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   // The callback URL goes with the request only: the stored spec stays the operator's.
   PersonaSpec sent = job.spec;
   if (options_.hook_url && sent.webhook_url.empty()) sent.webhook_url = options_.hook_url(job.client_ref);
+  auto slot = co_await requests_.hold();
+  if (!slot) {
+    // Stopping before the slot came: the create never left. The row says so, and the next start
+    // sends it again without a reconcile (should this write fail, the row still says the create
+    // may have left: a reconcile then, never a duplicate).
+    job.send_unknown = false;
+    (void)co_await save(job);
+    co_return StepEnd::stopping;
+  }
   auto r = co_await api_.create(sent, job.client_ref);
+  slot.reset();
   const CreateDecision d = decide_create(r);
 
   // No re-read: the job cannot change under a running step but by an operator's action, and
@@ -468,7 +479,12 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
     // Before proof_after any listing since the failure may still show the create (adopt);
     // from then on only a listing started after proof_after may prove it absent.
     const TimePoint not_before = look >= proof_after ? proof_after : since;
-    auto listed = co_await listing_.get(not_before);
+    SharedListingResult listed;
+    {
+      auto slot = co_await requests_.hold();  // one request, shared by the reconciles waiting on it
+      if (!slot) co_return StepEnd::stopping;
+      listed = co_await listing_.get(not_before);
+    }
 
     if (first_look) job.unknown_since = since;
     TimePoint now = clock_.now();
