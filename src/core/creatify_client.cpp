@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <random>
 #include <set>
+#include <type_traits>
 #include <variant>
 
 #include "personad/rate_limiter.hpp"
@@ -628,21 +629,33 @@ asio::awaitable<void> read_half(Connection& c, http::response_parser<http::strin
 }
 
 // Writes the request and reads the response at once (Beast's streams allow one read and one
-// write in flight). Returns only when both halves have finished.
+// write in flight); a request without a body, one after the other. Returns only when both
+// halves have finished.
 template <class Body>
 asio::awaitable<RoundTrip> Core::round_trip(Connection& c, http::request<Body>& req) {
   http::response_parser<http::string_body> parser;
   parser.header_limit(kHeaderLimit);
   parser.body_limit(options_.max_response_bytes);
   Halves h;
-  auto ex = co_await asio::this_coro::executor;
-  auto [order, write_error, read_error] =
-      co_await asio::experimental::make_parallel_group(
-          asio::co_spawn(ex, write_half(c, req, h), asio::deferred),
-          asio::co_spawn(ex, read_half(c, parser, h), asio::deferred))
-          .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-  if (write_error) std::rethrow_exception(write_error);
-  if (read_error) std::rethrow_exception(read_error);
+  if constexpr (std::is_same_v<Body, http::empty_body>) {
+    // A request without a body (every GET) goes into the socket's buffer at once: nothing can
+    // answer before it is written, so it is written, then read, without the two halves' own
+    // coroutines (the poll path's costliest allocations).
+    co_await write_half(c, req, h);
+    if (h.stopped)
+      h.rec = asio::error::operation_aborted;  // our own write failure: nothing to read
+    else
+      co_await read_half(c, parser, h);
+  } else {
+    auto ex = co_await asio::this_coro::executor;
+    auto [order, write_error, read_error] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, write_half(c, req, h), asio::deferred),
+            asio::co_spawn(ex, read_half(c, parser, h), asio::deferred))
+            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    if (write_error) std::rethrow_exception(write_error);
+    if (read_error) std::rethrow_exception(read_error);
+  }
 
   RoundTrip rt;
   // A request cut short is incomplete, so the server cannot have acted on it.
