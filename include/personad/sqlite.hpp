@@ -109,6 +109,11 @@ class Transaction {
  public:
   static Result<Transaction> begin(Db& db, Statement& begin, Statement& commit,
                                    Statement& rollback);
+  // A savepoint inside an open transaction. Rolled back, it is released too: ROLLBACK TO alone
+  // leaves it open, and every later savepoint of the transaction would nest inside it (each
+  // statement's journal then cut back by walking all of theirs).
+  static Result<Transaction> savepoint(Db& db, Statement& begin, Statement& release,
+                                       Statement& rollback_to);
   ~Transaction();
   Transaction(Transaction&& other) noexcept;
   Transaction& operator=(Transaction&&) = delete;
@@ -118,12 +123,13 @@ class Transaction {
   Result<void> commit();
 
  private:
-  Transaction(Db& db, Statement& commit, Statement& rollback)
-      : db_(&db), commit_(&commit), rollback_(&rollback) {}
+  Transaction(Db& db, Statement& commit, Statement& rollback, bool is_savepoint)
+      : db_(&db), commit_(&commit), rollback_(&rollback), savepoint_(is_savepoint) {}
 
   Db* db_;
   Statement* commit_;
   Statement* rollback_;
+  bool savepoint_;
   bool open_ = true;
 };
 

@@ -186,13 +186,21 @@ Result<Transaction> Transaction::begin(Db& db, Statement& begin, Statement& comm
                                        Statement& rollback) {
   ResetOnExit reset(begin);
   if (auto r = begin.run(); !r) return r.error();
-  return Transaction(db, commit, rollback);
+  return Transaction(db, commit, rollback, false);
+}
+
+Result<Transaction> Transaction::savepoint(Db& db, Statement& begin, Statement& release,
+                                           Statement& rollback_to) {
+  ResetOnExit reset(begin);
+  if (auto r = begin.run(); !r) return r.error();
+  return Transaction(db, release, rollback_to, true);
 }
 
 Transaction::Transaction(Transaction&& other) noexcept
     : db_(other.db_),
       commit_(other.commit_),
       rollback_(other.rollback_),
+      savepoint_(other.savepoint_),
       open_(std::exchange(other.open_, false)) {}
 
 Transaction::~Transaction() {
@@ -200,8 +208,12 @@ Transaction::~Transaction() {
   // ROLLBACK then would only fail. If the ROLLBACK itself fails there is nothing more to do here:
   // the next BEGIN reports the stuck transaction, and closing the connection rolls it back.
   if (!open_ || !db_->in_transaction()) return;
-  ResetOnExit reset(*rollback_);
-  (void)rollback_->run();
+  {
+    ResetOnExit reset(*rollback_);
+    if (!rollback_->run() || !savepoint_) return;
+  }
+  ResetOnExit reset(*commit_);
+  (void)commit_->run();  // RELEASE: the savepoint, now empty, leaves the stack
 }
 
 Result<void> Transaction::commit() {

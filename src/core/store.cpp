@@ -389,7 +389,7 @@ Result<void> SqliteImpl::prepare_all() {
       {&rollback, "ROLLBACK"},
       {&savepoint, "SAVEPOINT personad_write"},
       {&release, "RELEASE personad_write"},
-      // Leaves an empty savepoint on the stack; the group's COMMIT releases it with the rest.
+      // Followed by the RELEASE (sqlite::Transaction::savepoint): the savepoint leaves the stack.
       {&rollback_to, "ROLLBACK TO personad_write"},
       // From the index alone (state, next_poll_at and the rowid): at 1,000,000 jobs a look at
       // each row would read the whole table. The few jobs waiting for the operator come from
@@ -471,7 +471,7 @@ Result<void> SqliteImpl::writable(std::string_view what) const {
 
 Result<sqlite::Transaction> SqliteImpl::begin(Statement& how, std::string_view what) {
   // Inside a group, a write is a savepoint of the group's transaction.
-  auto tx = in_group ? sqlite::Transaction::begin(db, savepoint, release, rollback_to)
+  auto tx = in_group ? sqlite::Transaction::savepoint(db, savepoint, release, rollback_to)
                      : sqlite::Transaction::begin(db, how, commit, rollback);
   if (!tx) return fail(std::string(what) + " (begin)", tx.error());
   return tx;
