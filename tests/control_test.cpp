@@ -9,8 +9,6 @@
 #include "personad/eta.hpp"
 #include "personad/job_query.hpp"
 
-#include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
@@ -28,6 +26,7 @@
 #include <future>
 #include <thread>
 
+#include "descriptor_exhaustion.hpp"
 #include "temp_dir.hpp"
 #include "tracker_fixture.hpp"
 
@@ -672,14 +671,8 @@ TEST(ControlServer, AcceptWithoutDescriptorsBacksOffAndLogsOnce) {
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
 
-  rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
-  rlimit low = saved;
-  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 512);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  std::vector<int> filler;
-  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) filler.push_back(fd);
-  const int exhausted = errno;
+  personad::testing::DescriptorExhaustion exhaustion;
+  ASSERT_TRUE(exhaustion.active());
 
   const double cpu0 = cpu_seconds_of_process();
   ASSERT_EQ(::connect(waiting, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
@@ -690,9 +683,8 @@ TEST(ControlServer, AcceptWithoutDescriptorsBacksOffAndLogsOnce) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const double cpu = cpu_seconds_of_process() - cpu0;
 
-  for (int fd : filler) ::close(fd);
-  ::setrlimit(RLIMIT_NOFILE, &saved);
-  EXPECT_EQ(exhausted, EMFILE);
+  exhaustion.release();
+  EXPECT_EQ(exhaustion.error(), EMFILE);
 
   // Served once descriptors are back (within the longest backoff, 1 s; 10 s is a deadline).
   const Received answer = read_until_closed(served, std::chrono::seconds(10));

@@ -2,9 +2,7 @@
 // metrics_test.cpp).
 #include "personad/metrics_server.hpp"
 
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +19,8 @@
 #include <thread>
 
 #include "personad/listen_address.hpp"
+
+#include "descriptor_exhaustion.hpp"
 
 namespace personad {
 namespace {
@@ -111,14 +111,8 @@ TEST(MetricsServer, AcceptWithoutDescriptorsBacksOffAndLogsOnce) {
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-  rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
-  rlimit low = saved;
-  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 512);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  std::vector<int> filler;
-  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) filler.push_back(fd);
-  const int exhausted = errno;
+  personad::testing::DescriptorExhaustion exhaustion;
+  ASSERT_TRUE(exhaustion.active());
 
   const double cpu0 = cpu_seconds_of_process();
   ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
@@ -129,9 +123,8 @@ TEST(MetricsServer, AcceptWithoutDescriptorsBacksOffAndLogsOnce) {
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   const double cpu = cpu_seconds_of_process() - cpu0;
 
-  for (int fd : filler) ::close(fd);
-  ::setrlimit(RLIMIT_NOFILE, &saved);
-  EXPECT_EQ(exhausted, EMFILE);
+  exhaustion.release();
+  EXPECT_EQ(exhaustion.error(), EMFILE);
 
   // Served once descriptors are back (within the longest backoff, 1 s; 10 s is a deadline).
   const std::string answer = read_until_closed(client, std::chrono::seconds(10));
