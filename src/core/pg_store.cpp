@@ -15,6 +15,7 @@
 
 #include "personad/pg_connection.hpp"
 #include "personad/pg_migrations_data.hpp"
+#include "personad/selection_sql.hpp"
 #include "personad/stored_job.hpp"
 
 namespace personad {
@@ -199,152 +200,6 @@ Result<int> migrate(Connection& c, int current) {
 }
 
 // ---- Selections ------------------------------------------------------------------------------
-
-// The end of the set that starts at glob[i] ('['), as selection.cpp reads it.
-std::size_t set_end(std::string_view glob, std::size_t i) {
-  std::size_t j = i + 1;
-  if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) ++j;
-  if (j < glob.size() && glob[j] == ']') ++j;
-  while (j < glob.size() && glob[j] != ']') ++j;
-  return j < glob.size() ? j : std::string_view::npos;
-}
-
-// One character as a literal of a regular expression, inside or outside a bracket: letters and
-// digits as they are, every other ASCII character as \uXXXX (never special, never ambiguous).
-void regex_literal(std::string& out, char c) {
-  const auto u = static_cast<unsigned char>(c);
-  if (std::isalnum(u) != 0 || u >= 0x80) {
-    out += c;
-    return;
-  }
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "\\u%04x", u);
-  out += buf;
-}
-
-// A shell glob (selection.hpp, glob_match is the reference) as an anchored PostgreSQL regular
-// expression: `*` → .*, `?` → ., a set → a bracket expression, everything else literal.
-// nullopt: the glob matches no key at all (a set whose every range is reversed).
-std::optional<std::string> glob_regex(std::string_view glob) {
-  std::string out = "^";
-  for (std::size_t i = 0; i < glob.size(); ++i) {
-    const char c = glob[i];
-    if (c == '*') {
-      out += ".*";
-    } else if (c == '?') {
-      out += '.';
-    } else if (c == '\\' && i + 1 < glob.size()) {
-      regex_literal(out, glob[++i]);
-    } else if (c == '[' && set_end(glob, i) != std::string_view::npos) {
-      const std::size_t end = set_end(glob, i);
-      std::string_view set = glob.substr(i + 1, end - i - 1);
-      const bool negate = !set.empty() && (set[0] == '!' || set[0] == '^');
-      if (negate) set.remove_prefix(1);
-      std::string members;
-      for (std::size_t k = 0; k < set.size(); ++k) {
-        if (k + 2 < set.size() && set[k + 1] == '-') {
-          if (set[k] <= set[k + 2]) {  // a reversed range holds nothing (glob_match)
-            regex_literal(members, set[k]);
-            members += '-';
-            regex_literal(members, set[k + 2]);
-          }
-          k += 2;
-        } else {
-          regex_literal(members, set[k]);
-        }
-      }
-      if (members.empty()) {
-        if (!negate) return std::nullopt;
-        out += '.';
-      } else {
-        out += (negate ? "[^" : "[") + members + "]";
-      }
-      i = end;
-    } else {
-      regex_literal(out, c);
-    }
-  }
-  return out + "$";
-}
-
-// The FROM and WHERE clauses of a selection with numbered placeholders only ($1, $2, …): the
-// values go in as parameters, and each shape of clause is prepared once (pg_connection). `order`
-// names the table whose (created_at, key) the page is sorted and cut by. The shapes follow
-// store.cpp's: one label walks that label's rows of job_labels in order; the rest read jobs.
-struct SelectionSql {
-  std::string from;
-  std::string where = "true";
-  std::string order = "j";
-  Params values;
-  int count = 0;
-
-  std::string next() { return "$" + std::to_string(++count); }
-  template <class T>
-  std::string bind(const T& v) {
-    values.add(v);
-    return next();
-  }
-  void in_list(const std::string& column, const std::vector<std::string>& v) {
-    where += " AND " + column + " IN (";
-    for (std::size_t i = 0; i < v.size(); ++i) where += (i == 0 ? "" : ", ") + bind(v[i]);
-    where += ")";
-  }
-};
-
-SelectionSql selection_sql(const Selection& s, const SelectOptions& o) {
-  SelectionSql q;
-  const bool one_label = s.labels.size() == 1;
-  if (one_label) {
-    q.order = "l";
-    q.in_list("l.label", s.labels);
-  }
-  const std::string& t = q.order;
-  if (s.key_glob) {
-    auto regex = glob_regex(*s.key_glob);
-    if (regex)
-      q.where += " AND " + t + ".key ~ " + q.bind(*regex);
-    else
-      q.where += " AND false";
-  }
-  if (s.since) q.where += " AND " + t + ".created_at >= " + q.bind(to_unix_ms(*s.since)) + "::bigint";
-  if (s.until) q.where += " AND " + t + ".created_at < " + q.bind(to_unix_ms(*s.until)) + "::bigint";
-  bool on_jobs = false;
-  if (!s.states.empty()) {
-    std::vector<std::string> names;
-    for (State st : s.states) names.emplace_back(to_string(st));
-    q.in_list("j.state", names);
-    on_jobs = true;
-  }
-  if (!s.sources.empty()) {
-    q.in_list("j.source", s.sources);
-    on_jobs = true;
-  }
-  if (!s.remote_statuses.empty()) {
-    q.in_list("j.remote_status", s.remote_statuses);
-    on_jobs = true;
-  }
-  if (s.needs_operator) {
-    q.where += " AND j.needs_operator AND j.state IN " PERSONAD_ACTIVE_STATES;
-    on_jobs = true;
-  }
-  if (s.stuck) {
-    // The partial index's own condition, word for word, so that it may serve.
-    q.where += " AND j.state IN " PERSONAD_ACTIVE_STATES " AND j.status_since <= " +
-               q.bind(to_unix_ms(o.stuck_before)) + "::bigint";
-    on_jobs = true;
-  }
-  if (s.labels.size() > 1) {
-    q.where += " AND j.id IN (SELECT job_id FROM job_labels WHERE label IN (";
-    for (std::size_t i = 0; i < s.labels.size(); ++i)
-      q.where += (i == 0 ? "" : ", ") + q.bind(s.labels[i]);
-    q.where += "))";
-  }
-  if (one_label)
-    q.from = on_jobs ? "job_labels AS l JOIN jobs AS j ON j.id = l.job_id" : "job_labels AS l";
-  else
-    q.from = "jobs AS j";
-  return q;
-}
 
 // ---- The PostgreSQL backend ------------------------------------------------------------------
 
@@ -600,8 +455,22 @@ Result<std::vector<Job>> PgImpl::jobs_by_ids(const std::vector<std::int64_t>& id
   return out;
 }
 
+// The values of a selection's placeholders, as libpq takes them.
+Params params_of(const std::vector<SqlValue>& values) {
+  Params out;
+  for (const auto& v : values) {
+    if (const auto* n = std::get_if<std::int64_t>(&v))
+      out.add(*n);
+    else if (const auto* text = std::get_if<std::string>(&v))
+      out.add(*text);
+    else
+      out.null();
+  }
+  return out;
+}
+
 Result<JobPage> PgImpl::select(const Selection& s, const SelectOptions& o) {
-  SelectionSql q = selection_sql(s, o);
+  const SelectionSql q = selection_sql(SqlDialect::postgresql, s, o);
   // Where the page starts: after the `after` job's place in the order (created_at, key).
   std::optional<std::int64_t> start_at;
   if (s.after) {
@@ -611,14 +480,6 @@ Result<JobPage> PgImpl::select(const Selection& s, const SelectOptions& o) {
       return make_error(ErrorKind::invalid, "after: unknown key '" + *s.after + "'");
     start_at = row->int64(0, 0);
   }
-  const std::string id = q.order == "l" ? "l.job_id" : "j.id";
-  const std::string order_by = " ORDER BY " + q.order + ".created_at, " + q.order + ".key";
-  auto order_after = [&](SelectionSql& sql, std::int64_t at, const std::string& key) {
-    const std::string a = sql.bind(at);
-    const std::string k = sql.bind(key);
-    return " AND (" + sql.order + ".created_at, " + sql.order + ".key) > (" + a + "::bigint, " +
-           k + "::text)";
-  };
 
   // The page's ids, read from an index (one more than the limit tells whether more follow),
   // then its rows.
@@ -626,12 +487,11 @@ Result<JobPage> PgImpl::select(const Selection& s, const SelectOptions& o) {
   std::vector<std::int64_t> ids;
   {
     SelectionSql p = q;
-    const std::string after = start_at ? order_after(p, *start_at, *s.after) : "";
-    const std::string limit = p.bind(s.limit ? std::optional<std::int64_t>(*s.limit + 1)
-                                             : std::optional<std::int64_t>());  // NULL: all
-    auto rows = c.exec("SELECT " + id + " FROM " + p.from + " WHERE " + p.where + after +
-                           order_by + " LIMIT " + limit + "::bigint",
-                       p.values);
+    const std::string after = start_at ? p.after(*start_at, *s.after) : "";
+    const std::string limit = p.limit(s.limit ? std::optional(*s.limit + 1) : std::nullopt);
+    auto rows = c.exec("SELECT " + p.id() + " FROM " + p.from + " WHERE " + p.where + after +
+                           p.order_by() + limit,
+                       params_of(p.values));
     if (!rows) return rows.error();
     for (int r = 0; r < rows->size(); ++r) ids.push_back(rows->int64(r, 0));
   }
@@ -645,8 +505,9 @@ Result<JobPage> PgImpl::select(const Selection& s, const SelectOptions& o) {
   if (page.has_more && o.count_more) {
     SelectionSql p = q;
     const Job& last = page.jobs.back();
-    const std::string after = order_after(p, to_unix_ms(last.created_at), last.key);
-    auto rows = c.exec("SELECT count(*) FROM " + p.from + " WHERE " + p.where + after, p.values);
+    const std::string after = p.after(to_unix_ms(last.created_at), last.key);
+    auto rows = c.exec("SELECT count(*) FROM " + p.from + " WHERE " + p.where + after,
+                       params_of(p.values));
     if (!rows) return rows.error();
     page.more = rows->empty() ? 0 : rows->int64(0, 0);
   }

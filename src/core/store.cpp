@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "personad/migrations_data.hpp"
+#include "personad/selection_sql.hpp"
 #include "personad/sqlite.hpp"
 #include "personad/stored_job.hpp"
 
@@ -690,135 +691,15 @@ Result<StoreStats> SqliteImpl::read_stats() {
 
 // ---- Selections ------------------------------------------------------------------------------
 
-// A shell glob (selection.hpp) as SQLite's GLOB: the same metacharacters and byte-wise
-// matching, but a set's complement is written [^…] only and there is no escape character.
-std::string sqlite_glob(std::string_view glob) {
-  std::string out;
-  for (std::size_t i = 0; i < glob.size(); ++i) {
-    const char c = glob[i];
-    if (c == '\\' && i + 1 < glob.size()) {
-      const char e = glob[++i];
-      if (e == '*' || e == '?' || e == '[') {
-        out += '[';
-        out += e;
-        out += ']';
-      } else {
-        out += e;  // nothing else is special outside a set
-      }
-    } else if (c == '[') {
-      // Copied whole (a ']' first in the set is a member), '!' turned into '^'.
-      std::size_t j = i + 1;
-      out += '[';
-      if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) {
-        out += '^';
-        ++j;
-      }
-      if (j < glob.size() && glob[j] == ']') out += glob[j++];
-      while (j < glob.size() && glob[j] != ']') out += glob[j++];
-      if (j < glob.size()) out += ']';
-      i = j;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// The FROM and WHERE clauses of a selection, with placeholders only ("?", bound in order): the
-// values go in as parameters, and each shape of clause is prepared once. `order` names the
-// table whose (created_at, key) the page is sorted and cut by.
-//
-// The plan is chosen here, by the shape of the selection, rather than left to statistics this
-// database does not keep: one label walks that label's rows of job_labels already in order;
-// `--stuck` walks the partial index of the non-final jobs in order; anything else reads jobs,
-// where each filter has an index that starts with it and goes on in the selection's order.
-struct SelectionSql {
-  std::string from;
-  std::string where = "1 = 1";
-  std::string order = "j";
-  std::vector<std::variant<std::int64_t, std::string>> values;
-
-  void in_list(const std::string& column, const std::vector<std::string>& v) {
-    where += " AND " + column + (v.size() == 1 ? " = ?" : " IN (");
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if (v.size() > 1) where += i == 0 ? "?" : ", ?";
-      values.emplace_back(v[i]);
-    }
-    if (v.size() > 1) where += ")";
-  }
-};
-
-SelectionSql selection_sql(const Selection& s, const SelectOptions& o) {
-  SelectionSql q;
-  const bool one_label = s.labels.size() == 1;
-  if (one_label) {
-    q.order = "l";
-    q.in_list("l.label", s.labels);
-  }
-  // What the order's table holds (job_labels has the key and creation time too).
-  const std::string& t = q.order;
-  if (s.key_glob) {
-    q.where += " AND " + t + ".key GLOB ?";
-    q.values.emplace_back(sqlite_glob(*s.key_glob));
-  }
-  if (s.since) {
-    q.where += " AND " + t + ".created_at >= ?";
-    q.values.emplace_back(to_unix_ms(*s.since));
-  }
-  if (s.until) {
-    q.where += " AND " + t + ".created_at < ?";
-    q.values.emplace_back(to_unix_ms(*s.until));
-  }
-  // What only the job row holds.
-  bool on_jobs = false;
-  if (!s.states.empty()) {
-    std::vector<std::string> names;
-    for (State st : s.states) names.emplace_back(to_string(st));
-    q.in_list("j.state", names);
-    on_jobs = true;
-  }
-  if (!s.sources.empty()) {
-    q.in_list("j.source", s.sources);
-    on_jobs = true;
-  }
-  if (!s.remote_statuses.empty()) {
-    q.in_list("j.remote_status", s.remote_statuses);
-    on_jobs = true;
-  }
-  if (s.needs_operator) {
-    q.where += " AND j.needs_operator = 1 AND " PERSONAD_SQL_ACTIVE("j.state");
-    on_jobs = true;
-  }
-  if (s.stuck) {
-    // The partial index's own condition, word for word, so that it may serve.
-    q.where += " AND " PERSONAD_SQL_ACTIVE("j.state") " AND j.status_since <= ?";
-    q.values.emplace_back(to_unix_ms(o.stuck_before));
-    on_jobs = true;
-  }
-  if (s.labels.size() > 1) {
-    q.where += " AND j.id IN (SELECT job_id FROM job_labels WHERE label IN (";
-    for (std::size_t i = 0; i < s.labels.size(); ++i) {
-      q.where += i == 0 ? "?" : ", ?";
-      q.values.emplace_back(s.labels[i]);
-    }
-    q.where += "))";
-  }
-  if (one_label)
-    q.from = on_jobs ? "job_labels AS l JOIN jobs AS j ON j.id = l.job_id" : "job_labels AS l";
-  else if (s.stuck)
-    q.from = "jobs AS j INDEXED BY jobs_active_created";
-  else
-    q.from = "jobs AS j";
-  return q;
-}
-
-void bind_values(Statement& stmt, const std::vector<std::variant<std::int64_t, std::string>>& v) {
+void bind_values(Statement& stmt, const std::vector<SqlValue>& v) {
   for (std::size_t i = 0; i < v.size(); ++i) {
     const int at = static_cast<int>(i) + 1;
     if (const auto* n = std::get_if<std::int64_t>(&v[i]))
       stmt.bind(at, *n);
+    else if (const auto* text = std::get_if<std::string>(&v[i]))
+      stmt.bind(at, std::string_view(*text));
     else
-      stmt.bind(at, std::string_view(std::get<std::string>(v[i])));
+      stmt.bind_null(at);
   }
 }
 
@@ -832,7 +713,7 @@ Result<Statement*> SqliteImpl::selection_statement(const std::string& sql) {
 }
 
 Result<JobPage> SqliteImpl::select(const Selection& s, const SelectOptions& o) {
-  SelectionSql q = selection_sql(s, o);
+  const SelectionSql q = selection_sql(SqlDialect::sqlite, s, o);
   // Where the page starts: after the `after` job's place in the order (created_at, key).
   std::optional<std::pair<std::int64_t, std::string>> start;
   if (s.after) {
@@ -843,28 +724,21 @@ Result<JobPage> SqliteImpl::select(const Selection& s, const SelectOptions& o) {
       return make_error(ErrorKind::invalid, "after: unknown key '" + *s.after + "'");
     start.emplace(key_position.int64(0), *s.after);
   }
-  const std::string id = q.order == "l" ? "l.job_id" : "j.id";
-  const std::string order_by = " ORDER BY " + q.order + ".created_at, " + q.order + ".key";
-  const std::string order_after =
-      " AND (" + q.order + ".created_at, " + q.order + ".key) > (?, ?)";
 
   // The page's ids, read from an index (one more than the limit tells whether more follow),
   // then its rows.
   JobPage page;
   std::vector<std::int64_t> ids;
   {
-    auto stmt = selection_statement("SELECT " + id + " FROM " + q.from + " WHERE " + q.where +
-                                    (start ? order_after : "") + order_by + " LIMIT ?");
+    SelectionSql p = q;
+    const std::string after = start ? p.after(start->first, start->second) : "";
+    const std::string limit = p.limit(s.limit ? std::optional(*s.limit + 1) : std::nullopt);
+    auto stmt = selection_statement("SELECT " + p.id() + " FROM " + p.from + " WHERE " + p.where +
+                                    after + p.order_by() + limit);
     if (!stmt) return stmt.error();
     Statement& st = **stmt;
     ResetOnExit reset(st);
-    bind_values(st, q.values);
-    int at = static_cast<int>(q.values.size());
-    if (start) {
-      st.bind(++at, start->first);
-      st.bind(++at, std::string_view(start->second));
-    }
-    st.bind(++at, s.limit ? *s.limit + 1 : std::int64_t{-1});  // negative: no limit
+    bind_values(st, p.values);
     for (;;) {
       auto row = st.step();
       if (!row) return row.error();
@@ -885,15 +759,14 @@ Result<JobPage> SqliteImpl::select(const Selection& s, const SelectOptions& o) {
     page.jobs.push_back(std::move(**job));
   }
   if (page.has_more && o.count_more) {
-    auto stmt = selection_statement("SELECT count(*) FROM " + q.from + " WHERE " + q.where +
-                                    order_after);
+    SelectionSql p = q;
+    const Job& last = page.jobs.back();
+    const std::string after = p.after(to_unix_ms(last.created_at), last.key);
+    auto stmt = selection_statement("SELECT count(*) FROM " + p.from + " WHERE " + p.where + after);
     if (!stmt) return stmt.error();
     Statement& st = **stmt;
     ResetOnExit reset(st);
-    bind_values(st, q.values);
-    const Job& last = page.jobs.back();
-    st.bind(static_cast<int>(q.values.size()) + 1, to_unix_ms(last.created_at));
-    st.bind(static_cast<int>(q.values.size()) + 2, std::string_view(last.key));
+    bind_values(st, p.values);
     auto row = st.step();
     if (!row) return row.error();
     page.more = *row ? st.int64(0) : 0;
