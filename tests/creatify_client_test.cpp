@@ -952,6 +952,32 @@ TEST_F(CreatifyClientTest, CreateTimeoutIsUnknownOutcome) {
             "POST /api/personas_v2/: timeout after 200ms (request sent; outcome unknown)");
 }
 
+TEST_F(CreatifyClientTest, ACreateNotWrittenWithinItsTimeoutIsNeverWritten) {
+  // One slot, held by a GET the server never answers: the create waits for it longer than its
+  // timeout. Written then, it could reach the API after a reconcile (here or on the host that
+  // took over) had given it up for absent; it is not written, a certain "not sent".
+  serve([](const Request& req) {
+    if (req.method() == http::verb::get) return Reply::hanging();
+    return Reply{201, persona_json("p")};
+  });
+  auto o = options();
+  o.timeout = 200ms;
+  o.max_in_flight = 1;
+  auto client = make_client(o);
+  const PersonaSpec spec = url_spec();  // outlives the coroutine that reads it
+  std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
+  ops.push_back(client->get("slow"));
+  ops.push_back(client->create(spec, "r"));
+  auto results = run_all(io, std::move(ops));
+  EXPECT_EQ(results[0].outcome, Outcome::transient);
+  const auto& r = results[1];
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_FALSE(r.sent);
+  EXPECT_NE(r.message.find("timeout after 200ms before the request was written"), std::string::npos)
+      << r.message;
+  for (const auto& seen : server->seen) EXPECT_NE(seen.request.method(), http::verb::post);
+}
+
 TEST_F(CreatifyClientTest, ResponseOverTheSizeCapIsRejected) {
   serve([](const Request&) { return Reply{200, std::string(2000, 'x')}; });
   auto o = options();

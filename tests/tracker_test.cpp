@@ -1,5 +1,6 @@
 // Tracker: whole job lifecycles against a fake API on a fast clock — submission, polling,
 // reconciliation of unknown creates, restarts, expiry, operator actions and limits.
+#include <algorithm>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -384,35 +385,61 @@ TEST_F(TrackerTest, APollWaitingForItsCommitHoldsNoRequestSlot) {
   EXPECT_EQ(job("p3").remote_status, "processing");
 }
 
-TEST_F(TrackerTest, ACreateWaitingForItsCommitHoldsNoRequestSlot) {
-  // One request slot, three queued jobs, and every write after the first create held back:
-  // each job's intent (submitting) is durable, and the second and third creates go out while
-  // the first one's result waits for its commit.
+TEST_F(TrackerTest, ACreateWaitingForItsResultCommitHoldsNoRequestSlot) {
+  // One request slot, and a create's result held back before its commit: a poll due meanwhile
+  // still goes out. A create holds its slot from before its intent record to the end of its
+  // request (the sent time recorded must be the real one), not through its result's commit.
   options_.api.max_in_flight = 1;
+  options_.poll.first_after = Millis(400'000);  // 200 ms of real time
+  options_.poll.jitter = 0;
+  api_.statuses = {"processing"};
   api_.latency = std::chrono::milliseconds(1);
   HeldWritesRunner runner(*runner_);
-  runner.hold_when = [&] { return api_.creates > 0; };
   make_tracker(&runner);
-  enqueue({make_spec("c1"), make_spec("c2"), make_spec("c3")});
+  enqueue({make_spec("p")});
+  ASSERT_TRUE(run_until([&] { return state("p") == State::pending; }));
+  ASSERT_EQ(api_.gets, 0) << "the poll came before the second create";
+  runner.hold_when = [&] { return api_.creates > 1; };  // the second create's result
+  enqueue({make_spec("c")});
 
-  ASSERT_TRUE(run_until([&] { return api_.creates == 3; }, std::chrono::seconds(5)))
-      << api_.creates << " creates went out while the first one's commit was held";
+  ASSERT_TRUE(run_until([&] { return api_.gets >= 1; }, std::chrono::seconds(5)))
+      << "the poll waited for the create's result commit";
+  EXPECT_EQ(api_.creates, 2);
   EXPECT_EQ(api_.max_in_flight_seen, 1);
-  EXPECT_EQ(runner.held.size(), 3u);  // every create's result waits for its commit
-  for (const char* key : {"c1", "c2", "c3"}) EXPECT_EQ(state(key), State::submitting) << key;
+  EXPECT_EQ(state("c"), State::submitting);  // its result is not committed yet
 
   runner.release();
+  ASSERT_TRUE(run_until([&] { return state("c") == State::pending; }));
+}
+
+TEST_F(TrackerTest, ACreateLeavesRightAfterItsIntentRecord) {
+  // The intent record's sent time (last_sent_at) is where a reconcile counts from, here or on
+  // the host that takes over: a create must not wait for a request slot after it. One slot,
+  // three creates of 100 ms each: the later ones wait for the slot before their record.
+  options_.api.max_in_flight = 1;
+  api_.latency = std::chrono::milliseconds(100);
+  make_tracker();
+  enqueue({make_spec("w1"), make_spec("w2"), make_spec("w3")});
   ASSERT_TRUE(run_until([&] {
-    return state("c1") == State::pending && state("c2") == State::pending &&
-           state("c3") == State::pending;
+    return state("w1") != State::queued && state("w2") != State::queued &&
+           state("w3") != State::queued && api_.create_arrivals.size() == 3;
   }));
-  EXPECT_EQ(api_.creates, 3);
+  ASSERT_TRUE(run_until([&] { return final_state("w3"); }, std::chrono::seconds(30)));
+  const Millis request{static_cast<std::int64_t>(100 * kScale)};  // one create, in clock time
+  std::vector<TimePoint> sent;
+  for (const char* key : {"w1", "w2", "w3"}) sent.push_back(*job(key).last_sent_at);
+  std::sort(sent.begin(), sent.end());
+  ASSERT_EQ(api_.create_arrivals.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_LE(api_.create_arrivals[i] - sent[i], request / 2)
+        << "create " << i + 1 << " left long after its recorded sent time";
+  }
 }
 
 TEST_F(TrackerTest, StepsWaitingForARequestSlotSendNothingOnceStopping) {
   // Steps may outnumber request slots; at a stop, those still waiting for a slot end without
-  // sending. Their intent to send was committed first (submitting); the row then says the
-  // create never left, so the next start sends it again without a reconcile.
+  // sending and without writing: their jobs stay queued (a create's intent record is written
+  // only once it has its slot), and the next start sends them without a reconcile.
   options_.api.max_in_flight = 1;
   api_.latency = std::chrono::milliseconds(100);
   make_tracker();
@@ -428,12 +455,8 @@ TEST_F(TrackerTest, StepsWaitingForARequestSlotSendNothingOnceStopping) {
   tracker_->stop_taking_work();
   ASSERT_TRUE(run_until([&] { return tracker_->in_flight() == 0; }));
   EXPECT_EQ(api_.creates, 1);
-  for (const char* key : {"s2", "s3"}) {
-    auto job = store_->find(key);
-    ASSERT_TRUE(job && *job) << key;
-    EXPECT_EQ((*job)->state, State::submitting) << key;
-    EXPECT_FALSE((*job)->send_unknown) << key;
-  }
+  EXPECT_EQ(state("s2"), State::queued);
+  EXPECT_EQ(state("s3"), State::queued);
   tracker_.reset();
   make_tracker();
   ASSERT_TRUE(run_until([&] { return final_state("s2") && final_state("s3"); }));

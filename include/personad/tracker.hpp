@@ -156,7 +156,8 @@ class Tracker {
   boost::asio::awaitable<StepEnd> submit(Job job);
   // A submitting job not waiting for the operator: its reconcile, or its create sent again.
   boost::asio::awaitable<StepEnd> resend(Job job);
-  boost::asio::awaitable<StepEnd> send_create(Job job);
+  // `slot`: a request slot taken before the create's intent record was written.
+  boost::asio::awaitable<StepEnd> send_create(Job job, SlotGate::Held slot);
   boost::asio::awaitable<StepEnd> reconcile(Job job);
   boost::asio::awaitable<StepEnd> poll(Job job, std::uint64_t epoch);
   void step_done(std::int64_t id, StepEnd end, const std::string& failure);
@@ -198,9 +199,10 @@ class Tracker {
   Random random_;
   std::function<std::string()> new_ref_;
   Scheduler scheduler_;
-  // api.max_in_flight requests at once. Each request (poll, create, count, listing) holds a
-  // slot for itself only, never through a commit: steps waiting for their grouped commit leave
-  // the API's connections busy with the next requests.
+  // api.max_in_flight requests at once. A poll, count or listing holds a slot for its request
+  // only; a create from before its intent record's commit (so that the sent time recorded is
+  // the real one) to the end of its request, not through its result's commit. Steps waiting for
+  // their grouped commit leave the API's connections busy with the next requests.
   SlotGate requests_;
   // Steps at once: kStepsPerRequestSlot × api.max_in_flight (tracker.cpp).
   StepRunner runner_;

@@ -736,6 +736,8 @@ template <class Body>
 asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) {
   const std::string method(req.method_string());
   const std::string target(req.target());
+  // A create goes out within one timeout of this call, or not at all (see below).
+  const auto write_by = steady::now() + options_.timeout;
   auto slot = co_await slots_.hold();  // given back on every path out
   if (!slot) co_return Exchange{{}, "client closed", Delivery::not_sent};
   for (int attempt = 1;; ++attempt) {
@@ -758,6 +760,15 @@ asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) 
         co_return Exchange{{}, connected.error, Delivery::not_sent};
       }
       conn = std::move(connected.connection);
+    }
+    if (!idempotent && steady::now() >= write_by) {
+      // The wait for a slot, the rate limit or the connection outlasted the timeout (or the
+      // process was stopped, the machine suspended): written now, the create could reach the
+      // API after its sender — or another host holding the shared store by then — has
+      // reconciled it as absent and sent it again. Not written, it is certainly not created.
+      const std::string error = timeout_message() + " before the request was written";
+      log_request(method, target, start, RoundTrip{{}, false, error});
+      co_return Exchange{{}, error, Delivery::not_sent};
     }
     auto rt = co_await round_trip(*conn, req);
     log_request(method, target, start, rt);

@@ -261,9 +261,11 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
 // that certainly never left is sent again.
 asio::awaitable<StepEnd> Tracker::resend(Job job) {
   if (job.send_unknown) co_return co_await reconcile(std::move(job));
+  auto slot = co_await requests_.hold();
+  if (!slot) co_return StepEnd::stopping;  // nothing written: the row is as it was
   mark_sending(job);
   if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
-  co_return co_await send_create(std::move(job));
+  co_return co_await send_create(std::move(job), std::move(slot));
 }
 
 std::optional<Job> Tracker::take_kept(std::int64_t id) {
@@ -348,10 +350,15 @@ asio::awaitable<StepEnd> Tracker::submit(Job job) {
   job.waiting_reason.reset();
   job.submitting_since = clock_.now();
   job.errors = 0;
+  // The slot before the intent record: the create leaves right after its commit, so the sent
+  // time the record holds (last_sent_at, from which a reconcile counts) is the real one. A wait
+  // for a slot between the two would let another host (or the next start) reconcile too early.
+  auto slot = co_await requests_.hold();
+  if (!slot) co_return StepEnd::stopping;  // nothing written: the job stays queued
   mark_sending(job);
   if (auto r = co_await commit(job, State::submitting, "submitting create request"); !r)
     co_return end_after(r.error(), job, "record the submission");
-  co_return co_await send_create(std::move(job));
+  co_return co_await send_create(std::move(job), std::move(slot));
 }
 
 // The intent record: from the commit that follows, a create may be in flight. If we die during
@@ -365,7 +372,9 @@ void Tracker::mark_sending(Job& job) {
   job.next_poll_at = absence_proof_after(job, options_.api);
 }
 
-asio::awaitable<StepEnd> Tracker::send_create(Job job) {
+// The slot is held from before the intent record's commit to the end of the request; the result's
+// commit waits without it.
+asio::awaitable<StepEnd> Tracker::send_create(Job job, SlotGate::Held slot) {
   if (options_.may_send && !options_.may_send()) {
     log_.event(level_enum::warn, "create_held",
                {{"key", job.key},
@@ -378,15 +387,6 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
   // The callback URL goes with the request only: the stored spec stays the operator's.
   PersonaSpec sent = job.spec;
   if (options_.hook_url && sent.webhook_url.empty()) sent.webhook_url = options_.hook_url(job.client_ref);
-  auto slot = co_await requests_.hold();
-  if (!slot) {
-    // Stopping before the slot came: the create never left. The row says so, and the next start
-    // sends it again without a reconcile (should this write fail, the row still says the create
-    // may have left: a reconcile then, never a duplicate).
-    job.send_unknown = false;
-    (void)co_await save(job);
-    co_return StepEnd::stopping;
-  }
   auto r = co_await api_.create(sent, job.client_ref);
   slot.reset();
   const CreateDecision d = decide_create(r);
@@ -466,6 +466,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job) {
 
 asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
   ++metrics_.reconciles;
+  SlotGate::Held resend_slot;
   TimePoint look = clock_.now();
   // The first look after a failure (or after a restart, when the failure was never seen):
   // from here the deadline and the freshness rule count.
@@ -559,6 +560,8 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
       case ReconcileVerdict::resend: {
         ++metrics_.resent;
         job.errors = 0;
+        resend_slot = co_await requests_.hold();  // before the intent record (see submit)
+        if (!resend_slot) co_return StepEnd::stopping;
         mark_sending(job);
         if (auto c = co_await commit(job, State::submitting, d.reason); !c)
           co_return end_after(c.error(), job, "record the resend");
@@ -566,7 +569,7 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
       }
     }
   }
-  co_return co_await send_create(std::move(job));
+  co_return co_await send_create(std::move(job), std::move(resend_slot));
 }
 
 asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {

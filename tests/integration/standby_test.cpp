@@ -210,6 +210,8 @@ TEST(Standby, APausedActiveHostWritesNothingAfterLosingTheLease) {
 
   ASSERT_TRUE(wait_until([&] { return all_final_on(b, kJobs); }, seconds(120))) << b.log_text();
   expect_one_persona_per_job(env, b, kJobs);
+  if (::testing::Test::HasFailure())
+    ADD_FAILURE() << "host-a:\n" << a.log_text() << "\nhost-b:\n" << b.log_text();
 }
 
 TEST(Standby, ActionsGivenToTheStandbyReachTheActiveHost) {

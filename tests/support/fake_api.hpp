@@ -42,11 +42,13 @@ class FakeApi : public CreatifyApi {
   std::vector<std::string> order;           // creation order
   int creates = 0, gets = 0, lists = 0;
   int in_flight = 0, max_in_flight_seen = 0;
+  std::vector<TimePoint> create_arrivals;  // now() as each create came in, before its latency
   std::function<TimePoint()> now = [] { return TimePoint{}; };
 
   boost::asio::awaitable<ApiResult<RemotePersona>> create(const PersonaSpec& spec,
                                                           std::string client_ref) override {
     Guard g(*this);
+    create_arrivals.push_back(now());
     co_await delay();
     ++creates;
     Fault f = take(create_faults);
