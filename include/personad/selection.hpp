@@ -62,5 +62,8 @@ bool is_selection_param(std::string_view name);
 bool glob_match(std::string_view glob, std::string_view key);
 // Empty when `glob` is well formed, else why not (an unterminated set).
 std::string glob_problem(std::string_view glob);
+// The end of the set that starts at glob[i] ('['), or npos when it is not terminated. A ']'
+// first in the set (after an optional '!' or '^') is a member, as in the shell.
+std::size_t glob_set_end(std::string_view glob, std::size_t i);
 
 }  // namespace personad

@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "personad/clock.hpp"
 #include "personad/selection.hpp"
-#include "personad/store.hpp"
 
 namespace personad {
 
@@ -47,7 +47,9 @@ struct SelectionSql {
   std::string order_by() const { return " ORDER BY " + order + ".created_at, " + order + ".key"; }
 };
 
-SelectionSql selection_sql(SqlDialect dialect, const Selection& s, const SelectOptions& o);
+// `stuck_before`: for Selection::stuck, non-final jobs whose state and remote status last
+// changed before it (SelectOptions::stuck_before).
+SelectionSql selection_sql(SqlDialect dialect, const Selection& s, TimePoint stuck_before);
 
 // A shell glob (selection.hpp) as SQLite's GLOB: the same metacharacters and byte-wise
 // matching, but a set's complement is written [^…] only and there is no escape character.

@@ -470,7 +470,7 @@ Params params_of(const std::vector<SqlValue>& values) {
 }
 
 Result<JobPage> PgImpl::select(const Selection& s, const SelectOptions& o) {
-  const SelectionSql q = selection_sql(SqlDialect::postgresql, s, o);
+  const SelectionSql q = selection_sql(SqlDialect::postgresql, s, o.stuck_before);
   // Where the page starts: after the `after` job's place in the order (created_at, key).
   std::optional<std::int64_t> start_at;
   if (s.after) {

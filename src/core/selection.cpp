@@ -69,16 +69,6 @@ void add_unique(std::vector<std::string>& to, std::string v) {
   if (std::find(to.begin(), to.end(), v) == to.end()) to.push_back(std::move(v));
 }
 
-// The end of the set that starts at glob[i] ('['), or npos when it is not terminated. A ']'
-// first in the set (after an optional '!' or '^') is a member, as in the shell.
-std::size_t set_end(std::string_view glob, std::size_t i) {
-  std::size_t j = i + 1;
-  if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) ++j;
-  if (j < glob.size() && glob[j] == ']') ++j;
-  while (j < glob.size() && glob[j] != ']') ++j;
-  return j < glob.size() ? j : std::string_view::npos;
-}
-
 bool set_matches(std::string_view set, char c) {
   bool negate = !set.empty() && (set[0] == '!' || set[0] == '^');
   if (negate) set.remove_prefix(1);
@@ -105,13 +95,21 @@ std::string glob_problem(std::string_view glob) {
     if (glob[i] == '\\') {
       ++i;
     } else if (glob[i] == '[') {
-      const std::size_t end = set_end(glob, i);
+      const std::size_t end = glob_set_end(glob, i);
       if (end == std::string_view::npos)
         return "the set at character " + std::to_string(i + 1) + " has no closing ']'";
       i = end;
     }
   }
   return {};
+}
+
+std::size_t glob_set_end(std::string_view glob, std::size_t i) {
+  std::size_t j = i + 1;
+  if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) ++j;
+  if (j < glob.size() && glob[j] == ']') ++j;
+  while (j < glob.size() && glob[j] != ']') ++j;
+  return j < glob.size() ? j : std::string_view::npos;
 }
 
 bool glob_match(std::string_view glob, std::string_view key) {
@@ -131,8 +129,8 @@ bool glob_match(std::string_view glob, std::string_view key) {
       if (c == '?') {
         step = true;
         g += 1;
-      } else if (c == '[' && set_end(glob, g) != std::string_view::npos) {
-        const std::size_t end = set_end(glob, g);
+      } else if (c == '[' && glob_set_end(glob, g) != std::string_view::npos) {
+        const std::size_t end = glob_set_end(glob, g);
         if (set_matches(glob.substr(g + 1, end - g - 1), key[k])) {
           step = true;
           g = end + 1;

@@ -10,15 +10,6 @@ namespace personad {
 
 namespace {
 
-// The end of the set that starts at glob[i] ('['), as selection.cpp reads it.
-std::size_t set_end(std::string_view glob, std::size_t i) {
-  std::size_t j = i + 1;
-  if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) ++j;
-  if (j < glob.size() && glob[j] == ']') ++j;
-  while (j < glob.size() && glob[j] != ']') ++j;
-  return j < glob.size() ? j : std::string_view::npos;
-}
-
 // One character as a literal of a regular expression, inside or outside a bracket: letters and
 // digits as they are, every other ASCII character as \uXXXX (never special, never ambiguous).
 void regex_literal(std::string& out, char c) {
@@ -46,8 +37,8 @@ std::optional<std::string> glob_regex(std::string_view glob) {
       out += '.';
     } else if (c == '\\' && i + 1 < glob.size()) {
       regex_literal(out, glob[++i]);
-    } else if (c == '[' && set_end(glob, i) != std::string_view::npos) {
-      const std::size_t end = set_end(glob, i);
+    } else if (c == '[' && glob_set_end(glob, i) != std::string_view::npos) {
+      const std::size_t end = glob_set_end(glob, i);
       std::string_view set = glob.substr(i + 1, end - i - 1);
       const bool negate = !set.empty() && (set[0] == '!' || set[0] == '^');
       if (negate) set.remove_prefix(1);
@@ -147,7 +138,7 @@ std::string SelectionSql::limit(std::optional<std::int64_t> n) {
   return " LIMIT " + bind(*n);
 }
 
-SelectionSql selection_sql(SqlDialect dialect, const Selection& s, const SelectOptions& o) {
+SelectionSql selection_sql(SqlDialect dialect, const Selection& s, TimePoint stuck_before) {
   const bool sqlite = dialect == SqlDialect::sqlite;
   // The non-final jobs, word for word as the partial indexes over them say it (0011).
   const std::string active =
@@ -196,7 +187,7 @@ SelectionSql selection_sql(SqlDialect dialect, const Selection& s, const SelectO
   }
   if (s.stuck) {
     // The partial index's own condition, word for word, so that it may serve.
-    q.where += " AND " + active + " AND j.status_since <= " + q.bind(to_unix_ms(o.stuck_before));
+    q.where += " AND " + active + " AND j.status_since <= " + q.bind(to_unix_ms(stuck_before));
     on_jobs = true;
   }
   if (s.labels.size() > 1) {

@@ -713,7 +713,7 @@ Result<Statement*> SqliteImpl::selection_statement(const std::string& sql) {
 }
 
 Result<JobPage> SqliteImpl::select(const Selection& s, const SelectOptions& o) {
-  const SelectionSql q = selection_sql(SqlDialect::sqlite, s, o);
+  const SelectionSql q = selection_sql(SqlDialect::sqlite, s, o.stuck_before);
   // Where the page starts: after the `after` job's place in the order (created_at, key).
   std::optional<std::pair<std::int64_t, std::string>> start;
   if (s.after) {
