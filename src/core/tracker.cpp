@@ -243,7 +243,8 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
     kept = std::move(**loaded);
   }
   Job job = std::move(*kept);
-  // Each request waits for a request slot of its own (requests_), never a commit.
+  // Each request waits for a request slot (requests_), held through no commit but a create's
+  // intent record (see submit).
   switch (job.state) {
     case State::queued:
       co_return co_await submit(std::move(job));
