@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <deque>
 #include <map>
@@ -137,6 +138,15 @@ class RemoteListTest : public ::testing::Test {
     return spawn(fetch_listing(api_, clock_, options_, [] { return 0.5; }));
   }
   std::shared_ptr<std::optional<SharedListingResult>> get(TimePoint not_before) {
+    return spawn(got(not_before));
+  }
+  asio::awaitable<SharedListingResult> got(TimePoint not_before) {
+    auto r = co_await shared_.get(not_before);
+    EXPECT_TRUE(r) << "nothing closes the gate here";
+    co_return r ? std::move(*r) : SharedListingResult{};
+  }
+  // shared_.get as it is: nullopt once the gate is closed.
+  std::shared_ptr<std::optional<std::optional<SharedListingResult>>> get_raw(TimePoint not_before) {
     return spawn(shared_.get(not_before));
   }
 
@@ -169,7 +179,8 @@ class RemoteListTest : public ::testing::Test {
   ListApi api_{clock_};
   ListingOptions options_;
   asio::io_context ioc_;
-  SharedListing shared_{api_, clock_, ListingOptions{}, [] { return 0.5; }};
+  SlotGate slots_{ioc_.get_executor(), 4};
+  SharedListing shared_{api_, clock_, ListingOptions{}, [] { return 0.5; }, slots_};
   std::size_t handlers_ = 0;
 };
 
@@ -466,6 +477,54 @@ TEST_F(RemoteListTest, WaitersNeedingANewerListingRunFewHandlersAndShareTheNextO
   EXPECT_EQ(shared_.listings_started(), 2u);
   EXPECT_EQ(api_.requests[""], 2);
   EXPECT_LT(handlers_, 40u);  // 18 today
+}
+
+// A listing's pages take one request slot, held by the caller that started it; the callers
+// waiting for that listing hold none, so they leave the other slots to polls and creates.
+TEST_F(RemoteListTest, OnlyTheCallerThatStartsAListingHoldsARequestSlot) {
+  api_.make_pages(3, 2);
+  api_.latency = Millis(1'000);
+  std::vector<std::shared_ptr<std::optional<SharedListingResult>>> callers;
+  for (int i = 0; i < 5; ++i) callers.push_back(get(T0));
+  ASSERT_TRUE(drain());
+  EXPECT_EQ(slots_.in_use(), 1u) << "one listing in flight, four callers waiting for it";
+  EXPECT_EQ(slots_.waiting(), 0u);
+  ASSERT_TRUE(run_until([&] { return callers.back()->has_value(); }));
+  EXPECT_EQ(slots_.in_use(), 0u);
+  EXPECT_EQ(shared_.listings_started(), 1u);
+}
+
+// With every slot taken, a caller that needs a listing waits for a slot, not for nothing: the
+// listing starts when one is given back, and the callers that came meanwhile share it.
+TEST_F(RemoteListTest, AListingWaitsForASlotAndIsSharedWithThoseWhoCameMeanwhile) {
+  api_.make_pages(1, 1);
+  std::vector<SlotGate::Held> taken;
+  auto take_all = [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 4; ++i) taken.push_back(co_await slots_.hold());
+  };
+  asio::co_spawn(ioc_, take_all(), asio::detached);
+  ASSERT_TRUE(drain());
+  ASSERT_EQ(slots_.in_use(), 4u);
+  auto a = get(T0);
+  auto b = get(T0);
+  ASSERT_TRUE(drain());
+  EXPECT_TRUE(api_.requests.empty()) << "no slot, no request";
+  taken.pop_back();  // one slot given back
+  ASSERT_TRUE(run_until([&] { return a->has_value() && b->has_value(); }));
+  ASSERT_EQ((*a)->outcome, Outcome::ok);
+  EXPECT_EQ((*a)->value.get(), (*b)->value.get());
+  EXPECT_EQ(shared_.listings_started(), 1u);
+  EXPECT_EQ(api_.requests[""], 1);
+}
+
+TEST_F(RemoteListTest, AClosedGateStartsNoListing) {
+  api_.make_pages(1, 1);
+  slots_.close();
+  auto r = get_raw(T0);
+  ASSERT_TRUE(run_until([&] { return r->has_value(); }));
+  EXPECT_FALSE(**r) << "stopping: no listing, no result";
+  EXPECT_TRUE(api_.requests.empty());
+  EXPECT_EQ(shared_.listings_started(), 0u);
 }
 
 }  // namespace

@@ -6,10 +6,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "personad/clock.hpp"
 #include "personad/creatify_api.hpp"
+#include "personad/slot_gate.hpp"
 
 namespace personad {
 
@@ -43,14 +45,18 @@ using SharedListingResult = ApiResult<std::shared_ptr<const Listing>>;
 
 class SharedListing {
  public:
+  // `slots`: the request slots (api.max_in_flight) a listing's requests count against. Only the
+  // caller that starts a listing holds one, for its pages; the callers waiting for it hold none.
   SharedListing(CreatifyApi& api, const Clock& clock, ListingOptions options,
-                std::function<double()> random);
+                std::function<double()> random, SlotGate& slots);
   void update_options(ListingOptions options) { options_ = options; }
 
   // A listing started no earlier than `not_before`: the last successful one if it is that
   // fresh, the one in flight if it started that late, else a new one. Waiters wake once, when
   // their listing ends; a failure is shared only with those who waited for that very listing.
-  boost::asio::awaitable<SharedListingResult> get(TimePoint not_before);
+  // nullopt when a new listing was needed but the slots' gate is closed (the owner is stopping):
+  // nothing was asked.
+  boost::asio::awaitable<std::optional<SharedListingResult>> get(TimePoint not_before);
   std::uint64_t listings_started() const { return started_; }
 
  private:
@@ -59,6 +65,7 @@ class SharedListing {
   const Clock& clock_;
   ListingOptions options_;
   std::function<double()> random_;
+  SlotGate& slots_;
   std::shared_ptr<const Listing> last_;
   std::shared_ptr<Flight> flight_;
   std::uint64_t started_ = 0;

@@ -199,8 +199,9 @@ class Tracker {
   Random random_;
   std::function<std::string()> new_ref_;
   Scheduler scheduler_;
-  // api.max_in_flight requests at once. A poll, count or listing holds a slot for its request
-  // only; a create from before its intent record's commit (so that the sent time recorded is
+  // api.max_in_flight requests at once. A poll or count holds a slot for its request only, a
+  // listing for its pages (only the step that starts it: the reconciles waiting for it hold
+  // none); a create from before its intent record's commit (so that the sent time recorded is
   // the real one) to the end of its request, not through its result's commit. Steps waiting for
   // their grouped commit leave the API's connections busy with the next requests.
   SlotGate requests_;

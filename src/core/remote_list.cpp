@@ -83,10 +83,11 @@ struct SharedListing::Flight {
 };
 
 SharedListing::SharedListing(CreatifyApi& api, const Clock& clock, ListingOptions options,
-                             std::function<double()> random)
-    : api_(api), clock_(clock), options_(options), random_(std::move(random)) {}
+                             std::function<double()> random, SlotGate& slots)
+    : api_(api), clock_(clock), options_(options), random_(std::move(random)), slots_(slots) {}
 
-asio::awaitable<SharedListingResult> SharedListing::get(TimePoint not_before) {
+asio::awaitable<std::optional<SharedListingResult>> SharedListing::get(TimePoint not_before) {
+  SlotGate::Held slot;  // taken only to start a listing, held through its pages
   for (;;) {
     if (last_ && last_->started_at >= not_before) {
       SharedListingResult r;
@@ -95,6 +96,7 @@ asio::awaitable<SharedListingResult> SharedListing::get(TimePoint not_before) {
       co_return r;
     }
     if (flight_) {
+      slot.reset();  // a listing began while this caller waited for its slot: it waits without one
       // A listing in flight: its result if it started late enough; else wait for it to end
       // anyway (one listing at a time) and look again.
       const bool usable = flight_->started >= not_before;
@@ -111,6 +113,11 @@ asio::awaitable<SharedListingResult> SharedListing::get(TimePoint not_before) {
           asio::use_awaitable);
       if (usable && got) co_return std::move(*got);
       continue;
+    }
+    if (!slot) {
+      slot = co_await slots_.hold();
+      if (!slot) co_return std::nullopt;
+      continue;  // look again: the wait may have let a listing start or end
     }
     auto flight = std::make_shared<Flight>();
     flight->started = clock_.now();

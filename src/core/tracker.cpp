@@ -28,6 +28,16 @@ ListingOptions listing_options(const ApiConfig& api) {
   return o;
 }
 
+// One request under a request slot of `gate`, given back when the request ends (the commit
+// that follows waits without it); nullopt when the gate closed first: the tracker is stopping,
+// and nothing was sent.
+template <class T>
+asio::awaitable<std::optional<T>> with_request_slot(SlotGate& gate, asio::awaitable<T> request) {
+  auto slot = co_await gate.hold();
+  if (!slot) co_return std::nullopt;
+  co_return co_await std::move(request);
+}
+
 std::size_t in_flight_limit(const ApiConfig& api) {
   return static_cast<std::size_t>(std::max(1, api.max_in_flight));
 }
@@ -67,7 +77,7 @@ Tracker::Tracker(asio::any_io_executor ex, StoreRunner& store, CreatifyApi& api,
           [this](std::int64_t id, StepEnd end, const std::string& failure) {
             step_done(id, end, failure);
           }),
-      listing_(api, clock, listing_options(options_.api), [this] { return rnd(); }) {
+      listing_(api, clock, listing_options(options_.api), [this] { return rnd(); }, requests_) {
   apply_limits();
 }
 
@@ -321,13 +331,9 @@ asio::awaitable<std::optional<StepEnd>> Tracker::hold_for_capacity(Job& job) {
   if (capacity_.needs_count(clock_.now())) {
     // Places taken while the count is on its way are not in its answer.
     const std::uint64_t taken_before = capacity_.taken();
-    ApiResult<AvatarCapacity> r;
-    {
-      auto slot = co_await requests_.hold();
-      if (!slot) co_return StepEnd::stopping;
-      r = co_await api_.count();
-    }
-    if (auto warning = capacity_.record(r, clock_.now(), taken_before))
+    auto r = co_await with_request_slot(requests_, api_.count());
+    if (!r) co_return StepEnd::stopping;
+    if (auto warning = capacity_.record(*r, clock_.now(), taken_before))
       log_.event(level_enum::warn, "capacity_check_off", {{"reason", *warning}});
   }
   // Takes a place at once: jobs submitted side by side cannot overshoot the capacity.
@@ -481,12 +487,10 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
     // Before proof_after any listing since the failure may still show the create (adopt);
     // from then on only a listing started after proof_after may prove it absent.
     const TimePoint not_before = look >= proof_after ? proof_after : since;
-    SharedListingResult listed;
-    {
-      auto slot = co_await requests_.hold();  // one request, shared by the reconciles waiting on it
-      if (!slot) co_return StepEnd::stopping;
-      listed = co_await listing_.get(not_before);
-    }
+    // Shared by the reconciles that can use it; the one that starts it holds a request slot.
+    auto got = co_await listing_.get(not_before);
+    if (!got) co_return StepEnd::stopping;
+    const SharedListingResult listed = std::move(*got);
 
     if (first_look) job.unknown_since = since;
     TimePoint now = clock_.now();
@@ -581,12 +585,9 @@ asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {
       co_return end_after(c.error(), job, "fail the job");
     co_return StepEnd::settled;
   }
-  ApiResult<RemotePersona> r;
-  {
-    auto slot = co_await requests_.hold();  // for the request only, not for the commit
-    if (!slot) co_return StepEnd::stopping;
-    r = co_await api_.get(*job.remote_id);
-  }
+  auto answer = co_await with_request_slot(requests_, api_.get(*job.remote_id));
+  if (!answer) co_return StepEnd::stopping;
+  const ApiResult<RemotePersona>& r = *answer;
   TimePoint now = clock_.now();
   const PollDecision d = decide_poll(job, r, now, options_.api, poll_policy(job), rnd());
 
