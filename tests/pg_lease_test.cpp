@@ -11,7 +11,10 @@
 #include <barrier>
 #include <thread>
 
+#include <poll.h>
+
 #include "personad/pg_actions.hpp"
+#include "personad/pg_connection.hpp"
 #include "pg_test_db.hpp"
 
 namespace personad {
@@ -199,6 +202,57 @@ TEST_F(PgLeaseTest, AnActionGoesFromTheStandbyToTheActiveHostAndItsAnswerBack) {
   auto unknown = standby_q->answer(424242);
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.kind(), ErrorKind::not_found);
+}
+
+// Whether `fd` turns readable within `ms` (poll(2): the wait the daemon's loop makes).
+bool readable_within(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return fd >= 0 && ::poll(&p, 1, ms) == 1;
+}
+
+// The active host waits for a notice rather than asking the table every quarter second; its
+// LISTEN survives the server ending its session (the next claim re-establishes both).
+TEST_F(PgLeaseTest, APostNotifiesTheListeningActiveHostAlsoAfterItsSessionWasEnded) {
+  auto active = lease("host-a");
+  const PgFence fa = take(*active);
+  auto standby_q = queue();
+  auto active_q = queue();
+  ASSERT_TRUE(active_q->listen());
+  auto quiet = active_q->take_notices();
+  ASSERT_TRUE(quiet) << quiet.message();
+  EXPECT_FALSE(*quiet);
+  EXPECT_FALSE(readable_within(active_q->socket(), 0));
+
+  ASSERT_TRUE(standby_q->post(cancel("acme-1")));
+  ASSERT_TRUE(readable_within(active_q->socket(), 10'000)) << "no notice";
+  auto noticed = active_q->take_notices();
+  ASSERT_TRUE(noticed) << noticed.message();
+  EXPECT_TRUE(*noticed);
+  auto drained = active_q->take_notices();
+  ASSERT_TRUE(drained);
+  EXPECT_FALSE(*drained) << "each notice is taken once";
+
+  // The server ends every session of the action queues (a restart, an administrator).
+  auto admin = pg::Connection::connect(db_->target(), "test admin");
+  ASSERT_TRUE(admin) << admin.message();
+  ASSERT_TRUE(admin->run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name = 'personad actions'"));
+  ASSERT_TRUE(readable_within(active_q->socket(), 10'000)) << "the end shows on the socket";
+  Result<std::vector<PgAction>> taken = make_error(ErrorKind::unavailable, "not tried");
+  for (int i = 0; i < 3 && !taken; ++i) {
+    (void)active_q->take_notices();  // reads the server's farewell
+    taken = active_q->claim(fa, 16);
+  }
+  ASSERT_TRUE(taken) << taken.message();
+  EXPECT_EQ(taken->size(), 1u) << "the request posted before the break";
+  // The standby's own connection was ended too: its first statement finds that out.
+  auto posted = standby_q->post(cancel("acme-2"));
+  if (!posted) posted = standby_q->post(cancel("acme-2"));
+  ASSERT_TRUE(posted) << posted.message();
+  ASSERT_TRUE(readable_within(active_q->socket(), 10'000)) << "no notice after reconnecting";
+  auto again = active_q->take_notices();
+  ASSERT_TRUE(again) << again.message();
+  EXPECT_TRUE(*again);
 }
 
 TEST_F(PgLeaseTest, AWithdrawnActionIsNeverClaimed) {

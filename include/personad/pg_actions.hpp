@@ -1,7 +1,8 @@
 // Operator actions from any host (PRODUCT.md: `personactl` actions reach the active host
 // wherever it runs): a standby host writes the control request it received into an action
 // table; the active host takes it, runs it through its own control API, and writes the answer
-// back, which the standby returns to personactl. Blocking calls on a connection of its own.
+// back, which the standby returns to personactl. Blocking calls on a connection of its own;
+// every post notifies the active host, which waits for that rather than asking the table.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,17 @@ class PgActionQueue {
   virtual Result<std::vector<PgAction>> claim(const PgFence& fence, std::size_t max) = 0;
   virtual Result<void> set_answer(const PgFence& fence, std::int64_t id,
                                   const PgActionAnswer& answer) = 0;
+
+  // The active host, so that it need not ask the table over and over: from this call on, every
+  // post() (from any host) sends this connection a notice (LISTEN/NOTIFY; listened for again
+  // after the connection is re-established). A claim after that catches what came before.
+  virtual Result<void> listen() = 0;
+  // The connection's socket, readable when a notice (or anything else) has arrived; -1 while
+  // the connection is down. Waited on by the loop (fd_wait.hpp), read only by the calls here.
+  virtual int socket() const = 0;
+  // Reads what has arrived, without waiting: true when it held at least one notice. An error
+  // when the connection is broken (the next claim re-establishes it).
+  virtual Result<bool> take_notices() = 0;
 
  protected:
   PgActionQueue() = default;

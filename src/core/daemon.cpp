@@ -28,6 +28,7 @@
 #include "personad/creatify_client.hpp"
 #include "personad/dir_watch.hpp"
 #include "personad/event_feed.hpp"
+#include "personad/fd_wait.hpp"
 #include "personad/hooks.hpp"
 #include "personad/instance_lock.hpp"
 #include "personad/job_query.hpp"
@@ -441,27 +442,48 @@ class Daemon {
                                format_duration(config_.takeover_after) + " if it stops"}});
   }
 
-  // The active host runs the actions standbys forwarded, through its own control API.
+  // The active host runs the actions standbys forwarded, through its own control API. It looks
+  // at the table when a standby's post notifies it (LISTEN/NOTIFY), and at least every
+  // kUnprompted in case a notice was lost; while the connection is down, every kRetry.
   asio::awaitable<void> action_loop() {
-    static constexpr Millis kEvery{250};
-    asio::steady_timer timer(ioc_);
+    static constexpr Millis kUnprompted{5'000};
+    static constexpr Millis kRetry{1'000};
+    auto listen = [this] { return actions_->listen(); };
+    auto take_notices = [this] { return actions_->take_notices(); };
+    auto socket = [this] { return actions_->socket(); };
+    bool listening = false;
     while (!stopping_ && active_) {
-      const PgFence fence = *fence_;
-      auto call = [this, fence] { return actions_->claim(fence, 16); };
-      auto taken = co_await on_lease_thread(std::move(call));
-      if (taken) {
-        for (PgAction& a : *taken) {
-          // Named first: GCC 12 miscompiles a braced temporary inside a co_await expression.
-          ControlRequest request{std::move(a.method), std::move(a.target), std::move(a.body), {}};
-          ControlResponse r = co_await control_api_->handle(std::move(request));
-          const PgActionAnswer answer{r.status, std::move(r.body)};
-          const std::int64_t id = a.id;
-          auto reply = [this, fence, id, answer] { return actions_->set_answer(fence, id, answer); };
-          (void)co_await on_lease_thread(std::move(reply));
-        }
+      if (!listening) listening = static_cast<bool>(co_await on_lease_thread(listen));
+      co_await run_forwarded_actions();
+      if (stopping_ || !active_) break;
+      // Notices the claim's own statements read: another look at once.
+      auto noticed = co_await on_lease_thread(take_notices);
+      if (noticed && *noticed) continue;
+      if (!listening || !noticed) {
+        listening = listening && static_cast<bool>(noticed);
+        asio::steady_timer timer(ioc_, kRetry);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
       }
-      timer.expires_after(kEvery);
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      const int fd = co_await on_lease_thread(socket);
+      if (co_await wait_readable(fd, kUnprompted)) (void)co_await on_lease_thread(take_notices);
+    }
+  }
+
+  // Claims what standbys forwarded and runs it, answering each.
+  asio::awaitable<void> run_forwarded_actions() {
+    const PgFence fence = *fence_;
+    auto call = [this, fence] { return actions_->claim(fence, 16); };
+    auto taken = co_await on_lease_thread(std::move(call));
+    if (!taken) co_return;
+    for (PgAction& a : *taken) {
+      // Named first: GCC 12 miscompiles a braced temporary inside a co_await expression.
+      ControlRequest request{std::move(a.method), std::move(a.target), std::move(a.body), {}};
+      ControlResponse r = co_await control_api_->handle(std::move(request));
+      const PgActionAnswer answer{r.status, std::move(r.body)};
+      const std::int64_t id = a.id;
+      auto reply = [this, fence, id, answer] { return actions_->set_answer(fence, id, answer); };
+      (void)co_await on_lease_thread(std::move(reply));
     }
   }
 

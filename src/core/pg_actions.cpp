@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <libpq-fe.h>
+
 #include "personad/pg_connection.hpp"
 #include "personad/pg_migrations_data.hpp"
 
@@ -23,6 +25,9 @@ Error action_error(std::string_view what, const Error& cause) {
   return make_error(kind, "actions: " + std::string(what) + ": " + cause.message);
 }
 
+// The channel every post notifies (pg_notify's payload: the request's id, unused).
+constexpr std::string_view kChannel = "personad_actions";
+
 class PgActionQueueImpl final : public PgActionQueue {
  public:
   explicit PgActionQueueImpl(pg::Connection c) : c_(std::move(c)) {}
@@ -33,11 +38,15 @@ class PgActionQueueImpl final : public PgActionQueue {
   Result<std::vector<PgAction>> claim(const PgFence& fence, std::size_t max) override;
   Result<void> set_answer(const PgFence& fence, std::int64_t id,
                           const PgActionAnswer& answer) override;
+  Result<void> listen() override;
+  int socket() const override;
+  Result<bool> take_notices() override;
 
  private:
   Result<pg::Rows> exec(std::string_view what, std::string_view sql, const Params& params);
 
   pg::Connection c_;
+  bool listening_ = false;  // LISTEN is among the connection's session statements
 };
 
 Result<pg::Rows> PgActionQueueImpl::exec(std::string_view what, std::string_view sql,
@@ -51,8 +60,9 @@ Result<pg::Rows> PgActionQueueImpl::exec(std::string_view what, std::string_view
 
 Result<std::int64_t> PgActionQueueImpl::post(const PgAction& action) {
   auto rows = exec("post",
-                   "INSERT INTO personad_actions (method, target, body, requested_by) "
-                   "VALUES ($1, $2, $3, $4) RETURNING id",
+                   "WITH posted AS (INSERT INTO personad_actions (method, target, body, "
+                   "requested_by) VALUES ($1, $2, $3, $4) RETURNING id) "
+                   "SELECT id, pg_notify('" + std::string(kChannel) + "', id::text) FROM posted",
                    Params().add(action.method).add(action.target).add(action.body).add(
                        action.requested_by));
   if (!rows) return rows.error();
@@ -133,6 +143,33 @@ Result<void> PgActionQueueImpl::set_answer(const PgFence& fence, std::int64_t id
                                                " or is answered already");
   if (auto r = tx->commit(); !r) return action_error("answer (commit)", r.error());
   return {};
+}
+
+Result<void> PgActionQueueImpl::listen() {
+  // Re-established connections run the session's statements again, LISTEN among them.
+  if (auto r = c_.ensure_open(); !r) return action_error("listen", r.error());
+  if (listening_) return {};
+  if (auto r = c_.set_session("LISTEN " + std::string(kChannel)); !r)
+    return action_error("listen", r.error());
+  listening_ = true;
+  return {};
+}
+
+int PgActionQueueImpl::socket() const {
+  return c_.handle() != nullptr ? PQsocket(c_.handle()) : -1;
+}
+
+Result<bool> PgActionQueueImpl::take_notices() {
+  pg_conn* conn = c_.handle();
+  if (conn == nullptr || PQconsumeInput(conn) == 0)
+    return make_error(ErrorKind::unavailable,
+                      "actions: the connection to " + c_.describe() + " is broken");
+  bool any = false;
+  while (PGnotify* n = PQnotifies(conn)) {
+    any = true;
+    PQfreemem(n);
+  }
+  return any;
 }
 
 }  // namespace
