@@ -1,6 +1,7 @@
 // Store runners (see store_runner.hpp).
 #include "personad/store_runner.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -51,18 +52,33 @@ struct Lane {
 
   void loop() {
     std::vector<StoreRunner::Task> batch;
+    std::size_t last_group = 0;
     for (;;) {
       {
         std::unique_lock lock(mutex);
         wake.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;  // stopping, and everything submitted is done
+        if (last_group >= kBusyGroup && queue.size() < kFullGroup && !stopping)
+          wake.wait_for(lock, kGather, [&] { return stopping || queue.size() >= kFullGroup; });
         batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.end()));
         queue.clear();
       }
+      last_group = batch.size();
       run(batch);
       batch.clear();
     }
   }
+  // A busy writer gathers (PostgreSQL's commit_delay, for the same reason): after a group of
+  // kBusyGroup writes or more, the next one waits up to kGather for kFullGroup writes before it
+  // begins. Every commit writes each page its writes touched to the WAL and syncs it; at 10,000
+  // polls a second a group of ~25 wrote ~60 pages, so larger groups share most of their pages
+  // and their fsync. bench_wrk: ~5 % less CPU per request (the writer's fdatasync calls fell
+  // from ~460 to ~160 a second, its WAL writes by a third). A quiet writer (a lone write)
+  // commits at once; the 3 ms are nothing beside an API request, a poll interval or the slot
+  // a create holds through its intent record's commit (bench_scale's intake: within noise).
+  static constexpr std::size_t kBusyGroup = 8;
+  static constexpr std::size_t kFullGroup = 128;
+  static constexpr std::chrono::milliseconds kGather{3};
 
   // Counted before the callers are told, so what they see in stats() includes their own work.
   void run(std::vector<StoreRunner::Task>& batch) {
