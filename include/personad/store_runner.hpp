@@ -74,6 +74,13 @@ class StoreRunner {
   };
 };
 
+// GCC 12 warns, wrongly, that result.emplace frees an object not on the heap when T is a
+// std::vector (-Wfree-nonheap-object, a known false positive of its inliner); other compilers
+// and versions are left alone.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+#endif
 template <class T>
 boost::asio::awaitable<Result<T>> StoreRunner::run(Access access,
                                                    std::function<Result<T>(Store&)> op) {
@@ -94,6 +101,9 @@ boost::asio::awaitable<Result<T>> StoreRunner::run(Access access,
   if (!result) co_return make_error(ErrorKind::internal, "store: the operation did not run");
   co_return std::move(*result);
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic pop
+#endif
 
 // Works on the calling thread (see above).
 class InlineStoreRunner final : public StoreRunner {
