@@ -181,6 +181,48 @@ TEST_P(StoreRunnerTest, WritesThatArriveDuringACommitShareTheNextOne) {
   for (int n = 0; n <= 50; ++n) EXPECT_EQ(state_on_disk(n), State::submitting) << n;
 }
 
+// A batch file's chunk (hundreds of rows) commits in a group of its own, after the writes taken
+// with it: a create's intent record (its request slot waits for that commit) never waits for
+// a chunk's rows.
+TEST_P(StoreRunnerTest, ABulkWriteCommitsAfterTheWritesTakenWithIt) {
+  gated_->hold_commits();
+  std::vector<std::string> told;  // on the loop, in the order the callers were told
+  boost::asio::co_spawn(ioc_, submit_job(0), [&](std::exception_ptr, Result<void> r) {
+    EXPECT_TRUE(r) << r.message();
+    told.push_back("job-0");
+  });
+  while (!gated_->waiting_at_commit()) ioc_.run_for(std::chrono::milliseconds(1));
+  // Behind that commit: a chunk first, then one transition.
+  auto chunk = [this, &told]() -> boost::asio::awaitable<void> {
+    std::vector<PersonaSpec> specs;
+    for (int i = 0; i < 200; ++i) specs.push_back(make_spec("bulk-" + std::to_string(i)));
+    int n = 0;
+    auto r = co_await runner_->write_bulk([&specs, &n](Store& s) {
+      return s.enqueue(specs, "batch", "enqueued", kT0, [&n] { return "bulk-ref-" + std::to_string(n++); });
+    });
+    EXPECT_TRUE(r) << r.message();
+    told.push_back("chunk");
+  };
+  boost::asio::co_spawn(ioc_, chunk(), boost::asio::detached);
+  ioc_.run_for(std::chrono::milliseconds(20));
+  boost::asio::co_spawn(ioc_, submit_job(1), [&](std::exception_ptr, Result<void> r) {
+    EXPECT_TRUE(r) << r.message();
+    told.push_back("job-1");
+  });
+  ioc_.run_for(std::chrono::milliseconds(50));
+  gated_->release_commits();
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (told.size() < 3 && std::chrono::steady_clock::now() < until)
+    ioc_.run_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(told, (std::vector<std::string>{"job-0", "job-1", "chunk"}));
+  const auto st = runner_->stats();
+  EXPECT_EQ(st.commits, 3u) << "the first write, then the transition's group, then the chunk's";
+  EXPECT_EQ(st.writes, 3u);
+  EXPECT_EQ(state_on_disk(1), State::submitting);
+  auto h = backend_->open(OpenMode::read_only);
+  EXPECT_TRUE(*(*h)->find("bulk-199"));
+}
+
 TEST_P(StoreRunnerTest, AFailingWriteLeavesTheOthersOfItsGroup) {
   gated_->hold_commits();
   std::atomic<int> done{0};

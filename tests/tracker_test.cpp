@@ -331,7 +331,7 @@ class HeldWritesRunner final : public StoreRunner {
  public:
   explicit HeldWritesRunner(StoreRunner& inner) : inner_(inner) {}
   void submit(Task task) override {
-    if (task.access == Access::write && (holding || (hold_when && hold_when()))) {
+    if (task.access != Access::read && (holding || (hold_when && hold_when()))) {
       held.push_back(std::move(task));
       return;
     }

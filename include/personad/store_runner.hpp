@@ -27,7 +27,10 @@ namespace personad {
 
 class StoreRunner {
  public:
-  enum class Access { read, write };
+  // A bulk write (an intake chunk: hundreds of rows, tens of milliseconds) commits in a group
+  // of its own, after the group of the other writes taken with it: a create's intent record,
+  // whose request slot waits for its commit, never waits behind a chunk's rows.
+  enum class Access { read, write, bulk_write };
 
   // One unit of work: runs on the store's thread; `finish` then runs there too and posts the
   // caller's completion to its executor. A write's `group_failed` replaces its result when the
@@ -63,6 +66,11 @@ class StoreRunner {
   auto write(F&& f) {
     using R = std::invoke_result_t<F, Store&>;
     return run<typename ResultValue<R>::type>(Access::write, std::forward<F>(f));
+  }
+  template <class F>
+  auto write_bulk(F&& f) {
+    using R = std::invoke_result_t<F, Store&>;
+    return run<typename ResultValue<R>::type>(Access::bulk_write, std::forward<F>(f));
   }
 
  private:

@@ -12,7 +12,7 @@ namespace personad {
 
 void InlineStoreRunner::submit(Task task) {
   task.work(store_);
-  if (task.access == Access::write) {
+  if (task.access != Access::read) {
     ++stats_.commits;
     ++stats_.writes;
     stats_.largest_group = std::max<std::uint64_t>(stats_.largest_group, 1);
@@ -83,32 +83,39 @@ struct Lane {
   // Counted before the callers are told, so what they see in stats() includes their own work.
   void run(std::vector<StoreRunner::Task>& batch) {
     using Access = StoreRunner::Access;
-    std::uint64_t writes = 0;
     for (auto& t : batch) {
       if (t.access != Access::read) continue;
       t.work(*store);
       count(true, 0, false);
       t.finish();
     }
-    for (auto& t : batch) writes += t.access == Access::write;
+    // The others' callers are told before the bulk group begins.
+    commit_group(batch, Access::write);
+    commit_group(batch, Access::bulk_write);
+  }
+
+  // Every task of `batch` with this access, in one group: one transaction, one fsync.
+  void commit_group(std::vector<StoreRunner::Task>& batch, StoreRunner::Access access) {
+    std::uint64_t writes = 0;
+    for (auto& t : batch) writes += t.access == access;
     if (writes == 0) return;
     bool committed = false;
     if (auto begun = store->begin_group(); !begun) {
       for (auto& t : batch)
-        if (t.access == Access::write) t.group_failed(begun.error());
+        if (t.access == access) t.group_failed(begun.error());
     } else {
       for (auto& t : batch)
-        if (t.access == Access::write) t.work(*store);
+        if (t.access == access) t.work(*store);
       if (auto done = store->end_group(); !done) {
         for (auto& t : batch)
-          if (t.access == Access::write) t.group_failed(done.error());
+          if (t.access == access) t.group_failed(done.error());
       } else {
         committed = true;
       }
     }
     count(false, writes, committed);
     for (auto& t : batch)
-      if (t.access == Access::write) t.finish();
+      if (t.access == access) t.finish();
   }
 
   void count(bool read, std::uint64_t writes, bool committed) {

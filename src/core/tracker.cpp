@@ -149,10 +149,16 @@ asio::awaitable<Result<std::vector<EnqueueOutcome>>> Tracker::enqueue(
   std::vector<std::string> refs;
   refs.reserve(specs.size());
   for (std::size_t i = 0; i < specs.size(); ++i) refs.push_back(new_ref_());
-  auto r = co_await store_.write([&specs, &source, &reason, now, &refs](Store& s) {
+  auto insert = [&specs, &source, &reason, now, &refs](Store& s) {
     std::size_t next = 0;
     return s.enqueue(specs, source, reason, now, [&] { return refs[next++]; });
-  });
+  };
+  // Many rows (a batch file's chunk) commit after the writes taken with them (store_runner.hpp).
+  Result<std::vector<EnqueueOutcome>> r = std::vector<EnqueueOutcome>{};
+  if (specs.size() > 1)
+    r = co_await store_.write_bulk(insert);
+  else
+    r = co_await store_.write(insert);
   if (!r) {
     ++metrics_.store_errors;
     co_return r;
