@@ -914,15 +914,19 @@ class Daemon {
   asio::awaitable<void> eta_loop() {
     while (!stopping_) {
       eta_stale_ = false;
+      const auto learnt = std::chrono::steady_clock::now();
       auto m = co_await store_->read(
           [](Store& st) -> Result<std::shared_ptr<const EtaModel>> { return learn_eta(st); });
       if (m && *m) eta_model_ = *m;
-      eta_timer_.expires_after(std::chrono::minutes(1));
-      co_await eta_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-      while (!eta_stale_ && !stopping_) {  // nothing new to learn from: sleep until there is
+      // Nothing new to learn from: sleep until there is (no timer armed, no wake-up). Only
+      // then the minute since the last lesson, so a start wakes nothing a minute later.
+      while (!eta_stale_ && !stopping_) {
         eta_timer_.expires_at(asio::steady_timer::time_point::max());
         co_await eta_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
       }
+      if (stopping_) break;
+      eta_timer_.expires_at(learnt + std::chrono::minutes(1));
+      co_await eta_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
 
