@@ -1493,7 +1493,7 @@ TEST_F(CreatifyClientTest, HttpsHandshakeIsRefusedWithoutTheCa) {
 TEST_F(CreatifyClientTest, AnUnusableCaFileIsRefusedAtCreationAndByCheckStartup) {
   personad::testing::TempDir dir("ca");
   const auto junk = dir.write("junk.pem", "not a certificate\n");
-  for (const std::string path : {junk.string(), (dir.path() / "missing.pem").string()}) {
+  for (const std::string& path : {junk.string(), (dir.path() / "missing.pem").string()}) {
     auto o = options();
     o.base_url = "https://127.0.0.1:1";
     o.ca_file = path;
