@@ -156,6 +156,11 @@ class Tracker {
   boost::asio::awaitable<StepEnd> submit(Job job);
   // A submitting job not waiting for the operator: its reconcile, or its create sent again.
   boost::asio::awaitable<StepEnd> resend(Job job);
+  // A request slot, then the intent record (mark_sending, and a transition to submitting with
+  // `reason`, or a plain save without one: the row is submitting already), then the create
+  // under that slot. `what` names the record in a store error.
+  boost::asio::awaitable<StepEnd> record_intent_and_send(Job job, std::optional<std::string> reason,
+                                                         std::string_view what);
   // `slot`: a request slot taken before the create's intent record was written.
   boost::asio::awaitable<StepEnd> send_create(Job job, SlotGate::Held slot);
   boost::asio::awaitable<StepEnd> reconcile(Job job);

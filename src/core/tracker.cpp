@@ -278,11 +278,7 @@ asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
 // that certainly never left is sent again.
 asio::awaitable<StepEnd> Tracker::resend(Job job) {
   if (job.send_unknown) co_return co_await reconcile(std::move(job));
-  auto slot = co_await requests_.hold();
-  if (!slot) co_return StepEnd::stopping;  // nothing written: the row is as it was
-  mark_sending(job);
-  if (auto r = co_await save(job); !r) co_return end_after(r.error(), job, "record the send");
-  co_return co_await send_create(std::move(job), std::move(slot));
+  co_return co_await record_intent_and_send(std::move(job), std::nullopt, "record the send");
 }
 
 std::optional<Job> Tracker::take_kept(std::int64_t id) {
@@ -363,14 +359,24 @@ asio::awaitable<StepEnd> Tracker::submit(Job job) {
   job.waiting_reason.reset();
   job.submitting_since = clock_.now();
   job.errors = 0;
-  // The slot before the intent record: the create leaves right after its commit, so the sent
-  // time the record holds (last_sent_at, from which a reconcile counts) is the real one. A wait
-  // for a slot between the two would let another host (or the next start) reconcile too early.
+  co_return co_await record_intent_and_send(std::move(job), "submitting create request",
+                                            "record the submission");
+}
+
+// The slot before the intent record: the create leaves right after its commit, so the sent time
+// the record holds (last_sent_at, from which a reconcile counts) is the real one. A wait for a
+// slot between the two would let another host (or the next start) reconcile too early.
+asio::awaitable<StepEnd> Tracker::record_intent_and_send(Job job, std::optional<std::string> reason,
+                                                         std::string_view what) {
   auto slot = co_await requests_.hold();
-  if (!slot) co_return StepEnd::stopping;  // nothing written: the job stays queued
+  if (!slot) co_return StepEnd::stopping;  // nothing written: the row is as it was
   mark_sending(job);
-  if (auto r = co_await commit(job, State::submitting, "submitting create request"); !r)
-    co_return end_after(r.error(), job, "record the submission");
+  Result<void> recorded;
+  if (reason)
+    recorded = co_await commit(job, State::submitting, std::move(*reason));
+  else
+    recorded = co_await save(job);
+  if (!recorded) co_return end_after(recorded.error(), job, what);
   co_return co_await send_create(std::move(job), std::move(slot));
 }
 
@@ -479,7 +485,7 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job, SlotGate::Held slot) {
 
 asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
   ++metrics_.reconciles;
-  SlotGate::Held resend_slot;
+  std::string resend_reason;  // set when the verdict is to send again
   TimePoint look = clock_.now();
   // The first look after a failure (or after a restart, when the failure was never seen):
   // from here the deadline and the freshness rule count.
@@ -571,16 +577,14 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
       case ReconcileVerdict::resend: {
         ++metrics_.resent;
         job.errors = 0;
-        resend_slot = co_await requests_.hold();  // before the intent record (see submit)
-        if (!resend_slot) co_return StepEnd::stopping;
-        mark_sending(job);
-        if (auto c = co_await commit(job, State::submitting, d.reason); !c)
-          co_return end_after(c.error(), job, "record the resend");
+        resend_reason = d.reason;
         break;
       }
     }
   }
-  co_return co_await send_create(std::move(job), std::move(resend_slot));
+  // Out of the block: the listing is let go before the create.
+  co_return co_await record_intent_and_send(std::move(job), std::move(resend_reason),
+                                            "record the resend");
 }
 
 asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {
