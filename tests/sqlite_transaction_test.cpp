@@ -1,5 +1,5 @@
-// The SQLite layer's transactions and savepoints (sqlite.hpp): what is rolled back, and what a
-// rolled-back savepoint leaves on the stack.
+// The SQLite layer's transactions (sqlite.hpp): what is rolled back, and when a member of a
+// group breaks it.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -16,8 +16,7 @@ class SqliteTransactionTest : public ::testing::Test {
     db_ = std::move(*opened);
     ASSERT_TRUE(db_.exec("CREATE TABLE t (v INTEGER)"));
     for (auto [s, sql] : {std::pair{&begin_, "BEGIN"}, {&commit_, "COMMIT"}, {&rollback_, "ROLLBACK"},
-                          {&savepoint_, "SAVEPOINT w"}, {&release_, "RELEASE w"},
-                          {&rollback_to_, "ROLLBACK TO w"}, {&insert_, "INSERT INTO t VALUES (1)"}}) {
+                          {&insert_, "INSERT INTO t VALUES (1)"}}) {
       auto p = db_.prepare(sql);
       ASSERT_TRUE(p) << sql << ": " << p.message();
       *s = std::move(*p);
@@ -30,35 +29,35 @@ class SqliteTransactionTest : public ::testing::Test {
   }
 
   Db db_;  // before the statements: they are finalized first
-  Statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_, insert_;
+  Statement begin_, commit_, rollback_, insert_;
 };
 
-TEST_F(SqliteTransactionTest, ASavepointRolledBackUndoesItsWritesOnlyAndLeavesTheStack) {
+// A member of a transaction the owner holds open: committed or failed before any change, it
+// leaves the transaction as it was; dropped after a change, it names itself as the breaker.
+TEST_F(SqliteTransactionTest, AMemberThatFailsAfterAChangeBreaksItsTransaction) {
   auto tx = Transaction::begin(db_, begin_, commit_, rollback_);
   ASSERT_TRUE(tx);
-  ASSERT_TRUE(run(insert_));
+  std::string broken_by;
   {
-    auto sp = Transaction::savepoint(db_, savepoint_, release_, rollback_to_);
-    ASSERT_TRUE(sp);
+    auto m = Transaction::member(db_, broken_by, "first");
     ASSERT_TRUE(run(insert_));
-    EXPECT_EQ(rows(), 2);
-  }  // not committed: rolled back
-  EXPECT_TRUE(db_.in_transaction());
-  EXPECT_EQ(rows(), 1);
-  // Released too: ROLLBACK TO alone leaves it open, and the next savepoint would nest in it.
-  auto again = run(release_);
-  ASSERT_FALSE(again);
-  EXPECT_NE(again.message().find("no such savepoint"), std::string::npos) << again.message();
-
-  {
-    auto sp = Transaction::savepoint(db_, savepoint_, release_, rollback_to_);
-    ASSERT_TRUE(sp);
-    ASSERT_TRUE(run(insert_));
-    ASSERT_TRUE(sp->commit());
+    ASSERT_TRUE(m.commit());
   }
-  ASSERT_TRUE(tx->commit());
-  EXPECT_FALSE(db_.in_transaction());
-  EXPECT_EQ(rows(), 2);
+  { auto m = Transaction::member(db_, broken_by, "refused before any change"); }
+  EXPECT_EQ(broken_by, "");
+  {
+    auto m = Transaction::member(db_, broken_by, "half-way");
+    ASSERT_TRUE(run(insert_));
+  }
+  EXPECT_EQ(broken_by, "half-way");
+  {
+    auto m = Transaction::member(db_, broken_by, "later");
+    ASSERT_TRUE(run(insert_));
+  }
+  EXPECT_EQ(broken_by, "half-way");  // the first breaker is the one named
+  // A member issues no statement: the transaction is the owner's to end.
+  EXPECT_TRUE(db_.in_transaction());
+  EXPECT_EQ(rows(), 3);
 }
 
 TEST_F(SqliteTransactionTest, ATransactionNotCommittedIsRolledBack) {

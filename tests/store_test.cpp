@@ -700,6 +700,94 @@ TEST_P(StoreTest, SpecThatCannotBeReadBackIsRefused) {
   EXPECT_TRUE(all->empty());
 }
 
+// In a group (the store thread), a spec that cannot be stored is found before the first row
+// is written: the enqueue fails alone and the group's other writes commit.
+TEST_P(StoreTest, SpecThatCannotBeReadBackFailsOnlyItsEnqueueInAGroup) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("other")});
+  Job other = job(*store, "other");
+  PersonaSpec bad = make_spec("latin1");
+  bad.creator_name = "Jos\xe9";
+  ASSERT_TRUE(store->begin_group().ok());
+  auto out = store->enqueue({make_spec("ok"), bad}, "personactl", "r", kT0, refs());
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.message().find("'latin1'"), std::string::npos) << out.message();
+  move(*store, other, State::submitting, kT0 + Millis(1));
+  auto committed = store->end_group();
+  ASSERT_TRUE(committed.ok()) << committed.message();
+  EXPECT_EQ(job(*store, "other").state, State::submitting);
+  EXPECT_FALSE(store->find("ok")->has_value());
+}
+
+// In a group, a write refused before it changed anything (a conflict) leaves the others: they
+// commit, and the refused job's row and history are as they were.
+TEST_P(StoreTest, AConflictInAGroupLeavesTheOtherWrites) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("a"), make_spec("b"), make_spec("c")});
+  Job a = job(*store, "a"), b = job(*store, "b"), c = job(*store, "c");
+  Job b_stale = b;
+  move(*store, b, State::cancelled, kT0, "cancelled by operator");
+
+  ASSERT_TRUE(store->begin_group().ok());
+  move(*store, a, State::submitting, kT0 + Millis(1));
+  b_stale.state = State::submitting;
+  auto refused = store->apply(b_stale, Transition{.job_id = b_stale.id, .at = kT0 + Millis(1),
+                                                  .from = State::queued, .to = State::submitting,
+                                                  .remote_status = {}, .reason = "stale"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.kind(), ErrorKind::conflict);
+  move(*store, c, State::submitting, kT0 + Millis(1));
+  auto committed = store->end_group();
+  ASSERT_TRUE(committed.ok()) << committed.message();
+
+  EXPECT_EQ(job(*store, "a").state, State::submitting);
+  EXPECT_EQ(job(*store, "b").state, State::cancelled);
+  EXPECT_EQ(job(*store, "c").state, State::submitting);
+  EXPECT_EQ(store->history(b.id)->size(), 2u);  // queued, cancelled
+  auto stats = store->stats();
+  ASSERT_TRUE(stats.ok()) << stats.message();
+  EXPECT_EQ(stats->counts.at(State::submitting), 2);
+  EXPECT_EQ(stats->counts.at(State::cancelled), 1);
+}
+
+// On SQLite a grouped write has no savepoint: one that fails after it changed rows (here an
+// enqueue that inserted a row, then met a damaged one) cannot be undone alone, so the whole
+// group is rolled back and end_group says why. Nothing of it is recorded, the counts agree,
+// and the next group is sound.
+TEST_F(SqliteStoreTest, AWriteThatFailsHalfWayRollsItsGroupBack) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  enqueue(*store, {make_spec("damaged"), make_spec("other")});
+  Job other = job(*store, "other");
+  raw_exec(path_, "UPDATE jobs SET spec = '[1]' WHERE key = 'damaged'");
+
+  ASSERT_TRUE(store->begin_group().ok());
+  move(*store, other, State::submitting, kT0 + Millis(1));
+  auto out = store->enqueue({make_spec("new"), make_spec("damaged")}, "personactl", "r", kT0,
+                            refs());
+  ASSERT_FALSE(out.ok());
+  auto ended = store->end_group();
+  ASSERT_FALSE(ended.ok());
+  EXPECT_THAT(ended.message(), ::testing::HasSubstr("enqueue failed after changing rows"));
+  EXPECT_THAT(ended.message(), ::testing::HasSubstr("rolled back"));
+
+  EXPECT_EQ(job(*store, "other").state, State::queued);
+  EXPECT_EQ(store->history(other.id)->size(), 1u);
+  EXPECT_FALSE(store->find("new")->has_value());
+  EXPECT_EQ(query("SELECT count(*) FROM jobs"), "2");
+  EXPECT_EQ(store->stats()->counts.at(State::queued), 2);
+  EXPECT_EQ(store->stats()->counts.at(State::submitting), 0);
+
+  Job again = job(*store, "other");
+  ASSERT_TRUE(store->begin_group().ok());
+  move(*store, again, State::submitting, kT0 + Millis(2));
+  auto next = store->end_group();
+  ASSERT_TRUE(next.ok()) << next.message();
+  EXPECT_EQ(job(*store, "other").state, State::submitting);
+}
+
 TEST_P(StoreTest, SqlInjectionLookingKeyIsStoredVerbatim) {
   auto store = open();
   ASSERT_TRUE(store);

@@ -94,6 +94,9 @@ class Db {
   int extended_errcode() const;
   std::int64_t last_insert_rowid() const;
   std::int64_t changes() const;  // rows changed by the last INSERT, UPDATE or DELETE
+  // Rows changed by every INSERT, UPDATE or DELETE completed on this connection so far (a
+  // failed statement counts none: SQLite has undone it).
+  std::int64_t total_changes() const;
   bool in_transaction() const;
 
  private:
@@ -109,11 +112,16 @@ class Transaction {
  public:
   static Result<Transaction> begin(Db& db, Statement& begin, Statement& commit,
                                    Statement& rollback);
-  // A savepoint inside an open transaction. Rolled back, it is released too: ROLLBACK TO alone
-  // leaves it open, and every later savepoint of the transaction would nest inside it (each
-  // statement's journal then cut back by walking all of theirs).
-  static Result<Transaction> savepoint(Db& db, Statement& begin, Statement& release,
-                                       Statement& rollback_to);
+  // A write inside a transaction the owner holds open (a group of writes), with no statement
+  // of its own: a SAVEPOINT would copy every page the write touches into the statement journal
+  // and cut it back after every statement (issue 12: a quarter of a grouped write's time, and
+  // quadratic in a bulk write's rows). Committed, nothing happens. Dropped uncommitted, the
+  // write failed: if it had changed rows by then (or SQLite had rolled the whole transaction
+  // back), `broken_by` is set to `what` (if still empty), since half a write cannot be undone
+  // alone and the enclosing transaction must not commit. A write that fails before it changes
+  // anything (a conflict found by its UPDATE's WHERE clause, a check before the first
+  // statement) leaves the transaction as it was.
+  static Transaction member(Db& db, std::string& broken_by, std::string_view what);
   ~Transaction();
   Transaction(Transaction&& other) noexcept;
   Transaction& operator=(Transaction&&) = delete;
@@ -123,13 +131,14 @@ class Transaction {
   Result<void> commit();
 
  private:
-  Transaction(Db& db, Statement& commit, Statement& rollback, bool is_savepoint)
-      : db_(&db), commit_(&commit), rollback_(&rollback), savepoint_(is_savepoint) {}
+  Transaction(Db& db, Statement* commit, Statement* rollback) : db_(&db), commit_(commit), rollback_(rollback) {}
 
   Db* db_;
-  Statement* commit_;
-  Statement* rollback_;
-  bool savepoint_;
+  Statement* commit_;    // null for a member
+  Statement* rollback_;  // null for a member
+  std::string* broken_by_ = nullptr;  // a member's
+  std::string_view what_;
+  std::int64_t changes_at_start_ = 0;
   bool open_ = true;
 };
 

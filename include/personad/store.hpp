@@ -172,8 +172,12 @@ class Store {
   virtual Result<void> for_each_active(const std::function<void(const ScheduleEntry&)>& f) const = 0;
 
   // Grouped commits (the store thread). Between begin_group() and end_group() every write runs
-  // in a savepoint of one transaction, so a write that fails leaves the others in the group;
-  // end_group() commits them all with one fsync, or (failing) none of them.
+  // in one transaction. A write that fails before it changes anything (a conflict: the row is
+  // no longer in the state the caller read) leaves the others in the group. end_group()
+  // commits them all with one fsync, or (failing) none of them. On SQLite a write that failed
+  // after changing rows (disk trouble, a damaged row half-way through an enqueue) fails the
+  // group: it has no savepoint to undo it alone (sqlite::Transaction::member); PostgreSQL
+  // gives each write a savepoint, since it aborts a transaction at its first failed statement.
   virtual Result<void> begin_group() = 0;
   virtual Result<void> end_group() = 0;
   // Rolls the open group back: none of its writes happened.

@@ -2,8 +2,9 @@
 // the loop once it is durable. Two runners behind one interface:
 //   - ThreadedStoreRunner (the daemon): the store works on a thread of its own, so the loop never
 //     waits on the disk. Writes that arrive while a commit is in flight join the next one: one
-//     transaction and one fsync for all of them, each write in a savepoint of its own, so one
-//     that fails (a conflict with an operator's action) leaves the others. A busy writer (its
+//     transaction and one fsync for all of them. One that is refused (a conflict with an
+//     operator's action) leaves the others; one that fails after it changed rows fails the
+//     group (store.hpp, begin_group). A busy writer (its
 //     last group held 8 writes or more) waits up to 3 ms for more before it begins the next.
 //   - InlineStoreRunner (tests, the deterministic simulation): works on the calling thread, one
 //     write a transaction, and posts the completion; nothing depends on thread timing.

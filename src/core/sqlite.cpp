@@ -178,6 +178,8 @@ std::int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(ha
 
 std::int64_t Db::changes() const { return sqlite3_changes64(handle()); }
 
+std::int64_t Db::total_changes() const { return sqlite3_total_changes64(handle()); }
+
 bool Db::in_transaction() const { return sqlite3_get_autocommit(handle()) == 0; }
 
 // ---- Transaction -----------------------------------------------------------------------------
@@ -186,37 +188,46 @@ Result<Transaction> Transaction::begin(Db& db, Statement& begin, Statement& comm
                                        Statement& rollback) {
   ResetOnExit reset(begin);
   if (auto r = begin.run(); !r) return r.error();
-  return Transaction(db, commit, rollback, false);
+  return Transaction(db, &commit, &rollback);
 }
 
-Result<Transaction> Transaction::savepoint(Db& db, Statement& begin, Statement& release,
-                                           Statement& rollback_to) {
-  ResetOnExit reset(begin);
-  if (auto r = begin.run(); !r) return r.error();
-  return Transaction(db, release, rollback_to, true);
+Transaction Transaction::member(Db& db, std::string& broken_by, std::string_view what) {
+  Transaction t(db, nullptr, nullptr);
+  t.broken_by_ = &broken_by;
+  t.what_ = what;
+  t.changes_at_start_ = db.total_changes();
+  return t;
 }
 
 Transaction::Transaction(Transaction&& other) noexcept
     : db_(other.db_),
       commit_(other.commit_),
       rollback_(other.rollback_),
-      savepoint_(other.savepoint_),
+      broken_by_(other.broken_by_),
+      what_(other.what_),
+      changes_at_start_(other.changes_at_start_),
       open_(std::exchange(other.open_, false)) {}
 
 Transaction::~Transaction() {
+  if (!open_) return;
+  if (broken_by_ != nullptr) {
+    const bool changed = db_->total_changes() != changes_at_start_ || !db_->in_transaction();
+    if (changed && broken_by_->empty()) *broken_by_ = std::string(what_);
+    return;
+  }
   // Some errors (SQLITE_FULL, SQLITE_IOERR, …) have already rolled back on their own; a
   // ROLLBACK then would only fail. If the ROLLBACK itself fails there is nothing more to do here:
   // the next BEGIN reports the stuck transaction, and closing the connection rolls it back.
-  if (!open_ || !db_->in_transaction()) return;
-  {
-    ResetOnExit reset(*rollback_);
-    if (!rollback_->run() || !savepoint_) return;
-  }
-  ResetOnExit reset(*commit_);
-  (void)commit_->run();  // RELEASE: the savepoint, now empty, leaves the stack
+  if (!db_->in_transaction()) return;
+  ResetOnExit reset(*rollback_);
+  (void)rollback_->run();
 }
 
 Result<void> Transaction::commit() {
+  if (commit_ == nullptr) {  // a member: its transaction commits it
+    open_ = false;
+    return {};
+  }
   ResetOnExit reset(*commit_);
   if (auto r = commit_->run(); !r) return r.error();  // still open: the destructor rolls back
   open_ = false;

@@ -53,6 +53,16 @@ using namespace stored;  // JobColumn
 std::string stored_spec_text(const PersonaSpec& spec) { return stored::spec_text(spec); }
 Result<PersonaSpec> parse_stored_spec(std::string_view text) { return stored::parse_spec(text); }
 
+// The text a spec is stored as. Never store what cannot be read back: text that is not valid
+// UTF-8 would serialise but not parse, and one unreadable row would stop every start-up load.
+Result<std::string> storable_spec_text(const PersonaSpec& spec) {
+  auto text = stored_spec_text(spec);
+  auto back = parse_stored_spec(text);
+  if (!back || *back != spec)
+    return make_error("spec does not survive a JSON round trip (is every field valid UTF-8?)");
+  return text;
+}
+
 Result<Job> read_job(const Statement& row) {
   Job job;
   job.id = row.int64(kId);
@@ -243,9 +253,9 @@ Result<void> configure_for_writing(sqlite::Db& db, const std::string& path) {
   // so a commit the program acted on must survive a power cut.
   if (auto r = db.exec("PRAGMA synchronous = FULL"); !r)
     return fail("configure " + path, r.error());
-  // Statement journals (each grouped write is a savepoint; the counts' triggers run in a
-  // statement) and the triggers' scratch tables in memory: they only ever serve a rollback of
-  // that one statement or savepoint, never durability. In a temporary file they cost a
+  // Statement journals (the counts' triggers make every UPDATE of a job keep one) and the
+  // triggers' scratch tables in memory: they only ever serve a rollback of that one
+  // statement, never durability. In a temporary file they cost a
   // pwrite per touched page (perf: most of an UPDATE's time during an intake), and a
   // hardened service may have no writable temporary directory at all.
   if (auto r = db.exec("PRAGMA temp_store = MEMORY"); !r)
@@ -301,12 +311,12 @@ struct SqliteImpl {
   Statement begin_read;
   Statement commit;
   Statement rollback;
-  Statement savepoint;    // a write inside a group: SAVEPOINT / RELEASE / ROLLBACK TO
-  Statement release;
-  Statement rollback_to;
   Statement active_schedule;
   Statement awaiting_operator;
   bool in_group = false;
+  // Inside a group: the first write that failed after changing rows (sqlite::Transaction::
+  // member), which keeps the group from committing. Empty while the group is sound.
+  std::string group_broken_by;
   Statement key_lookup;
   Statement insert_job;
   Statement insert_label;
@@ -339,10 +349,12 @@ struct SqliteImpl {
   Result<void> writable(std::string_view what) const;
   Result<sqlite::Transaction> begin(Statement& how, std::string_view what);
 
-  Result<EnqueueOutcome> enqueue_one(const PersonaSpec& spec, std::string_view source,
+  Result<EnqueueOutcome> enqueue_one(const PersonaSpec& spec, std::string_view text,
+                                     std::string_view source,
                                      std::string_view reason, TimePoint now,
                                      const std::function<std::string()>& new_ref);
-  Result<std::int64_t> insert_new_job(const PersonaSpec& spec, std::string_view source,
+  Result<std::int64_t> insert_new_job(const PersonaSpec& spec, std::string_view text,
+                                      std::string_view source,
                                       TimePoint now, const std::string& client_ref);
   Result<void> add_transition(const Transition& t);
   // Writes the row if it is still in `expected` (the state the caller read).
@@ -388,10 +400,6 @@ Result<void> SqliteImpl::prepare_all() {
       {&begin_read, "BEGIN DEFERRED"},
       {&commit, "COMMIT"},
       {&rollback, "ROLLBACK"},
-      {&savepoint, "SAVEPOINT personad_write"},
-      {&release, "RELEASE personad_write"},
-      // Followed by the RELEASE (sqlite::Transaction::savepoint): the savepoint leaves the stack.
-      {&rollback_to, "ROLLBACK TO personad_write"},
       // From the index alone (state, next_poll_at and the rowid): at 1,000,000 jobs a look at
       // each row would read the whole table. The few jobs waiting for the operator come from
       // their own partial index first.
@@ -471,27 +479,21 @@ Result<void> SqliteImpl::writable(std::string_view what) const {
 }
 
 Result<sqlite::Transaction> SqliteImpl::begin(Statement& how, std::string_view what) {
-  // Inside a group, a write is a savepoint of the group's transaction.
-  auto tx = in_group ? sqlite::Transaction::savepoint(db, savepoint, release, rollback_to)
-                     : sqlite::Transaction::begin(db, how, commit, rollback);
+  // Inside a group, a write is a member of the group's transaction (no savepoint).
+  if (in_group) return sqlite::Transaction::member(db, group_broken_by, what);
+  auto tx = sqlite::Transaction::begin(db, how, commit, rollback);
   if (!tx) return fail(std::string(what) + " (begin)", tx.error());
   return tx;
 }
 
-Result<std::int64_t> SqliteImpl::insert_new_job(const PersonaSpec& spec,
+Result<std::int64_t> SqliteImpl::insert_new_job(const PersonaSpec& spec, std::string_view text,
                                                  std::string_view source, TimePoint now,
                                                  const std::string& client_ref) {
-  // Never store what cannot be read back: text that is not valid UTF-8 would serialise but
-  // not parse, and one unreadable row would stop every start-up load.
-  auto text = stored_spec_text(spec);
-  auto back = parse_stored_spec(text);
-  if (!back || *back != spec) return make_error("spec does not survive a JSON round trip (is "
-                                                "every field valid UTF-8?)");
   ResetOnExit reset(insert_job);
   insert_job.bind(1, std::string_view(spec.key))
       .bind(2, to_string(State::queued))
       .bind(3, std::string_view(client_ref))
-      .bind(4, std::string_view(text))
+      .bind(4, text)
       .bind(5, source)
       .bind(6, to_unix_ms(now));  // created, updated and due at once: submit as soon as possible
   if (auto r = insert_job.run(); !r) return r.error();
@@ -520,7 +522,8 @@ Result<void> SqliteImpl::add_transition(const Transition& t) {
   return insert_transition.run();
 }
 
-Result<EnqueueOutcome> SqliteImpl::enqueue_one(const PersonaSpec& spec, std::string_view source,
+Result<EnqueueOutcome> SqliteImpl::enqueue_one(const PersonaSpec& spec, std::string_view text,
+                                                std::string_view source,
                                                 std::string_view reason, TimePoint now,
                                                 const std::function<std::string()>& new_ref) {
   const std::string what = "enqueue '" + spec.key + "'";
@@ -542,7 +545,7 @@ Result<EnqueueOutcome> SqliteImpl::enqueue_one(const PersonaSpec& spec, std::str
     }
   }
   out.client_ref = new_ref();
-  auto id = insert_new_job(spec, source, now, out.client_ref);
+  auto id = insert_new_job(spec, text, source, now, out.client_ref);
   if (!id) return fail(what, id.error());
   Transition first{.job_id = *id, .at = now, .from = std::nullopt, .to = State::queued,
                    .remote_status = {}, .reason = std::string(reason)};
@@ -916,14 +919,24 @@ Result<std::vector<EnqueueOutcome>> SqliteStore::enqueue(const std::vector<Perso
                                                    std::string_view reason, TimePoint now,
                                                    const std::function<std::string()>& new_ref) {
   if (auto r = impl_->writable("enqueue"); !r) return r.error();
+  // Every spec is checked before the first row is written: inside a group a write that fails
+  // half-way breaks the whole group (sqlite::Transaction::member), so the one failure a caller
+  // can cause is found while nothing is written yet.
+  std::vector<std::string> texts;
+  texts.reserve(specs.size());
+  for (const auto& spec : specs) {
+    auto text = storable_spec_text(spec);
+    if (!text) return fail("enqueue '" + spec.key + "'", text.error());
+    texts.push_back(std::move(*text));
+  }
   // One transaction for the whole list: a batch is enqueued whole or not at all, and 10,000
   // rows cost one fsync instead of 10,000.
   auto tx = impl_->begin(impl_->begin_write, "enqueue");
   if (!tx) return tx.error();
   std::vector<EnqueueOutcome> outcomes;
   outcomes.reserve(specs.size());
-  for (const auto& spec : specs) {
-    auto outcome = impl_->enqueue_one(spec, source, reason, now, new_ref);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    auto outcome = impl_->enqueue_one(specs[i], texts[i], source, reason, now, new_ref);
     if (!outcome) return outcome.error();  // the transaction rolls back as it goes out of scope
     outcomes.push_back(std::move(*outcome));
   }
@@ -1228,26 +1241,33 @@ Result<void> SqliteStore::begin_group() {
   ResetOnExit reset(impl_->begin_write);
   if (auto r = impl_->begin_write.run(); !r) return fail("begin a group of writes", r.error());
   impl_->in_group = true;
+  impl_->group_broken_by.clear();
   return {};
 }
 
 Result<void> SqliteStore::end_group() {
   if (!impl_->in_group) return make_error(ErrorKind::internal, "store: no group is open");
   impl_->in_group = false;
-  {
+  std::optional<Error> e;
+  if (!impl_->group_broken_by.empty()) {
+    e = make_error("store: " + std::exchange(impl_->group_broken_by, {}) +
+                   " failed after changing rows, which cannot be undone alone: the group of "
+                   "writes it was in is rolled back, none of them is recorded");
+  } else {
     ResetOnExit reset(impl_->commit);
     if (auto r = impl_->commit.run(); r) return {};
+    e = fail("commit a group of writes", make_error(impl_->db.errmsg()));
   }
-  Error e = fail("commit a group of writes", make_error(impl_->db.errmsg()));
   if (impl_->db.in_transaction()) {
     ResetOnExit reset(impl_->rollback);
     (void)impl_->rollback.run();
   }
-  return e;
+  return *e;
 }
 
 void SqliteStore::abort_group() {
   impl_->in_group = false;
+  impl_->group_broken_by.clear();
   if (!impl_->db.in_transaction()) return;
   ResetOnExit reset(impl_->rollback);
   (void)impl_->rollback.run();

@@ -782,8 +782,8 @@ asio::awaitable<Result<ActionOutcome>> Tracker::retry(std::string key, bool resu
 namespace {
 
 // One chunk's writes in one transaction: inside the store thread's group already (the daemon),
-// or in a group of its own (an inline runner). Each write in its savepoint: one that conflicts
-// with a step leaves the others.
+// or in a group of its own (an inline runner). A write that conflicts with a step is refused
+// before it changes anything, so it leaves the others.
 std::vector<std::optional<Error>> apply_chunk(Store& s,
                                               const std::vector<std::pair<Job, Transition>>& w) {
   const bool own_group = static_cast<bool>(s.begin_group());
