@@ -187,7 +187,8 @@ int main(int argc, char** argv) {
               "out): %.2f\n",
               p.subject_cpu / p.sim_cpu);
   std::printf("personad: %zu jobs (created in %.1f s), %.0f polls/s committed (personad_polls_total), "
-              "mean in flight %.1f of %d, RSS %.1f MiB; CPU from /proc/PID/stat (all threads), "
+              "job steps running (personad_in_flight, up to 4 per request slot) %.1f on average for %d "
+              "request slots, RSS %.1f MiB; CPU from /proc/PID/stat (all threads), "
               "requests counted by the simulator\n",
               jobs, intake_s, personad_polls / p.seconds,
               in_flight_samples ? in_flight_sum / in_flight_samples : 0.0, connections, rss);
