@@ -132,7 +132,9 @@ TEST(Selection, GlobsMatchAsTheShellDoes) {
   EXPECT_FALSE(glob_match("a.b", "axb"));
   EXPECT_FALSE(glob_match("ACME-*", "acme-1"));  // case counts
   // Many stars against a long miss stay linear (no exponential backtracking).
-  EXPECT_FALSE(glob_match(std::string(60, '*') + "b", std::string(100'000, 'a')));
+  std::string stars(60, '*');
+  stars += 'b';  // not `std::string(60, '*') + "b"`: GCC 12 misreads it (-Warray-bounds)
+  EXPECT_FALSE(glob_match(stars, std::string(100'000, 'a')));
   EXPECT_EQ(glob_problem("k[0-9]*"), "");
   EXPECT_THAT(glob_problem("k[0-9"), HasSubstr("character 2"));
 }
