@@ -25,6 +25,11 @@ std::string spec_text(const PersonaSpec& spec);
 // Absent fields read as empty (the value of an optional field that was not given); a field of
 // the wrong type is an error rather than a silent loss.
 Result<PersonaSpec> parse_spec(std::string_view text);
+// The text a spec is stored as, once it is known to read back as the same spec. Never store
+// what cannot be read back: text that is not valid UTF-8 would serialise but not parse, and one
+// unreadable row would stop every start-up load. Both stores check every spec of an enqueue
+// before its first insert, so the one failure a caller can cause comes while nothing is written.
+Result<std::string> storable_spec_text(const PersonaSpec& spec);
 
 std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t);
 std::optional<TimePoint> from_ms(const std::optional<std::int64_t>& ms);

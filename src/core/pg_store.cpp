@@ -49,7 +49,6 @@ using stored::null_if_empty;
 using stored::to_ms;
 using namespace stored;  // JobColumn
 
-std::string stored_spec_text(const PersonaSpec& spec) { return stored::spec_text(spec); }
 Result<PersonaSpec> parse_stored_spec(std::string_view text) { return stored::parse_spec(text); }
 
 Result<Job> read_job(const Rows& rows, int r) {
@@ -228,10 +227,12 @@ struct PgImpl {
   Result<void> check_fence(std::string_view what);
   Result<WriteScope> begin_write(std::string_view what);
 
-  Result<EnqueueOutcome> enqueue_one(const PersonaSpec& spec, std::string_view source,
+  Result<EnqueueOutcome> enqueue_one(const PersonaSpec& spec, std::string_view text,
+                                     std::string_view source,
                                      std::string_view reason, TimePoint now,
                                      const std::function<std::string()>& new_ref);
-  Result<std::int64_t> insert_new_job(const PersonaSpec& spec, std::string_view source,
+  Result<std::int64_t> insert_new_job(const PersonaSpec& spec, std::string_view text,
+                                      std::string_view source,
                                       TimePoint now, const std::string& client_ref);
   Result<void> add_transition(const Transition& t);
   Result<void> update_row(const Job& job, State expected);
@@ -275,13 +276,10 @@ Result<WriteScope> PgImpl::begin_write(std::string_view what) {
   return w;
 }
 
-Result<std::int64_t> PgImpl::insert_new_job(const PersonaSpec& spec, std::string_view source,
-                                            TimePoint now, const std::string& client_ref) {
-  // Never store what cannot be read back (store.cpp says why).
-  auto text = stored_spec_text(spec);
-  auto back = parse_stored_spec(text);
-  if (!back || *back != spec)
-    return make_error("spec does not survive a JSON round trip (is every field valid UTF-8?)");
+// `text`: the spec as stored::storable_spec_text checked it.
+Result<std::int64_t> PgImpl::insert_new_job(const PersonaSpec& spec, std::string_view text,
+                                            std::string_view source, TimePoint now,
+                                            const std::string& client_ref) {
   auto id = c.exec(
       "INSERT INTO jobs (key, state, client_ref, spec, source, created_at, updated_at, "
       "next_poll_at, status_since) VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $6) RETURNING id",
@@ -320,7 +318,8 @@ Result<void> PgImpl::add_transition(const Transition& t) {
   return {};
 }
 
-Result<EnqueueOutcome> PgImpl::enqueue_one(const PersonaSpec& spec, std::string_view source,
+Result<EnqueueOutcome> PgImpl::enqueue_one(const PersonaSpec& spec, std::string_view text,
+                                           std::string_view source,
                                            std::string_view reason, TimePoint now,
                                            const std::function<std::string()>& new_ref) {
   const std::string what = "enqueue '" + spec.key + "'";
@@ -343,7 +342,7 @@ Result<EnqueueOutcome> PgImpl::enqueue_one(const PersonaSpec& spec, std::string_
     return out;
   }
   out.client_ref = new_ref();
-  auto id = insert_new_job(spec, source, now, out.client_ref);
+  auto id = insert_new_job(spec, text, source, now, out.client_ref);
   if (!id) return fail(what, id.error());
   Transition first{.job_id = *id, .at = now, .from = std::nullopt, .to = State::queued,
                    .remote_status = {}, .reason = std::string(reason)};
@@ -569,13 +568,22 @@ Result<std::vector<EnqueueOutcome>> PgStore::enqueue(const std::vector<PersonaSp
   std::lock_guard lock(impl_->mutex);
   if (auto r = impl_->writable("enqueue"); !r) return r.error();
   if (auto r = impl_->ready("enqueue"); !r) return r.error();
+  // Every spec is checked before the first row is written, as in the SQLite store.
+  std::vector<std::string> texts;
+  texts.reserve(specs.size());
+  for (const auto& spec : specs) {
+    auto text = stored::storable_spec_text(spec);
+    if (!text) return fail("enqueue '" + spec.key + "'", text.error());
+    texts.push_back(std::move(*text));
+  }
   // One transaction for the whole list: a batch is enqueued whole or not at all.
   auto w = impl_->begin_write("enqueue");
   if (!w) return w.error();
   std::vector<EnqueueOutcome> outcomes;
   outcomes.reserve(specs.size());
-  for (const auto& spec : specs) {
-    auto outcome = impl_->enqueue_one(spec, source, reason, now, new_ref);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& spec = specs[i];
+    auto outcome = impl_->enqueue_one(spec, texts[i], source, reason, now, new_ref);
     if (!outcome) return outcome.error();  // rolled back as w goes out of scope
     outcomes.push_back(std::move(*outcome));
   }

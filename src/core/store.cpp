@@ -50,18 +50,7 @@ using stored::null_if_empty;
 using stored::to_ms;
 using namespace stored;  // JobColumn
 
-std::string stored_spec_text(const PersonaSpec& spec) { return stored::spec_text(spec); }
 Result<PersonaSpec> parse_stored_spec(std::string_view text) { return stored::parse_spec(text); }
-
-// The text a spec is stored as. Never store what cannot be read back: text that is not valid
-// UTF-8 would serialise but not parse, and one unreadable row would stop every start-up load.
-Result<std::string> storable_spec_text(const PersonaSpec& spec) {
-  auto text = stored_spec_text(spec);
-  auto back = parse_stored_spec(text);
-  if (!back || *back != spec)
-    return make_error("spec does not survive a JSON round trip (is every field valid UTF-8?)");
-  return text;
-}
 
 Result<Job> read_job(const Statement& row) {
   Job job;
@@ -925,7 +914,7 @@ Result<std::vector<EnqueueOutcome>> SqliteStore::enqueue(const std::vector<Perso
   std::vector<std::string> texts;
   texts.reserve(specs.size());
   for (const auto& spec : specs) {
-    auto text = storable_spec_text(spec);
+    auto text = stored::storable_spec_text(spec);
     if (!text) return fail("enqueue '" + spec.key + "'", text.error());
     texts.push_back(std::move(*text));
   }

@@ -54,6 +54,14 @@ Result<PersonaSpec> parse_spec(std::string_view text) {
   return spec;
 }
 
+Result<std::string> storable_spec_text(const PersonaSpec& spec) {
+  auto text = spec_text(spec);
+  auto back = parse_spec(text);
+  if (!back || *back != spec)
+    return make_error("spec does not survive a JSON round trip (is every field valid UTF-8?)");
+  return text;
+}
+
 std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t) {
   if (!t) return std::nullopt;
   return to_unix_ms(*t);
