@@ -51,6 +51,7 @@ struct SizeResult {
   double ready_empty_dir_s = -1, rss_empty_dir_ready_mib = 0, rss_empty_dir_settled_mib = 0,
          peak_empty_dir_mib = 0;
   double stats_p50_us = 0, stats_p99_us = 0, stats_max_us = 0, personactl_stats_ms = 0;
+  double metrics_p50_us = 0, metrics_p99_us = 0;  // GET /metrics (the kept counts, the stuck count)
   double idle_per_min = -1;
   std::string idle_threads;
   double poll_s = 0, polls = 0, poll_cpu_s = 0, rss_poll_start_mib = 0, rss_poll_end_mib = 0,
@@ -316,6 +317,15 @@ SizeResult run_size(std::size_t n, const Settings& s) {
         if (a.status != 200) return fail("GET /v1/stats failed", d), r;
         st.add(w.micros());
       }
+      Samples mt;
+      for (int i = 0; i < s.stats_requests / 4; ++i) {
+        Stopwatch w;
+        auto a = conn.request("GET", "/metrics");
+        if (a.status != 200) return fail("GET /metrics failed", d), r;
+        mt.add(w.micros());
+      }
+      r.metrics_p50_us = mt.percentile(50);
+      r.metrics_p99_us = mt.percentile(99);
     }
     r.stats_p50_us = st.percentile(50);
     r.stats_p99_us = st.percentile(99);
@@ -328,8 +338,9 @@ SizeResult run_size(std::size_t n, const Settings& s) {
     }
     r.personactl_stats_ms = ctl.percentile(50);
     std::printf("stats: GET /v1/stats (keep-alive, %d requests) p50 %.0f µs, p99 %.0f µs, max %.0f µs; "
-                "`personactl stats` wall p50 %.1f ms\n",
-                s.stats_requests, r.stats_p50_us, r.stats_p99_us, r.stats_max_us, r.personactl_stats_ms);
+                "`personactl stats` wall p50 %.1f ms; GET /metrics (%d requests) p50 %.0f µs, p99 %.0f µs\n",
+                s.stats_requests, r.stats_p50_us, r.stats_p99_us, r.stats_max_us, r.personactl_stats_ms,
+                s.stats_requests / 4, r.metrics_p50_us, r.metrics_p99_us);
     std::fflush(stdout);
     if (s.idle_seconds > 0) {
       // Past the last control answer's write limit (control.hpp request_timeout, 30 s): Asio's
@@ -454,7 +465,7 @@ int main(int argc, char** argv) {
   std::printf("\n");
   Table t({"jobs", "intake → rows", "intake → pending", "longest loop block", "exec → READY",
            "RSS: READY / scan max / after scan", "RSS, batches.d emptied: READY / 5 s / peak",
-           "database", "stats p50/p99", "idle wake-ups/min", "RSS after polling"});
+           "database", "stats p50/p99", "/metrics p50/p99", "idle wake-ups/min", "RSS after polling"});
   for (const auto& r : results) {
     t.add({grouped(static_cast<double>(r.n)), strf("%.1f s", r.to_db_s),
            r.intake_ok ? strf("%.1f s", r.to_pending_s) : std::string("did not finish"),
@@ -464,6 +475,7 @@ int main(int argc, char** argv) {
                 r.peak_empty_dir_mib),
            strf("%.0f MiB", r.db_mib),
            strf("%.0f / %.0f µs", r.stats_p50_us, r.stats_p99_us),
+           strf("%.0f / %.0f µs", r.metrics_p50_us, r.metrics_p99_us),
            r.idle_per_min >= 0 ? strf("%.0f", r.idle_per_min) : "-",
            r.polls > 0 ? strf("%.1f MiB (%s polls)", r.rss_poll_end_mib, grouped(r.polls).c_str()) : "-"});
   }
@@ -488,9 +500,10 @@ int main(int argc, char** argv) {
                   r.ready_s, verdict(r.ready_s >= 0 && r.ready_s <= 5), r.rss_settled_mib,
                   verdict(r.rss_settled_mib <= 256), r.rss_scan_max_mib, verdict(r.rss_scan_max_mib <= 256),
                   r.peak_empty_dir_mib, verdict(r.peak_empty_dir_mib <= 256));
-    std::printf("  %s jobs: stats p99 %.0f µs <= 1 ms: %s; idle wake-ups %.0f/min == 0: %s\n",
-                size.c_str(), r.stats_p99_us, verdict(r.stats_p99_us <= 1000), r.idle_per_min,
-                verdict(r.idle_per_min == 0));
+    std::printf("  %s jobs: stats p99 %.0f µs <= 1 ms: %s (/metrics p99 %.0f µs: %s); idle wake-ups "
+                "%.0f/min == 0: %s\n",
+                size.c_str(), r.stats_p99_us, verdict(r.stats_p99_us <= 1000), r.metrics_p99_us,
+                verdict(r.metrics_p99_us <= 1000), r.idle_per_min, verdict(r.idle_per_min == 0));
   }
   return 0;
 }

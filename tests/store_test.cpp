@@ -1353,6 +1353,20 @@ TEST_P(SelectionStoreTest, FiltersSelectExactlyWhatTheContractSaysAndPagesAddUp)
     EXPECT_EQ(paged, want) << "round " << round << " in pages of " << *page.limit;
   }
   EXPECT_GT(non_empty, 60) << "the random selections should mostly select something";
+
+  // /metrics' count of the stuck jobs is the size of the stuck selection, at any bound.
+  Selection stuck;
+  stuck.stuck = true;
+  int some = 0;
+  for (int hours = -1; hours <= 221; hours += 20) {
+    const TimePoint bound = kT0 + kHour * hours;
+    auto count = store_->count_stuck(bound);
+    ASSERT_TRUE(count.ok()) << count.message();
+    const auto want = expected(stuck, bound);
+    EXPECT_EQ(*count, static_cast<std::int64_t>(want.size())) << "stuck before kT0 + " << hours << " h";
+    some += want.empty() ? 0 : 1;
+  }
+  EXPECT_GT(some, 2) << "the bounds should split the seed's jobs";
 }
 
 // Paging while the daemon works: between two pages jobs move on (the state filter may gain or
@@ -1654,6 +1668,20 @@ TEST_P(StoreTest, StuckCountsFromTheLastChangeOfStateOrRemoteStatus) {
   page = store->select(stuck, stuck_before(kT0 - Millis(1)));
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->jobs.empty());
+
+  // /metrics' count (jobs_active_since) says the same, its bound included.
+  auto count = store->count_stuck(kT0 + day * 4 - day * 3);
+  ASSERT_TRUE(count.ok()) << count.message();
+  EXPECT_EQ(*count, 2);
+  count = store->count_stuck(kT0 + Millis(2));  // both entered their status at kT0 + 2 ms or before
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, 2);
+  count = store->count_stuck(kT0 + Millis(1));  // only the queued one is that old
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, 1);
+  count = store->count_stuck(kT0 - Millis(1));
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, 0);
 }
 
 TEST_P(StoreTest, LabelsAreSelectableFromIntakeOn) {

@@ -147,6 +147,11 @@ class Store {
   virtual Result<std::size_t> drop_archived(const std::vector<std::int64_t>& job_ids,
                                             std::string_view file, TimePoint now);
   virtual Result<StoreStats> stats() const = 0;
+  // How many non-final jobs have had no change of state or remote status since `stuck_before`:
+  // what Selection::stuck selects, counted (/metrics' personad_jobs_stuck). The backends read
+  // a range of the index jobs_active_since (0012), so a scrape costs O(stuck jobs), not
+  // O(non-final jobs). The default counts a selection.
+  virtual Result<std::int64_t> count_stuck(TimePoint stuck_before) const;
   // The active jobs in groups alike for an estimate (ActiveCohort), their entry and submission
   // times floored to a multiple of `bucket`: what a campaign's ETA reads, O(groups) to hold
   // and one index to scan (jobs_active_eta), never the rows. The default groups load_active().

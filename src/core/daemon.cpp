@@ -946,7 +946,11 @@ class Daemon {
     sel.limit = kPage;
     SelectOptions opt;
     opt.stuck_before = add_saturating(clock_.now(), Millis(-config_.stuck_after.count()));
-    for (int page = 0; page < kMaxPages; ++page) {
+    // Counted first (O(stuck jobs)): with none stuck, the pages in list order, which walk every
+    // non-final job to find none, are not read at all.
+    auto count = co_await store_->read(
+        [before = opt.stuck_before](Store& st) { return st.count_stuck(before); });
+    for (int page = 0; page < kMaxPages && (!count || *count > 0); ++page) {
       auto r = co_await store_->read([sel, opt](Store& st) { return st.select(sel, opt); });
       if (!r) co_return;  // the store says why elsewhere; the next scan tries again
       for (auto& j : r->jobs) stuck.push_back(std::move(j));

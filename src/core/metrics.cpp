@@ -228,21 +228,15 @@ Result<void> read_store_metrics(const Store& store, TimePoint now, Millis stuck_
                                 MetricsSnapshot& out) {
   auto stats = store.stats();
   if (!stats) return stats.error();
-  Selection stuck;
-  stuck.stuck = true;
-  stuck.limit = 1;
-  SelectOptions so;
-  so.stuck_before = add_saturating(now, Millis(-stuck_after.count()));
-  so.count_more = true;
-  auto stuck_page = store.select(stuck, so);
-  if (!stuck_page) return stuck_page.error();
+  auto stuck = store.count_stuck(add_saturating(now, Millis(-stuck_after.count())));
+  if (!stuck) return stuck.error();
   Selection pending;
   pending.states = {State::pending};
   pending.limit = 1;
   auto oldest = store.select(pending, SelectOptions{});
   if (!oldest) return oldest.error();
   out.store = std::move(*stats);
-  out.jobs_stuck = static_cast<std::int64_t>(stuck_page->jobs.size()) + stuck_page->more;
+  out.jobs_stuck = *stuck;
   out.oldest_pending_age = 0.0;
   if (!oldest->jobs.empty()) {
     const Job& j = oldest->jobs.front();

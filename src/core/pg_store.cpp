@@ -542,6 +542,7 @@ class PgStore final : public Store {
                                     TimePoint now) override;
   Result<StoreStats> stats() const override;
   Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const override;
+  Result<std::int64_t> count_stuck(TimePoint stuck_before) const override;
   Result<std::optional<RememberedBatch>> remembered_batch(std::string_view path) const override;
   Result<void> remember_batch(std::string_view path, std::string_view fingerprint,
                               std::int64_t entries, TimePoint now) override;
@@ -824,6 +825,17 @@ Result<std::vector<ActiveCohort>> PgStore::active_cohorts(Millis bucket) const {
                    from_ms(rows->optional_int64(i, 3)), rows->int64(i, 4)});
   }
   return out;
+}
+
+Result<std::int64_t> PgStore::count_stuck(TimePoint stuck_before) const {
+  std::lock_guard lock(impl_->mutex);
+  if (auto r = impl_->ready("count the stuck jobs"); !r) return r.error();
+  // A range of jobs_active_since (pg/0005): the stuck jobs alone.
+  auto rows = impl_->c.exec("SELECT count(*) FROM jobs WHERE state IN " PERSONAD_ACTIVE_STATES
+                            " AND status_since <= $1::bigint",
+                            Params().add(to_unix_ms(stuck_before)));
+  if (!rows) return fail("count the stuck jobs", rows.error());
+  return rows->int64(0, 0);
 }
 
 Result<StoreStats> PgStore::stats() const {

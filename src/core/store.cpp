@@ -331,6 +331,7 @@ struct SqliteImpl {
   Statement counts_by_state;
   Statement next_due;
   Statement active_cohorts;
+  Statement count_stuck;
   Statement batch_by_path;
   Statement remember_batch;
 
@@ -448,6 +449,9 @@ Result<void> SqliteImpl::prepare_all() {
       {&active_cohorts,
        "SELECT state, remote_status, status_since, submitted_at, count(*) FROM jobs "
        "INDEXED BY jobs_active_eta WHERE " PERSONAD_SQL_ACTIVE("state") " GROUP BY 1, 2, 3, 4"},
+      // A range of jobs_active_since (0012): the stuck jobs alone, whatever the number of others.
+      {&count_stuck, "SELECT count(*) FROM jobs INDEXED BY jobs_active_since WHERE "
+                     PERSONAD_SQL_ACTIVE("state") " AND status_since <= ?1"},
       {&batch_by_path, "SELECT fingerprint, entries, intaken_at FROM batch_files WHERE path = ?1"},
       {&remember_batch,
        "INSERT INTO batch_files (path, fingerprint, entries, intaken_at) VALUES (?1, ?2, ?3, ?4) "
@@ -793,6 +797,7 @@ class SqliteStore final : public Store {
                                     TimePoint now) override;
   Result<StoreStats> stats() const override;
   Result<std::vector<ActiveCohort>> active_cohorts(Millis bucket) const override;
+  Result<std::int64_t> count_stuck(TimePoint stuck_before) const override;
   Result<std::optional<RememberedBatch>> remembered_batch(std::string_view path) const override;
   Result<void> remember_batch(std::string_view path, std::string_view fingerprint,
                               std::int64_t entries, TimePoint now) override;
@@ -823,6 +828,18 @@ Result<std::vector<ActiveCohort>> Store::active_cohorts(Millis bucket) const {
   stored::CohortCounter groups(bucket);
   for (const Job& j : *jobs) groups.add(cohort_of(j));
   return groups.take();
+}
+
+Result<std::int64_t> Store::count_stuck(TimePoint stuck_before) const {
+  Selection stuck;
+  stuck.stuck = true;
+  stuck.limit = 1;
+  SelectOptions o;
+  o.stuck_before = stuck_before;
+  o.count_more = true;
+  auto page = select(stuck, o);
+  if (!page) return page.error();
+  return static_cast<std::int64_t>(page->jobs.size()) + page->more;
 }
 
 Result<std::optional<RememberedBatch>> Store::remembered_batch(std::string_view) const {
@@ -1140,6 +1157,14 @@ Result<std::vector<ActiveCohort>> SqliteStore::active_cohorts(Millis bucket) con
     groups.add({*state, stmt.text(1), from_unix_ms(stmt.int64(2)),
                 from_ms(stmt.optional_int64(3)), stmt.int64(4)});
   }
+}
+
+Result<std::int64_t> SqliteStore::count_stuck(TimePoint stuck_before) const {
+  auto& stmt = impl_->count_stuck;
+  ResetOnExit reset(stmt);
+  auto row = stmt.bind(1, to_unix_ms(stuck_before)).step();
+  if (!row) return fail("count the stuck jobs", row.error());
+  return *row ? stmt.int64(0) : 0;
 }
 
 Result<StoreStats> SqliteStore::stats() const {
