@@ -25,11 +25,12 @@ std::string spec_text(const PersonaSpec& spec);
 // Absent fields read as empty (the value of an optional field that was not given); a field of
 // the wrong type is an error rather than a silent loss.
 Result<PersonaSpec> parse_spec(std::string_view text);
-// The text a spec is stored as, once it is known to read back as the same spec. Never store
-// what cannot be read back: text that is not valid UTF-8 would serialise but not parse, and one
-// unreadable row would stop every start-up load. Both stores check every spec of an enqueue
-// before its first insert, so the one failure a caller can cause comes while nothing is written.
-Result<std::string> storable_spec_text(const PersonaSpec& spec);
+// The texts the specs of an enqueue are stored as, once each is known to read back as the same
+// spec; else which one cannot ("enqueue '<key>': ..."). Never store what cannot be read back:
+// text that is not valid UTF-8 would serialise but not parse, and one unreadable row would stop
+// every start-up load. Both stores call this before an enqueue's first insert, so the one
+// failure a caller can cause comes while nothing is written.
+Result<std::vector<std::string>> storable_spec_texts(const std::vector<PersonaSpec>& specs);
 
 std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t);
 std::optional<TimePoint> from_ms(const std::optional<std::int64_t>& ms);

@@ -570,13 +570,8 @@ Result<std::vector<EnqueueOutcome>> PgStore::enqueue(const std::vector<PersonaSp
   if (auto r = impl_->writable("enqueue"); !r) return r.error();
   if (auto r = impl_->ready("enqueue"); !r) return r.error();
   // Every spec is checked before the first row is written, as in the SQLite store.
-  std::vector<std::string> texts;
-  texts.reserve(specs.size());
-  for (const auto& spec : specs) {
-    auto text = stored::storable_spec_text(spec);
-    if (!text) return fail("enqueue '" + spec.key + "'", text.error());
-    texts.push_back(std::move(*text));
-  }
+  auto texts = stored::storable_spec_texts(specs);
+  if (!texts) return texts.error();
   // One transaction for the whole list: a batch is enqueued whole or not at all.
   auto w = impl_->begin_write("enqueue");
   if (!w) return w.error();
@@ -584,7 +579,7 @@ Result<std::vector<EnqueueOutcome>> PgStore::enqueue(const std::vector<PersonaSp
   outcomes.reserve(specs.size());
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const auto& spec = specs[i];
-    auto outcome = impl_->enqueue_one(spec, texts[i], source, reason, now, new_ref);
+    auto outcome = impl_->enqueue_one(spec, (*texts)[i], source, reason, now, new_ref);
     if (!outcome) return outcome.error();  // rolled back as w goes out of scope
     outcomes.push_back(std::move(*outcome));
   }

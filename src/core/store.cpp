@@ -928,13 +928,8 @@ Result<std::vector<EnqueueOutcome>> SqliteStore::enqueue(const std::vector<Perso
   // Every spec is checked before the first row is written: inside a group a write that fails
   // half-way breaks the whole group (sqlite::Transaction::member), so the one failure a caller
   // can cause is found while nothing is written yet.
-  std::vector<std::string> texts;
-  texts.reserve(specs.size());
-  for (const auto& spec : specs) {
-    auto text = stored::storable_spec_text(spec);
-    if (!text) return fail("enqueue '" + spec.key + "'", text.error());
-    texts.push_back(std::move(*text));
-  }
+  auto texts = stored::storable_spec_texts(specs);
+  if (!texts) return texts.error();
   // One transaction for the whole list: a batch is enqueued whole or not at all, and 10,000
   // rows cost one fsync instead of 10,000.
   auto tx = impl_->begin(impl_->begin_write, "enqueue");
@@ -942,7 +937,7 @@ Result<std::vector<EnqueueOutcome>> SqliteStore::enqueue(const std::vector<Perso
   std::vector<EnqueueOutcome> outcomes;
   outcomes.reserve(specs.size());
   for (std::size_t i = 0; i < specs.size(); ++i) {
-    auto outcome = impl_->enqueue_one(specs[i], texts[i], source, reason, now, new_ref);
+    auto outcome = impl_->enqueue_one(specs[i], (*texts)[i], source, reason, now, new_ref);
     if (!outcome) return outcome.error();  // the transaction rolls back as it goes out of scope
     outcomes.push_back(std::move(*outcome));
   }

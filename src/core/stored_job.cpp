@@ -54,12 +54,19 @@ Result<PersonaSpec> parse_spec(std::string_view text) {
   return spec;
 }
 
-Result<std::string> storable_spec_text(const PersonaSpec& spec) {
-  auto text = spec_text(spec);
-  auto back = parse_spec(text);
-  if (!back || *back != spec)
-    return make_error("spec does not survive a JSON round trip (is every field valid UTF-8?)");
-  return text;
+Result<std::vector<std::string>> storable_spec_texts(const std::vector<PersonaSpec>& specs) {
+  std::vector<std::string> texts;
+  texts.reserve(specs.size());
+  for (const auto& spec : specs) {
+    auto text = spec_text(spec);
+    auto back = parse_spec(text);
+    if (!back || *back != spec)
+      return fail("enqueue '" + spec.key + "'",
+                  make_error("spec does not survive a JSON round trip (is every field valid "
+                             "UTF-8?)"));
+    texts.push_back(std::move(text));
+  }
+  return texts;
 }
 
 std::optional<std::int64_t> to_ms(const std::optional<TimePoint>& t) {
