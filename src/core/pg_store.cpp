@@ -276,7 +276,7 @@ Result<WriteScope> PgImpl::begin_write(std::string_view what) {
   return w;
 }
 
-// `text`: the spec as stored::storable_spec_text checked it.
+// `text`: the spec as stored::storable_spec_texts checked it.
 Result<std::int64_t> PgImpl::insert_new_job(const PersonaSpec& spec, std::string_view text,
                                             std::string_view source, TimePoint now,
                                             const std::string& client_ref) {
