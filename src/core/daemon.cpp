@@ -1140,15 +1140,20 @@ class Daemon {
   std::uint64_t reload_requests_ = 0;  // SIGHUPs not yet taken by a reload
   std::optional<std::chrono::steady_clock::time_point> last_reload_began_;
   std::string reload_error_;
-  // Batch files are parsed here, off the loop (one thread: one file at a time anyway).
-  asio::thread_pool parse_pool_{1};
-  // The blocking libpq calls of the lease and the action table (a shared store only).
-  asio::thread_pool lease_pool_{1};
 
   Config config_;
   Credentials credentials_;
   const EventLog& log_;
   asio::io_context ioc_{1};
+  // Batch files are parsed here, off the loop (one thread: one file at a time anyway).
+  asio::thread_pool parse_pool_{1};
+  // The blocking libpq calls of the lease and the action table (a shared store only).
+  asio::thread_pool lease_pool_{1};
+  // (Both pools are declared after ioc_, so they go before it: a call still queued when the
+  // loop stopped (lease_pool_.stop() drops it) is destroyed with its pool, and its completion
+  // holds an executor of ioc_, which must still exist then. Declared before it, a lost lease
+  // with a claim of forwarded actions queued read the freed io_context: SIGABRT, found by
+  // Standby.APausedActiveHostWritesNothingAfterLosingTheLease under load and by ASan.)
   SystemClock clock_;
   asio::signal_set signals_;
   asio::steady_timer status_timer_;

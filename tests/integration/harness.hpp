@@ -38,6 +38,19 @@ inline std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
+// The last `lines` lines of a log: what a failure message shows of a process that ended badly
+// (CI keeps the head and tail of a long output, so a whole log would hide its own end).
+inline std::string last_lines(const std::string& text, std::size_t lines = 40) {
+  std::size_t at = text.size();
+  if (at > 0 && text[at - 1] == '\n') --at;
+  for (std::size_t n = 0; n < lines && at > 0; ++n) {
+    const auto nl = text.rfind('\n', at - 1);
+    if (nl == std::string::npos) return text;
+    at = nl;
+  }
+  return at == 0 ? text : "[…]" + text.substr(at);
+}
+
 inline void write_file(const fs::path& p, const std::string& text) {
   std::ofstream out(p);
   out << text;

@@ -195,8 +195,9 @@ TEST(Standby, APausedActiveHostWritesNothingAfterLosingTheLease) {
   a.process().signal(SIGCONT);
 
   // Woken, the old host finds the lease gone and stops, failing (systemd restarts it).
-  ASSERT_TRUE(wait_until([&] { return !a.process().running(); }, seconds(15))) << a.log_text();
-  EXPECT_EQ(a.process().wait(), 1);
+  ASSERT_TRUE(wait_until([&] { return !a.process().running(); }, seconds(15)))
+      << last_lines(a.log_text());
+  EXPECT_EQ(a.process().wait(), 1) << "host-a's end:\n" << last_lines(a.log_text());
   const std::string after = a.log_text().substr(mark);
   EXPECT_THAT(after, HasSubstr("lease_lost"));
   // A transition it logs after waking may only be one whose commit reached the database before
