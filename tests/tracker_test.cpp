@@ -385,6 +385,31 @@ TEST_F(TrackerTest, APollWaitingForItsCommitHoldsNoRequestSlot) {
   EXPECT_EQ(job("p3").remote_status, "processing");
 }
 
+TEST_F(TrackerTest, AnOperatorActionCutOffByAStoppedLoopMayOutliveTheTracker) {
+  // A lost lease stops the daemon's loop at once: an operator action waiting for its commit is
+  // never resumed, and its coroutine is destroyed after the tracker (with the loop's queue).
+  // Unwinding it then must not touch the tracker (ASan and valgrind saw a use-after-free).
+  make_tracker();
+  tracker_->stop_taking_work();  // keep it queued while we cancel
+  auto r0 = store_->enqueue({make_spec("c")}, "test", "test", clock_.now(),
+                            [] { return new_client_ref(); });
+  ASSERT_TRUE(r0);
+  HeldWritesRunner runner(*runner_);
+  runner.holding = true;
+  make_tracker(&runner);
+  tracker_->stop_taking_work();  // only the cancel writes
+  bool completed = false;
+  boost::asio::co_spawn(ioc_, tracker_->cancel("c"),
+                        [&](std::exception_ptr, Result<ActionOutcome>) { completed = true; });
+  ASSERT_TRUE(run_until([&] { return runner.held.size() == 1; }));
+  tracker_.reset();
+  runner.held.clear();  // the write never runs; its waiting coroutine unwinds on the loop
+  ioc_.restart();
+  ioc_.poll();
+  EXPECT_FALSE(completed);
+  EXPECT_EQ(state("c"), State::queued);  // nothing was written
+}
+
 TEST_F(TrackerTest, ACreateWaitingForItsResultCommitHoldsNoRequestSlot) {
   // One request slot, and a create's result held back before its commit: a poll due meanwhile
   // still goes out. A create holds its slot from before its intent record to the end of its

@@ -223,9 +223,14 @@ class Tracker {
   // Jobs whose last write was this tracker's record of a poll that changed nothing, exactly
   // as written (Store::record_poll guards the state and remote status; every other column is
   // as read): their next step needs no read. Bounded (kKeptJobsMax, due within kKeepHorizon,
-  // tracker.cpp); emptied around every operator action (OperatorWrites).
-  std::unordered_map<std::int64_t, Job> kept_;
-  std::uint64_t operator_epoch_ = 0;  // bumped before and after every operator action
+  // tracker.cpp); emptied around every operator action (OperatorWrites). Shared with the
+  // operator actions in flight: a loop stopped at once (a lost lease) destroys their coroutines
+  // after the tracker, and their bracket still ends.
+  struct Kept {
+    std::unordered_map<std::int64_t, Job> jobs;
+    std::uint64_t operator_epoch = 0;  // bumped before and after every operator action
+  };
+  std::shared_ptr<Kept> kept_ = std::make_shared<Kept>();
   TimePoint started_at_{};
   bool accepting_ = true;
 };

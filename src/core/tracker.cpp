@@ -236,7 +236,7 @@ const PollConfig& Tracker::poll_policy(const Job& job) const {
 
 void Tracker::stop_taking_work() {
   accepting_ = false;
-  kept_.clear();
+  kept_->jobs.clear();
   scheduler_.stop();
   runner_.stop();
   requests_.close();  // steps waiting for a request slot end without sending
@@ -245,7 +245,7 @@ void Tracker::stop_taking_work() {
 // ---- Steps ----
 
 asio::awaitable<StepEnd> Tracker::step(std::int64_t id) {
-  const std::uint64_t epoch = operator_epoch_;
+  const std::uint64_t epoch = kept_->operator_epoch;
   std::optional<Job> kept = take_kept(id);
   if (!kept) {
     auto loaded = co_await store_.read([id](Store& s) { return s.get(id); });
@@ -282,31 +282,32 @@ asio::awaitable<StepEnd> Tracker::resend(Job job) {
 }
 
 std::optional<Job> Tracker::take_kept(std::int64_t id) {
-  auto it = kept_.find(id);
-  if (it == kept_.end()) return std::nullopt;
+  auto it = kept_->jobs.find(id);
+  if (it == kept_->jobs.end()) return std::nullopt;
   std::optional<Job> job(std::move(it->second));
-  kept_.erase(it);
+  kept_->jobs.erase(it);
   return job;
 }
 
 void Tracker::keep(Job job, std::uint64_t epoch) {
-  if (epoch != operator_epoch_ || !accepting_ || !job.next_poll_at) return;
-  if (kept_.size() >= kKeptJobsMax) return;
+  if (epoch != kept_->operator_epoch || !accepting_ || !job.next_poll_at) return;
+  if (kept_->jobs.size() >= kKeptJobsMax) return;
   if (*job.next_poll_at > add_saturating(clock_.now(), kKeepHorizon)) return;
   const std::int64_t id = job.id;
-  kept_.insert_or_assign(id, std::move(job));
+  kept_->jobs.insert_or_assign(id, std::move(job));
 }
 
+// The kept jobs, not the tracker: the action's coroutine may be destroyed after the tracker.
 struct Tracker::OperatorWrites {
-  explicit OperatorWrites(Tracker& t) : tracker(t) { forget(); }
+  explicit OperatorWrites(Tracker& t) : kept(t.kept_) { forget(); }
   ~OperatorWrites() { forget(); }
   OperatorWrites(const OperatorWrites&) = delete;
   OperatorWrites& operator=(const OperatorWrites&) = delete;
   void forget() {
-    ++tracker.operator_epoch_;
-    tracker.kept_.clear();
+    ++kept->operator_epoch;
+    kept->jobs.clear();
   }
-  Tracker& tracker;
+  std::shared_ptr<Kept> kept;
 };
 
 void Tracker::step_done(std::int64_t id, StepEnd end, const std::string& failure) {
