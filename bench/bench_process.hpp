@@ -172,6 +172,18 @@ inline double proc_peak_rss_mib(pid_t pid) {
   return static_cast<double>(proc_status_field("/proc/" + std::to_string(pid) + "/status", "VmHWM")) / 1024.0;
 }
 
+// How long one thread ran on a core and waited on a run queue (ready, no core free), in ms
+// since it began (/proc/PID/task/TID/schedstat: run ns, wait ns, time slices); -1 unreadable.
+struct SchedTimes {
+  double ran_ms = -1, waited_ms = -1;
+};
+inline SchedTimes thread_sched_times(pid_t pid, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/schedstat");
+  unsigned long long run = 0, wait = 0;
+  if (!(in >> run >> wait)) return {};
+  return {static_cast<double>(run) / 1e6, static_cast<double>(wait) / 1e6};
+}
+
 // Context switches of every thread of a process, by thread name. /proc/PID/status counts the
 // main thread only; each thread wakes on its own (the store thread, the parsing pool).
 struct Switches {
