@@ -389,15 +389,12 @@ TEST_F(TrackerTest, AnOperatorActionCutOffByAStoppedLoopMayOutliveTheTracker) {
   // A lost lease stops the daemon's loop at once: an operator action waiting for its commit is
   // never resumed, and its coroutine is destroyed after the tracker (with the loop's queue).
   // Unwinding it then must not touch the tracker (ASan and valgrind saw a use-after-free).
-  make_tracker();
-  tracker_->stop_taking_work();  // keep it queued while we cancel
-  auto r0 = store_->enqueue({make_spec("c")}, "test", "test", clock_.now(),
-                            [] { return new_client_ref(); });
-  ASSERT_TRUE(r0);
+  ASSERT_TRUE(store_->enqueue({make_spec("c")}, "test", "test", clock_.now(),
+                              [] { return new_client_ref(); }));
   HeldWritesRunner runner(*runner_);
   runner.holding = true;
   make_tracker(&runner);
-  tracker_->stop_taking_work();  // only the cancel writes
+  tracker_->stop_taking_work();  // keeps it queued: only the cancel writes
   bool completed = false;
   boost::asio::co_spawn(ioc_, tracker_->cancel("c"),
                         [&](std::exception_ptr, Result<ActionOutcome>) { completed = true; });
