@@ -7,8 +7,8 @@ idle-in-transaction limit (takeover_after / 6), so a pause inside a transaction 
 connection; about one in three is 4-6 s, past takeover_after (3 s), so the other host takes the
 lease and the paused one must stop with exit status 1 when it wakes. A host that ended is started
 again (as systemd's Restart= would). Any other end (a signal, a sanitizer report) stops the soak
-with exit status 2 and the end of that host's log; at the end every job must be final or still
-moving, with exactly one persona per job on the simulator.
+with exit status 2 and the end of that host's log; at the end no job may hold more than one
+persona on the simulator (its own list, by personad's label).
 
 Timing-driven, so not a CTest test: a soak to run by hand, best with the ASan build, where it found
 a use-after-free of the io_context after a lost lease (docs/design.md). Needs a PostgreSQL server
