@@ -953,9 +953,12 @@ TEST_F(CreatifyClientTest, CreateTimeoutIsUnknownOutcome) {
 }
 
 TEST_F(CreatifyClientTest, ACreateNotWrittenWithinItsTimeoutIsNeverWritten) {
-  // One slot, held by a GET the server never answers: the create waits for it longer than its
-  // timeout. Written then, it could reach the API after a reconcile (here or on the host that
-  // took over) had given it up for absent; it is not written, a certain "not sent".
+  // One slot, held in turn by two GETs the server never answers: the create waits for it about
+  // two timeouts, one more than its own. Written then, it could reach the API after a reconcile
+  // (here or on the host that took over) had given it up for absent; it is not written, a
+  // certain "not sent". (Behind one GET alone the slot came free within microseconds of the
+  // create's own deadline, and a loaded machine could let the create through: the margin is a
+  // whole timeout now.)
   serve([](const Request& req) {
     if (req.method() == http::verb::get) return Reply::hanging();
     return Reply{201, persona_json("p")};
@@ -967,10 +970,12 @@ TEST_F(CreatifyClientTest, ACreateNotWrittenWithinItsTimeoutIsNeverWritten) {
   const PersonaSpec spec = url_spec();  // outlives the coroutine that reads it
   std::vector<asio::awaitable<ApiResult<RemotePersona>>> ops;
   ops.push_back(client->get("slow"));
+  ops.push_back(client->get("slower"));
   ops.push_back(client->create(spec, "r"));
   auto results = run_all(io, std::move(ops));
   EXPECT_EQ(results[0].outcome, Outcome::transient);
-  const auto& r = results[1];
+  EXPECT_EQ(results[1].outcome, Outcome::transient);
+  const auto& r = results[2];
   EXPECT_EQ(r.outcome, Outcome::transient);
   EXPECT_FALSE(r.sent);
   EXPECT_NE(r.message.find("timeout after 200ms before the request was written"), std::string::npos)
