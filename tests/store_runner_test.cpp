@@ -335,6 +335,83 @@ TEST_P(StoreRunnerTest, WithAReaderAReadDoesNotWaitBehindACommit) {
   EXPECT_EQ(runner_->stats().reads, 2u);
 }
 
+// A busy writer waits up to 3 ms for more writes to share its commit; a reader has no commit to
+// share, so a busy reader never waits: each of its reads would only be later.
+TEST_P(StoreRunnerTest, OnlyTheWriterWaitsToGatherMoreWork) {
+  auto reader = backend_->open(OpenMode::read_only);
+  ASSERT_TRUE(reader) << reader.message();
+  runner_.reset();
+  auto gated = std::make_unique<GatedStore>(std::move(backend_->open(OpenMode::read_write).value()));
+  gated_ = gated.get();
+  runner_ = std::make_unique<ThreadedStoreRunner>(std::move(gated), std::move(*reader));
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto run_until = [&](const std::function<bool()>& done) {
+    while (!done() && std::chrono::steady_clock::now() < until)
+      ioc_.run_for(std::chrono::milliseconds(1));
+    return done();
+  };
+
+  // The reader lane: one read held on its thread while nine queue behind it; they run as one
+  // batch of nine (a busy lane), and then one more read arrives.
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false, holding = false;
+  std::atomic<int> reads{0};
+  auto spawn_read = [&](bool hold) {
+    boost::asio::co_spawn(
+        ioc_,
+        [&, hold]() -> boost::asio::awaitable<void> {
+          auto r = co_await runner_->read([&, hold](Store& s) {
+            if (hold) {
+              std::unique_lock lock(m);
+              holding = true;
+              cv.notify_all();
+              cv.wait(lock, [&] { return release; });
+            }
+            return s.find("job-0");
+          });
+          EXPECT_TRUE(r) << r.message();
+          ++reads;
+        },
+        boost::asio::detached);
+  };
+  spawn_read(true);
+  ASSERT_TRUE(run_until([&] {
+    std::lock_guard lock(m);
+    return holding;
+  }));
+  for (int i = 0; i < 9; ++i) spawn_read(false);
+  ioc_.run_for(std::chrono::milliseconds(50));  // the nine queue behind the held read
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(run_until([&] { return reads == 10; }));
+  spawn_read(false);
+  ASSERT_TRUE(run_until([&] { return reads == 11; }));
+  EXPECT_EQ(runner_->stats().gathers, 0u);
+
+  // The writer lane, the same way: one write held in its commit, nine behind it, one more.
+  gated_->hold_commits();
+  std::atomic<int> done{0};
+  auto spawn_write = [&](int n) {
+    boost::asio::co_spawn(ioc_, submit_job(n, &done), [](std::exception_ptr, Result<void> r) {
+      EXPECT_TRUE(r) << r.message();
+    });
+  };
+  spawn_write(0);
+  ASSERT_TRUE(run_until([&] { return gated_->waiting_at_commit(); }));
+  for (int n = 1; n <= 9; ++n) spawn_write(n);
+  ioc_.run_for(std::chrono::milliseconds(50));
+  gated_->release_commits();
+  ASSERT_TRUE(run_until([&] { return done == 10; }));
+  EXPECT_EQ(runner_->stats().largest_group, 9u);
+  spawn_write(10);
+  ASSERT_TRUE(run_until([&] { return done == 11; }));
+  EXPECT_EQ(runner_->stats().gathers, 1u);  // the write after the group of nine
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreRunnerTest, kAllStoreBackends, store_backend_name);
 
 TEST(InlineStoreRunner, CompletesThroughTheLoopNeverInline) {

@@ -208,6 +208,24 @@ TEST_F(SqliteStoreTest, OpenCreatesAndMigratesToTheLatestVersion) {
             "1");
 }
 
+// The writer copies its WAL back into the database every 10,000 pages (~40 MiB), not SQLite's
+// 1,000 (~4 MiB): a page that many commits rewrite is copied back once per 40 MiB.
+TEST_F(SqliteStoreTest, TheWalIsCheckpointedEveryFortyMebibytesNotEveryFour) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (int chunk = 0; chunk < 16; ++chunk) {
+    std::vector<PersonaSpec> specs;
+    for (int i = 0; i < 500; ++i)
+      specs.push_back(make_spec("wal-" + std::to_string(chunk) + "-" + std::to_string(i)));
+    ASSERT_EQ(enqueue(*store, specs).size(), specs.size());
+  }
+  ASSERT_TRUE(fs::exists(path_ + "-wal"));
+  const auto wal = fs::file_size(path_ + "-wal");
+  // At 1,000 pages the WAL would have been reset and reused from its start: ~4 MiB.
+  EXPECT_GT(wal, 8u << 20) << wal;
+  EXPECT_LT(wal, 48u << 20) << wal;
+}
+
 TEST_F(SqliteStoreTest, OpenFailsNamingAMissingDirectory) {
   const auto missing = dir_ / "no-such-dir";
   auto store = Store::open((missing / "personad.db").string(), OpenMode::read_write);

@@ -5,7 +5,8 @@
 //     transaction and one fsync for all of them. One that is refused (a conflict with an
 //     operator's action) leaves the others; one that fails after it changed rows fails the
 //     group (store.hpp, begin_group). A busy writer (its
-//     last group held 8 writes or more) waits up to 3 ms for more before it begins the next.
+//     last group held 8 writes or more) waits up to 3 ms for more before it begins the next;
+//     reads never wait so.
 //   - InlineStoreRunner (tests, the deterministic simulation): works on the calling thread, one
 //     write a transaction, and posts the completion; nothing depends on thread timing.
 // Reads run outside any group (they never see writes that are not committed yet).
@@ -48,6 +49,7 @@ class StoreRunner {
     std::uint64_t writes = 0;   // writes in them
     std::uint64_t reads = 0;
     std::uint64_t largest_group = 0;
+    std::uint64_t gathers = 0;  // groups that first waited up to 3 ms for more writes
   };
 
   virtual ~StoreRunner() = default;
