@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <pthread.h>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <cstdio>
@@ -96,7 +97,12 @@ class Daemon {
         scan_ended_(ioc_),
         reload_gap_(ioc_),
         notifier_(ioc_.get_executor()),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()) {
+    // `top -H`, `perf` and a core dump tell the threads apart: the loop keeps the program's
+    // name, the store's are store-writer and store-reader (store_runner.cpp).
+    asio::post(parse_pool_, [] { ::pthread_setname_np(::pthread_self(), "batch-parse"); });
+    asio::post(lease_pool_, [] { ::pthread_setname_np(::pthread_self(), "store-lease"); });
+  }
 
   // The pools' threads may still be inside a call on the lease's connection or a parse: they
   // finish it before any member they use goes.

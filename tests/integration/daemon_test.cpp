@@ -6,7 +6,6 @@
 #include <fstream>
 #include <gtest/gtest.h>
 
-#include <set>
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <set>
 
 #include "harness.hpp"
 #include "personad/store.hpp"
@@ -101,6 +101,29 @@ TEST(Daemon, TwentyJobBatchRunsToCompletion) {
   expect_history_and_log(env);
   env.stop_daemon(SIGTERM);
   EXPECT_THAT(read_file(env.log_path()), HasSubstr("stopped"));
+}
+
+// An operator's `top -H` (or perf, or a core dump) tells the daemon's threads apart.
+TEST(Daemon, ItsThreadsAreNamedForWhatTheyDo) {
+  Environment env("threads");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000", "--seed", "3"}));
+  env.write_config();
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  std::multiset<std::string> names;
+  std::error_code ec;
+  const auto tasks = fs::path("/proc") / std::to_string(env.daemon()->pid()) / "task";
+  for (const auto& t : fs::directory_iterator(tasks, ec)) {
+    std::string name = read_file(t.path() / "comm");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    names.insert(name);
+  }
+  EXPECT_EQ(names.count("personad"), 1u);  // the event loop
+  EXPECT_EQ(names.count("store-writer"), 1u);
+  EXPECT_EQ(names.count("store-reader"), 1u);
+  EXPECT_EQ(names.count("batch-parse"), 1u);
+  EXPECT_EQ(names.count("store-lease"), 1u);
+  env.stop_daemon(SIGTERM);
 }
 
 TEST(Daemon, RestartInTheMiddleLosesAndDuplicatesNothing) {
