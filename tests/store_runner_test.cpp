@@ -137,6 +137,25 @@ class StoreRunnerTest : public ::testing::TestWithParam<StoreBackendKind> {
     co_return r;
   }
 
+  // The daemon's runner: a second, read-only connection and a thread of its own for reads.
+  void use_reader() {
+    auto reader = backend_->open(OpenMode::read_only);
+    ASSERT_TRUE(reader) << reader.message();
+    runner_.reset();
+    auto writer = backend_->open(OpenMode::read_write);
+    ASSERT_TRUE(writer) << writer.message();
+    auto gated = std::make_unique<GatedStore>(std::move(*writer));
+    gated_ = gated.get();
+    runner_ = std::make_unique<ThreadedStoreRunner>(std::move(gated), std::move(*reader));
+  }
+
+  // Starts job-N's write on the loop, expecting it to succeed; `done` counts the callers told.
+  void spawn_write(int n, std::atomic<int>& done) {
+    boost::asio::co_spawn(ioc_, submit_job(n, &done), [](std::exception_ptr, Result<void> r) {
+      EXPECT_TRUE(r) << r.message();
+    });
+  }
+
   State state_on_disk(int n) {
     auto s = backend_->open(OpenMode::read_only);
     auto j = (*s)->find("job-" + std::to_string(n));
@@ -157,15 +176,10 @@ class StoreRunnerTest : public ::testing::TestWithParam<StoreBackendKind> {
 TEST_P(StoreRunnerTest, WritesThatArriveDuringACommitShareTheNextOne) {
   gated_->hold_commits();
   std::atomic<int> done{0};
-  auto spawn = [&](int n) {
-    boost::asio::co_spawn(ioc_, submit_job(n, &done), [](std::exception_ptr, Result<void> r) {
-      EXPECT_TRUE(r) << r.message();
-    });
-  };
-  spawn(0);
+  spawn_write(0, done);
   // Run until the first write sits in its commit; then 50 more arrive.
   while (!gated_->waiting_at_commit()) ioc_.run_for(std::chrono::milliseconds(1));
-  for (int n = 1; n <= 50; ++n) spawn(n);
+  for (int n = 1; n <= 50; ++n) spawn_write(n, done);
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   // The fifty start and queue their writes behind the commit in flight.
   ioc_.run_for(std::chrono::milliseconds(50));
@@ -294,17 +308,10 @@ TEST_P(StoreRunnerTest, CallersResumeOnTheirOwnThread) {
 TEST_P(StoreRunnerTest, WithAReaderAReadDoesNotWaitBehindACommit) {
   // The daemon's runner: a second, read-only connection for reads. A read answers while a
   // group's commit is held, and sees what was committed when it began.
-  auto reader = backend_->open(OpenMode::read_only);
-  ASSERT_TRUE(reader) << reader.message();
-  runner_.reset();
-  auto gated = std::make_unique<GatedStore>(std::move(backend_->open(OpenMode::read_write).value()));
-  gated_ = gated.get();
-  runner_ = std::make_unique<ThreadedStoreRunner>(std::move(gated), std::move(*reader));
+  ASSERT_NO_FATAL_FAILURE(use_reader());
   gated_->hold_commits();
   std::atomic<int> done{0};
-  boost::asio::co_spawn(ioc_, submit_job(0, &done), [](std::exception_ptr, Result<void> r) {
-    EXPECT_TRUE(r) << r.message();
-  });
+  spawn_write(0, done);
   while (!gated_->waiting_at_commit()) ioc_.run_for(std::chrono::milliseconds(1));
 
   auto read_state = [&]() -> std::optional<State> {
@@ -338,12 +345,7 @@ TEST_P(StoreRunnerTest, WithAReaderAReadDoesNotWaitBehindACommit) {
 // A busy writer waits up to 3 ms for more writes to share its commit; a reader has no commit to
 // share, so a busy reader never waits: each of its reads would only be later.
 TEST_P(StoreRunnerTest, OnlyTheWriterWaitsToGatherMoreWork) {
-  auto reader = backend_->open(OpenMode::read_only);
-  ASSERT_TRUE(reader) << reader.message();
-  runner_.reset();
-  auto gated = std::make_unique<GatedStore>(std::move(backend_->open(OpenMode::read_write).value()));
-  gated_ = gated.get();
-  runner_ = std::make_unique<ThreadedStoreRunner>(std::move(gated), std::move(*reader));
+  ASSERT_NO_FATAL_FAILURE(use_reader());
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   auto run_until = [&](const std::function<bool()>& done) {
     while (!done() && std::chrono::steady_clock::now() < until)
@@ -395,19 +397,14 @@ TEST_P(StoreRunnerTest, OnlyTheWriterWaitsToGatherMoreWork) {
   // The writer lane, the same way: one write held in its commit, nine behind it, one more.
   gated_->hold_commits();
   std::atomic<int> done{0};
-  auto spawn_write = [&](int n) {
-    boost::asio::co_spawn(ioc_, submit_job(n, &done), [](std::exception_ptr, Result<void> r) {
-      EXPECT_TRUE(r) << r.message();
-    });
-  };
-  spawn_write(0);
+  spawn_write(0, done);
   ASSERT_TRUE(run_until([&] { return gated_->waiting_at_commit(); }));
-  for (int n = 1; n <= 9; ++n) spawn_write(n);
+  for (int n = 1; n <= 9; ++n) spawn_write(n, done);
   ioc_.run_for(std::chrono::milliseconds(50));
   gated_->release_commits();
   ASSERT_TRUE(run_until([&] { return done == 10; }));
   EXPECT_EQ(runner_->stats().largest_group, 9u);
-  spawn_write(10);
+  spawn_write(10, done);
   ASSERT_TRUE(run_until([&] { return done == 11; }));
   EXPECT_EQ(runner_->stats().gathers, 1u);  // the write after the group of nine
 }
