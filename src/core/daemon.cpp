@@ -7,7 +7,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <pthread.h>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include <spdlog/logger.h>
 
 #include <malloc.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <sys/stat.h>
 

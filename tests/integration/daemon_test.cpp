@@ -6,6 +6,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 
+#include <set>
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -15,7 +16,6 @@
 #include <unistd.h>
 
 #include <functional>
-#include <set>
 
 #include "harness.hpp"
 #include "personad/store.hpp"
