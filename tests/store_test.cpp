@@ -1166,6 +1166,95 @@ TEST_P(StoreTest, StatsCountJobsWaitingForTheOperator) {
   EXPECT_EQ(stats->needs_operator, 1);
 }
 
+// The counts per state (job_counts) are kept by every kind of write of a job: intake, a
+// transition, an update, a recorded poll, an archive, in a group or alone, and a group rolled
+// back leaves them as they were. After each step they must equal a count of the rows.
+TEST_P(StoreTest, CountsStayEqualToTheRowsThroughEveryKindOfWrite) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto expect_counts_match_rows = [&](const std::string& after) {
+    auto rows = store->list();
+    ASSERT_TRUE(rows.ok()) << rows.message();
+    StoreStats want;
+    for (State s : all_states()) want.counts[s] = 0;
+    for (const Job& j : *rows) {
+      ++want.counts[j.state];
+      want.polls += j.polls;
+      want.attempts += j.attempts;
+      if (j.needs_operator && !is_final(j.state)) ++want.needs_operator;
+    }
+    auto got = store->stats();
+    ASSERT_TRUE(got.ok()) << got.message();
+    EXPECT_EQ(got->counts, want.counts) << "after " << after;
+    EXPECT_EQ(got->polls, want.polls) << "after " << after;
+    EXPECT_EQ(got->attempts, want.attempts) << "after " << after;
+    EXPECT_EQ(got->needs_operator, want.needs_operator) << "after " << after;
+  };
+  std::vector<PersonaSpec> specs;
+  for (int i = 0; i < 24; ++i) specs.push_back(make_spec("c-" + std::to_string(i)));
+  enqueue(*store, specs);
+  expect_counts_match_rows("intake");
+
+  std::mt19937 random(12);
+  TimePoint at = kT0;
+  for (int step = 0; step < 400 && !HasFatalFailure(); ++step) {
+    at += Millis(1000);
+    auto found = store->find("c-" + std::to_string(random() % specs.size()));
+    ASSERT_TRUE(found.ok()) << found.message();
+    if (!found->has_value()) continue;  // archived (its key is never taken again)
+    Job j = **found;
+    const bool in_group = random() % 3 == 0;
+    if (in_group) {
+      ASSERT_TRUE(store->begin_group().ok());
+    }
+    std::string what;
+    switch (random() % 5) {
+      case 0: {  // a transition along the table, if the job has one
+        std::vector<State> next;
+        for (State s : all_states())
+          if (transition_allowed(j.state, s)) next.push_back(s);
+        if (next.empty()) break;
+        const State to = next[random() % next.size()];
+        if (to == State::submitting) ++j.attempts;
+        what = "a transition to " + std::string(to_string(to));
+        move(*store, j, to, at);
+        break;
+      }
+      case 1:  // a poll
+        ++j.polls;
+        j.updated_at = at;
+        what = "a recorded poll";
+        ASSERT_TRUE(store->record_poll(j).ok());
+        break;
+      case 2:  // the operator's flag and more attempts, in one update
+        j.needs_operator = !j.needs_operator;
+        j.attempts += 2;
+        j.updated_at = at;
+        what = "an update";
+        ASSERT_TRUE(store->update(j).ok());
+        break;
+      case 3:  // a write that finds the row changed: nothing is written, nothing counted
+        j.state = j.state == State::queued ? State::pending : State::queued;
+        ++j.polls;
+        what = "a refused poll";
+        EXPECT_FALSE(store->record_poll(j).ok());
+        break;
+      case 4:  // the final jobs leave for an archive
+        if (!is_final(j.state)) break;
+        what = "an archive";
+        ASSERT_EQ(*store->drop_archived({j.id}, "archive-1.jsonl", at), 1u);
+        break;
+    }
+    if (in_group && random() % 4 == 0) {
+      store->abort_group();
+      what += ", rolled back with its group";
+    } else if (in_group) {
+      ASSERT_TRUE(store->end_group().ok());
+    }
+    if (!what.empty()) expect_counts_match_rows(what);
+  }
+}
+
 // ---- Selections ------------------------------------------------------------------------------
 
 constexpr Millis kHour{3600'000};

@@ -242,11 +242,11 @@ Result<void> configure_for_writing(sqlite::Db& db, const std::string& path) {
   // so a commit the program acted on must survive a power cut.
   if (auto r = db.exec("PRAGMA synchronous = FULL"); !r)
     return fail("configure " + path, r.error());
-  // Statement journals (the counts' triggers make every UPDATE of a job keep one) and the
-  // triggers' scratch tables in memory: they only ever serve a rollback of that one
-  // statement, never durability. In a temporary file they cost a
-  // pwrite per touched page (perf: most of an UPDATE's time during an intake), and a
-  // hardened service may have no writable temporary directory at all.
+  // Statement journals (kept by a statement that may change several rows, such as an archive's
+  // DELETE with its cascade) and sorts' scratch tables in memory: they only ever serve a
+  // rollback of that one statement or a query, never durability. In a temporary file they cost
+  // a pwrite per touched page, and a hardened service may have no writable temporary directory
+  // at all.
   if (auto r = db.exec("PRAGMA temp_store = MEMORY"); !r)
     return fail("configure " + path, r.error());
   // The WAL is copied back into the database every 10,000 pages (~40 MiB) instead of SQLite's
@@ -297,6 +297,18 @@ Result<void> require_current(int version, const std::string& path) {
 
 // ---- The SQLite backend ---------------------------------------------------------------------
 
+// What job_counts adds up of one job row: its state and three counters.
+struct Counted {
+  State state = State::queued;
+  std::int64_t polls = 0;
+  std::int64_t attempts = 0;
+  std::int64_t needs_operator = 0;  // 0 or 1
+};
+
+Counted counted(const Job& job) {
+  return {job.state, job.polls, job.attempts, job.needs_operator ? 1 : 0};
+}
+
 struct SqliteImpl {
   // The connection is declared first so that it is closed after every statement is finalized.
   sqlite::Db db;
@@ -327,6 +339,8 @@ struct SqliteImpl {
   // first use.
   std::unordered_map<std::uint32_t, Statement> updates;
   Statement record_poll;
+  Statement polls_of_job;  // what record_poll's row counted before it (job_counts)
+  Statement count_change;  // one row of job_counts, by the deltas of a write (recount)
   Statement state_of_job;
   Statement job_by_key;
   Statement job_by_id;
@@ -357,6 +371,12 @@ struct SqliteImpl {
   Result<void> add_transition(const Transition& t);
   // Writes the row if it is still in `expected` (the state the caller read).
   Result<void> update_row(const Job& job, State expected);
+  // Keeps job_counts (0003) in step with a write of one job row, in the write's transaction:
+  // `before` is the row as it was (none for an INSERT), `after` as it is now (none for a
+  // DELETE). Every write of a job's state, polls, attempts or needs_operator calls it
+  // (0013: no trigger does, so that no write of a job keeps a statement journal).
+  Result<void> recount(const std::optional<Counted>& before, const std::optional<Counted>& after);
+  Result<void> change_counts(State state, std::int64_t jobs, const Counted& by);
   // Why a write that names job.id and expects `expected` (and, for a poll, job.remote_status)
   // changed no row: not_found, or a conflict that says what the row is now.
   Error unchanged(const Job& job, State expected);
@@ -378,7 +398,12 @@ constexpr std::array<const char*, 21> kRowColumns = {
     "client_ref",      "unknown_since", "operator_reason", "missing_since", "missing_count",
     "waiting_reason"};
 constexpr std::size_t kStatusSince = kRowColumns.size();  // the bit past the columns
-constexpr std::size_t kStateColumn = 0, kRemoteStatusColumn = 2, kUpdatedAtColumn = 5;
+constexpr std::size_t kStateColumn = 0, kRemoteStatusColumn = 2, kUpdatedAtColumn = 5,
+                      kPollsColumn = 7, kAttemptsColumn = 8, kNeedsOperatorColumn = 11;
+// The columns job_counts adds up (with the state).
+constexpr std::uint32_t kCountedColumns = (1u << kStateColumn) | (1u << kPollsColumn) |
+                                          (1u << kAttemptsColumn) |
+                                          (1u << kNeedsOperatorColumn);
 
 // SELECT key, <kRowColumns> FROM jobs WHERE id = ?1: the row as update_row compares it.
 const std::string& row_now_sql() {
@@ -420,11 +445,15 @@ Result<void> SqliteImpl::prepare_all() {
       {&row_now, row_now_sql().c_str()},
       // Only what a poll changes: no indexed column but next_poll_at (the schedule) is named,
       // so SQLite rewrites no other index entry; status_since stays (nothing it counts from
-      // changed). `polls` fires job_counts_update (the stats' poll count).
+      // changed). `polls` is counted in job_counts too (recount).
       {&record_poll,
        "UPDATE jobs SET updated_at = ?4, next_poll_at = ?5, polls = ?6, errors = ?7, "
        "missing_since = ?8, missing_count = ?9 "
        "WHERE id = ?1 AND key = ?2 AND state = ?3 AND remote_status IS ?10"},
+      {&polls_of_job, "SELECT polls FROM jobs WHERE id = ?1"},
+      {&count_change,
+       "UPDATE job_counts SET jobs = jobs + ?2, polls = polls + ?3, attempts = attempts + ?4, "
+       "needs_operator = needs_operator + ?5 WHERE state = ?1"},
       {&state_of_job, "SELECT state, remote_status FROM jobs WHERE id = ?1"},
       {&job_by_key, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE key = ?1"},
       {&job_by_id, "SELECT " PERSONAD_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
@@ -444,7 +473,7 @@ Result<void> SqliteImpl::prepare_all() {
        "SELECT job_id, at, from_state, to_state, remote_status, reason FROM transitions "
        "WHERE job_id IN (SELECT id FROM jobs WHERE state = 'done' ORDER BY updated_at DESC "
        "LIMIT ?1) ORDER BY job_id, id"},
-      // Kept by triggers in every transaction (0003): O(1) whatever the number of jobs.
+      // Kept in every write's transaction (recount, 0013): O(1) whatever the number of jobs.
       {&counts_by_state,
        "SELECT state, jobs, polls, attempts, needs_operator FROM job_counts"},
       // Served by the partial index jobs_active_due (0003): the first entry is the answer.
@@ -499,6 +528,7 @@ Result<std::int64_t> SqliteImpl::insert_new_job(const PersonaSpec& spec, std::st
       .bind(6, to_unix_ms(now));  // created, updated and due at once: submit as soon as possible
   if (auto r = insert_job.run(); !r) return r.error();
   const std::int64_t id = db.last_insert_rowid();
+  if (auto r = recount(std::nullopt, Counted{State::queued}); !r) return r.error();
   for (const auto& label : spec.labels) {
     ResetOnExit reset_label(insert_label);
     insert_label.bind(1, std::string_view(label))
@@ -619,12 +649,16 @@ std::string update_sql(std::uint32_t changed) {
 Result<void> SqliteImpl::update_row(const Job& job, State expected) {
   const auto next = row_values(job);
   std::uint32_t changed = 0;
+  Counted before{expected};
   {
     ResetOnExit reset(row_now);
     auto row = row_now.bind(1, job.id).step();
     if (!row) return row.error();
     if (!*row || row_now.text(0) != job.key || row_now.text(1) != to_string(expected))
       return unchanged(job, expected);
+    before.polls = row_now.int64(static_cast<int>(kPollsColumn) + 1);
+    before.attempts = row_now.int64(static_cast<int>(kAttemptsColumn) + 1);
+    before.needs_operator = row_now.int64(static_cast<int>(kNeedsOperatorColumn) + 1);
     for (std::size_t c = 0; c < kRowColumns.size(); ++c) {
       const int col = static_cast<int>(c) + 1;
       const ColumnValue now = next[c].text ? text(row_now.optional_text(col))
@@ -651,8 +685,38 @@ Result<void> SqliteImpl::update_row(const Job& job, State expected) {
     bind_value(update, param++, c == kStatusSince ? next[kUpdatedAtColumn] : next[c]);
   }
   if (auto r = update.run(); !r) return r.error();
+  if (db.changes() != 1) return unchanged(job, expected);
+  if (changed & kCountedColumns) return recount(before, counted(job));
+  return {};
+}
+
+Result<void> SqliteImpl::change_counts(State state, std::int64_t jobs, const Counted& by) {
+  ResetOnExit reset(count_change);
+  count_change.bind(1, to_string(state))
+      .bind(2, jobs)
+      .bind(3, by.polls)
+      .bind(4, by.attempts)
+      .bind(5, by.needs_operator);
+  if (auto r = count_change.run(); !r) return r.error();
   if (db.changes() == 1) return {};
-  return unchanged(job, expected);
+  return make_error("job_counts has no row for state '" + std::string(to_string(state)) + "'");
+}
+
+Result<void> SqliteImpl::recount(const std::optional<Counted>& before,
+                                 const std::optional<Counted>& after) {
+  if (before && after && before->state == after->state) {
+    const Counted by{after->state, after->polls - before->polls,
+                     after->attempts - before->attempts,
+                     after->needs_operator - before->needs_operator};
+    if (by.polls == 0 && by.attempts == 0 && by.needs_operator == 0) return {};
+    return change_counts(after->state, 0, by);
+  }
+  if (before) {
+    const Counted by{before->state, -before->polls, -before->attempts, -before->needs_operator};
+    if (auto r = change_counts(before->state, -1, by); !r) return r;
+  }
+  if (after) return change_counts(after->state, 1, *after);
+  return {};
 }
 
 Error SqliteImpl::unchanged(const Job& job, State expected) {
@@ -982,15 +1046,26 @@ Result<void> SqliteStore::apply(const Job& job, const Transition& transition) {
 Result<void> SqliteStore::update(const Job& job) {
   const std::string what = "update job '" + job.key + "'";
   if (auto r = impl_->writable(what); !r) return r.error();
-  // A single statement is its own transaction.
+  auto tx = impl_->begin(impl_->begin_write, what);  // the row and its counts
+  if (!tx) return tx.error();
   if (auto r = impl_->update_row(job, job.state); !r)
     return Error{"store: " + what + ": " + r.message(), r.kind()};
+  if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
   return {};
 }
 
 Result<void> SqliteStore::record_poll(const Job& job) {
   const std::string what = "record a poll of job '" + job.key + "'";
   if (auto r = impl_->writable(what); !r) return r.error();
+  auto tx = impl_->begin(impl_->begin_write, what);  // the row and its counts
+  if (!tx) return tx.error();
+  std::optional<std::int64_t> polls_before;
+  {
+    ResetOnExit reset(impl_->polls_of_job);
+    auto row = impl_->polls_of_job.bind(1, job.id).step();
+    if (!row) return fail(what, row.error());
+    if (*row) polls_before = impl_->polls_of_job.int64(0);
+  }
   auto& stmt = impl_->record_poll;
   ResetOnExit reset(stmt);
   stmt.bind(1, job.id)
@@ -1004,9 +1079,16 @@ Result<void> SqliteStore::record_poll(const Job& job) {
       .bind(9, job.missing_count)
       .bind(10, job.remote_status);
   if (auto r = stmt.run(); !r) return fail(what, r.error());
-  if (impl_->db.changes() == 1) return {};
-  const Error e = impl_->unchanged(job, job.state);
-  return Error{"store: " + what + ": " + e.message, e.kind};
+  if (impl_->db.changes() != 1) {
+    const Error e = impl_->unchanged(job, job.state);
+    return Error{"store: " + what + ": " + e.message, e.kind};
+  }
+  // The row was there (the UPDATE found it), so its polls were read above.
+  Counted before = counted(job);
+  before.polls = polls_before.value_or(job.polls);
+  if (auto r = impl_->recount(before, counted(job)); !r) return fail(what, r.error());
+  if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
+  return {};
 }
 
 Result<std::optional<Job>> SqliteStore::find(std::string_view key) const {
@@ -1122,14 +1204,15 @@ Result<std::size_t> SqliteStore::drop_archived(const std::vector<std::int64_t>& 
   auto tx = impl_->begin(impl_->begin_write, what);
   if (!tx) return tx.error();
   // The key first (from the row, only while it is final), then the row; history and labels
-  // go with it (ON DELETE CASCADE), the counts by trigger.
+  // go with it (ON DELETE CASCADE), and its counts (recount) with what the DELETE returns.
   auto keep = impl_->selection_statement(
       "INSERT OR REPLACE INTO archived_keys (key, state, spec, archived_at, file) "
       "SELECT key, state, spec, ?2, ?3 FROM jobs WHERE id = ?1 AND NOT "
       PERSONAD_SQL_ACTIVE("state"));
   if (!keep) return fail(what, keep.error());
   auto drop = impl_->selection_statement(
-      "DELETE FROM jobs WHERE id = ?1 AND NOT " PERSONAD_SQL_ACTIVE("state"));
+      "DELETE FROM jobs WHERE id = ?1 AND NOT " PERSONAD_SQL_ACTIVE("state")
+      " RETURNING state, polls, attempts, needs_operator");
   if (!drop) return fail(what, drop.error());
   std::size_t dropped = 0;
   for (std::int64_t id : ids) {
@@ -1139,9 +1222,15 @@ Result<std::size_t> SqliteStore::drop_archived(const std::vector<std::int64_t>& 
       if (auto r = (*keep)->run(); !r) return fail(what, r.error());
     }
     ResetOnExit reset(**drop);
-    (*drop)->bind(1, id);
-    if (auto r = (*drop)->run(); !r) return fail(what, r.error());
-    dropped += static_cast<std::size_t>(impl_->db.changes());
+    auto row = (*drop)->bind(1, id).step();
+    if (!row) return fail(what, row.error());
+    if (!*row) continue;  // not there, or not final
+    const auto state = parse_state((*drop)->text(0));
+    if (!state) return make_error("store: " + what + ": unknown state '" + (*drop)->text(0) + "'");
+    const Counted gone{*state, (*drop)->int64(1), (*drop)->int64(2), (*drop)->int64(3)};
+    if (auto r = (*drop)->step(); !r) return fail(what, r.error());  // to its end
+    if (auto r = impl_->recount(gone, std::nullopt); !r) return fail(what, r.error());
+    ++dropped;
   }
   if (auto r = tx->commit(); !r) return fail(what + " (commit)", r.error());
   return dropped;
