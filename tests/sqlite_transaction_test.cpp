@@ -1,5 +1,5 @@
-// The SQLite layer's transactions (sqlite.hpp): what is rolled back, and when a member of a
-// group breaks it.
+// The SQLite layer (sqlite.hpp): how a connection is opened, and its transactions: what is
+// rolled back, and when a member of a group breaks it.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -31,6 +31,17 @@ class SqliteTransactionTest : public ::testing::Test {
   Db db_;  // before the statements: they are finalized first
   Statement begin_, commit_, rollback_, insert_;
 };
+
+// A connection is used by one thread at a time (its store lane's), so it is opened without
+// SQLite's per-connection lock (SQLITE_OPEN_NOMUTEX: no mutex to return), unless the caller
+// asks for one.
+TEST_F(SqliteTransactionTest, AConnectionHasNoLockOfItsOwnUnlessAskedFor) {
+  EXPECT_EQ(sqlite3_db_mutex(db_.handle()), nullptr);
+  auto serialized =
+      Db::open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX);
+  ASSERT_TRUE(serialized) << serialized.message();
+  EXPECT_NE(sqlite3_db_mutex(serialized->handle()), nullptr);
+}
 
 // A member of a transaction the owner holds open: committed or failed before any change, it
 // leaves the transaction as it was; dropped after a change, it names itself as the breaker.

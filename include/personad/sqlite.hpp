@@ -75,7 +75,8 @@ class ResetOnExit {
 // owner guarantees by declaring the Db before its statements.
 class Db {
  public:
-  // `flags`: SQLITE_OPEN_* flags for sqlite3_open_v2.
+  // `flags`: SQLITE_OPEN_* flags for sqlite3_open_v2. The connection has no lock of its own
+  // (SQLITE_OPEN_NOMUTEX) unless they hold SQLITE_OPEN_FULLMUTEX: one thread uses it at a time.
   static Result<Db> open(const std::string& path, int flags);
 
   Db() = default;

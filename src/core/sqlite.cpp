@@ -121,8 +121,27 @@ void Db::Close::operator()(sqlite3* db) const {
   sqlite3_close_v2(db);
 }
 
+namespace {
+
+// SQLite's memory statistics (sqlite3_memory_used and the like, which personad never reads) take
+// a process-wide mutex around every allocation SQLite makes. Turned off once, before the first
+// connection: the call is refused (and harmless) once the library is initialised.
+void configure_library_once() {
+  static const bool done = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)done;
+}
+
+}  // namespace
+
 Result<Db> Db::open(const std::string& path, int flags) {
+  configure_library_once();
   sqlite3* raw = nullptr;
+  // NOMUTEX: a connection is only ever used by one thread at a time (its owner: a store lane,
+  // or the thread that opened it), so SQLite's lock around every call on it is pure cost.
+  if ((flags & SQLITE_OPEN_FULLMUTEX) == 0) flags |= SQLITE_OPEN_NOMUTEX;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   Db db;
   db.db_.reset(raw);  // SQLite allocates a handle even when the open fails: it must be closed.
