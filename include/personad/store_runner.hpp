@@ -50,6 +50,7 @@ class StoreRunner {
     std::uint64_t reads = 0;
     std::uint64_t largest_group = 0;
     std::uint64_t gathers = 0;  // groups that first waited up to 3 ms for more writes
+    std::uint64_t wakeups = 0;  // a lane's thread woken by a submit (only when it waited for one)
   };
 
   virtual ~StoreRunner() = default;

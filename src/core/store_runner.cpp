@@ -47,11 +47,19 @@ struct Lane {
   Lane(const Lane&) = delete;
   Lane& operator=(const Lane&) = delete;
 
+  // The lane's thread is woken only when it waits for this: for any work while idle, or for a
+  // full group while it gathers. A wake-up per write during a gather (each then going back to
+  // sleep) cost a futex call on both sides and a context switch for every write.
   void submit(StoreRunner::Task task) {
+    bool wanted = false;
     {
       std::lock_guard lock(mutex);
       queue.push_back(std::move(task));
+      wanted = waiting == Waiting::for_work ||
+               (waiting == Waiting::for_a_full_group && queue.size() >= kFullGroup);
     }
+    if (!wanted) return;
+    count_wakeup();
     wake.notify_one();
   }
 
@@ -61,12 +69,15 @@ struct Lane {
     for (;;) {
       {
         std::unique_lock lock(mutex);
+        waiting = Waiting::for_work;
         wake.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;  // stopping, and everything submitted is done
         if (gathers(last_group)) {
           count_gather();
+          waiting = Waiting::for_a_full_group;
           wake.wait_for(lock, kGather, [&] { return stopping || queue.size() >= kFullGroup; });
         }
+        waiting = Waiting::no;
         batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.end()));
         queue.clear();
       }
@@ -138,6 +149,11 @@ struct Lane {
     ++stats.gathers;
   }
 
+  void count_wakeup() {
+    std::lock_guard lock(stats_mutex);
+    ++stats.wakeups;
+  }
+
   void count(bool read, std::uint64_t writes, bool committed) {
     std::lock_guard lock(stats_mutex);
     if (read) ++stats.reads;
@@ -155,6 +171,8 @@ struct Lane {
   std::mutex mutex;
   std::condition_variable wake;
   std::deque<StoreRunner::Task> queue;
+  enum class Waiting { no, for_work, for_a_full_group };
+  Waiting waiting = Waiting::no;  // what the lane's thread sleeps until (submit)
   bool stopping = false;
   std::thread thread;  // last: starts once everything above exists
 };
