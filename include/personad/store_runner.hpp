@@ -39,6 +39,9 @@ class StoreRunner {
   // group's commit fails.
   struct Task {
     Access access = Access::read;
+    // A write a request slot waits for (a create's intent record): the writer does not wait to
+    // gather more writes once it is queued, it begins the next group at once.
+    bool at_once = false;
     std::function<void(Store&)> work;
     std::function<void(const Error&)> group_failed;
     std::function<void()> finish;
@@ -59,7 +62,8 @@ class StoreRunner {
 
   // Runs `op` on the store and resumes the caller on its own executor with the result.
   template <class T>
-  boost::asio::awaitable<Result<T>> run(Access access, std::function<Result<T>(Store&)> op);
+  boost::asio::awaitable<Result<T>> run(Access access, std::function<Result<T>(Store&)> op,
+                                        bool at_once = false);
 
   template <class F>
   auto read(F&& f) {
@@ -70,6 +74,12 @@ class StoreRunner {
   auto write(F&& f) {
     using R = std::invoke_result_t<F, Store&>;
     return run<typename ResultValue<R>::type>(Access::write, std::forward<F>(f));
+  }
+  // A write that holds up a request slot (Task::at_once).
+  template <class F>
+  auto write_at_once(F&& f) {
+    using R = std::invoke_result_t<F, Store&>;
+    return run<typename ResultValue<R>::type>(Access::write, std::forward<F>(f), true);
   }
   template <class F>
   auto write_bulk(F&& f) {
@@ -95,7 +105,8 @@ class StoreRunner {
 #endif
 template <class T>
 boost::asio::awaitable<Result<T>> StoreRunner::run(Access access,
-                                                   std::function<Result<T>(Store&)> op) {
+                                                   std::function<Result<T>(Store&)> op,
+                                                   bool at_once) {
   namespace asio = boost::asio;
   auto ex = co_await asio::this_coro::executor;
   std::optional<Result<T>> result;
@@ -104,6 +115,7 @@ boost::asio::awaitable<Result<T>> StoreRunner::run(Access access,
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         Task t;
         t.access = access;
+        t.at_once = at_once;
         t.work = [&result, op = std::move(op)](Store& s) { result.emplace(op(s)); };
         t.group_failed = [&result](const Error& e) { result.emplace(e); };
         t.finish = [ex, h] { asio::post(ex, [h] { std::move (*h)(); }); };

@@ -177,11 +177,15 @@ class Tracker {
 
   // The intent record, committed before a create leaves (see mark_sending in tracker.cpp).
   void mark_sending(Job& job);
+  // How soon a write's group begins: `grouped` lets a busy writer gather more writes first (up
+  // to 3 ms); `at_once` is for a write a request slot waits for (the intent record).
+  enum class Commit { grouped, at_once };
   // One committed transition: the row and the history entry, durable; then the log line and
   // the hook. Errors: conflict when an operator changed the job meanwhile, else io.
-  boost::asio::awaitable<Result<void>> commit(Job& job, State to, std::string reason);
+  boost::asio::awaitable<Result<void>> commit(Job& job, State to, std::string reason,
+                                              Commit when = Commit::grouped);
   // The row only (poll counters, schedule, remote_status that did not change state).
-  boost::asio::awaitable<Result<void>> save(Job& job);
+  boost::asio::awaitable<Result<void>> save(Job& job, Commit when = Commit::grouped);
   // A poll that changed neither state nor remote status: the poll's columns only
   // (Store::record_poll).
   boost::asio::awaitable<Result<void>> save_poll(Job& job);

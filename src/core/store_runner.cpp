@@ -54,9 +54,10 @@ struct Lane {
     bool wanted = false;
     {
       std::lock_guard lock(mutex);
+      at_once_queued = at_once_queued || task.at_once;
       queue.push_back(std::move(task));
       wanted = waiting == Waiting::for_work ||
-               (waiting == Waiting::for_a_full_group && queue.size() >= kFullGroup);
+               (waiting == Waiting::for_a_full_group && gathered());
     }
     if (!wanted) return;
     count_wakeup();
@@ -75,9 +76,10 @@ struct Lane {
         if (gathers(last_group)) {
           count_gather();
           waiting = Waiting::for_a_full_group;
-          wake.wait_for(lock, kGather, [&] { return stopping || queue.size() >= kFullGroup; });
+          wake.wait_for(lock, kGather, [&] { return stopping || gathered(); });
         }
         waiting = Waiting::no;
+        at_once_queued = false;
         batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.end()));
         queue.clear();
       }
@@ -102,9 +104,12 @@ struct Lane {
 
   // Called with `mutex` held.
   bool gathers(std::size_t last_group) const {
-    return role == Role::writer && last_group >= kBusyGroup && queue.size() < kFullGroup &&
-           !stopping;
+    return role == Role::writer && last_group >= kBusyGroup && !gathered() && !stopping;
   }
+
+  // Called with `mutex` held: the group need not wait for more (full, or a request slot waits
+  // for one of its writes).
+  bool gathered() const { return queue.size() >= kFullGroup || at_once_queued; }
 
   // Counted before the callers are told, so what they see in stats() includes their own work.
   void run(std::vector<StoreRunner::Task>& batch) {
@@ -171,6 +176,7 @@ struct Lane {
   std::mutex mutex;
   std::condition_variable wake;
   std::deque<StoreRunner::Task> queue;
+  bool at_once_queued = false;  // a Task::at_once write is in `queue`
   enum class Waiting { no, for_work, for_a_full_group };
   Waiting waiting = Waiting::no;  // what the lane's thread sleeps until (submit)
   bool stopping = false;

@@ -373,10 +373,11 @@ asio::awaitable<StepEnd> Tracker::record_intent_and_send(Job job, std::optional<
   if (!slot) co_return StepEnd::stopping;  // nothing written: the row is as it was
   mark_sending(job);
   Result<void> recorded;
+  // The slot waits for this commit: the writer begins its group at once (Task::at_once).
   if (reason)
-    recorded = co_await commit(job, State::submitting, std::move(*reason));
+    recorded = co_await commit(job, State::submitting, std::move(*reason), Commit::at_once);
   else
-    recorded = co_await save(job);
+    recorded = co_await save(job, Commit::at_once);
   if (!recorded) co_return end_after(recorded.error(), job, what);
   co_return co_await send_create(std::move(job), std::move(slot));
 }
@@ -656,7 +657,8 @@ asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {
 
 // ---- Writes and their effects ----
 
-asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string reason) {
+asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string reason,
+                                              Commit when) {
   Transition t;
   t.job_id = job.id;
   t.at = clock_.now();
@@ -668,7 +670,13 @@ asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string re
   next.state = to;
   next.updated_at = t.at;
   if (is_final(to)) next.next_poll_at.reset();
-  auto r = co_await store_.write([&next, &t](Store& s) { return s.apply(next, t); });
+  auto write = [&next, &t](Store& s) { return s.apply(next, t); };
+  // Two statements, not a conditional expression: GCC 12 miscompiles a co_await inside one.
+  Result<void> r;
+  if (when == Commit::at_once)
+    r = co_await store_.write_at_once(write);
+  else
+    r = co_await store_.write(write);
   if (!r) co_return r.error();
   job = std::move(next);
   log_.transition(job, t);
@@ -677,9 +685,11 @@ asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string re
   co_return Result<void>();
 }
 
-asio::awaitable<Result<void>> Tracker::save(Job& job) {
+asio::awaitable<Result<void>> Tracker::save(Job& job, Commit when) {
   job.updated_at = clock_.now();
-  co_return co_await store_.write([&job](Store& s) { return s.update(job); });
+  auto write = [&job](Store& s) { return s.update(job); };
+  if (when == Commit::at_once) co_return co_await store_.write_at_once(write);
+  co_return co_await store_.write(write);
 }
 
 asio::awaitable<Result<void>> Tracker::save_poll(Job& job) {
