@@ -5,8 +5,8 @@
 //     transaction and one fsync for all of them. One that is refused (a conflict with an
 //     operator's action) leaves the others; one that fails after it changed rows fails the
 //     group (store.hpp, begin_group). A busy writer (its
-//     last group held 8 writes or more) waits up to 3 ms for more before it begins the next;
-//     reads never wait so.
+//     last group held 8 writes or more) waits up to 3 ms for more before it begins the next,
+//     unless a write a request slot waits for is queued (write_at_once); reads never wait so.
 //   - InlineStoreRunner (tests, the deterministic simulation): works on the calling thread, one
 //     write a transaction, and posts the completion; nothing depends on thread timing.
 // Reads run outside any group (they never see writes that are not committed yet).

@@ -47,9 +47,10 @@ struct Lane {
   Lane(const Lane&) = delete;
   Lane& operator=(const Lane&) = delete;
 
-  // The lane's thread is woken only when it waits for this: for any work while idle, or for a
-  // full group while it gathers. A wake-up per write during a gather (each then going back to
-  // sleep) cost a futex call on both sides and a context switch for every write.
+  // The lane's thread is woken only when it waits for this: for any work while idle, or while
+  // it gathers for a full group or a write a request slot waits for (Task::at_once). A wake-up
+  // per write during a gather (each then going back to sleep) cost a futex call on both sides
+  // and a context switch for every write.
   void submit(StoreRunner::Task task) {
     bool wanted = false;
     {
