@@ -133,12 +133,7 @@ class StoreRunnerTest : public ::testing::TestWithParam<StoreBackendKind> {
     Job j = jobs_.at("job-" + std::to_string(n));
     Transition t{j.id, kT0, State::queued, State::submitting, "", "submitting"};
     j.state = State::submitting;
-    auto write = [&j, &t](Store& s) { return s.apply(j, t); };
-    Result<void> r;  // no co_await in a conditional expression: GCC 12 miscompiles it
-    if (at_once)
-      r = co_await runner_->write_at_once(write);
-    else
-      r = co_await runner_->write(write);
+    auto r = co_await runner_->write([&j, &t](Store& s) { return s.apply(j, t); }, at_once);
     if (done) ++*done;
     co_return r;
   }
@@ -159,6 +154,13 @@ class StoreRunnerTest : public ::testing::TestWithParam<StoreBackendKind> {
   void spawn_write(int n, std::atomic<int>& done, bool at_once = false) {
     boost::asio::co_spawn(ioc_, submit_job(n, &done, at_once),
                           [](std::exception_ptr, Result<void> r) { EXPECT_TRUE(r) << r.message(); });
+  }
+
+  // Runs the loop until `done` holds or `until` passes; whether it holds.
+  bool run_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point until) {
+    while (!done() && std::chrono::steady_clock::now() < until)
+      ioc_.run_for(std::chrono::milliseconds(1));
+    return done();
   }
 
   State state_on_disk(int n) {
@@ -354,12 +356,7 @@ TEST_P(StoreRunnerTest, WithAReaderAReadDoesNotWaitBehindACommit) {
 // share, so a busy reader never waits: each of its reads would only be later.
 TEST_P(StoreRunnerTest, OnlyTheWriterWaitsToGatherMoreWork) {
   ASSERT_NO_FATAL_FAILURE(use_reader());
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  auto run_until = [&](const std::function<bool()>& done) {
-    while (!done() && std::chrono::steady_clock::now() < until)
-      ioc_.run_for(std::chrono::milliseconds(1));
-    return done();
-  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
 
   // The reader lane: one read held on its thread while nine queue behind it; they run as one
   // batch of nine (a busy lane), and then one more read arrives.
@@ -389,7 +386,7 @@ TEST_P(StoreRunnerTest, OnlyTheWriterWaitsToGatherMoreWork) {
   ASSERT_TRUE(run_until([&] {
     std::lock_guard lock(m);
     return holding;
-  }));
+  }, until));
   for (int i = 0; i < 9; ++i) spawn_read(false);
   ioc_.run_for(std::chrono::milliseconds(50));  // the nine queue behind the held read
   {
@@ -397,54 +394,49 @@ TEST_P(StoreRunnerTest, OnlyTheWriterWaitsToGatherMoreWork) {
     release = true;
   }
   cv.notify_all();
-  ASSERT_TRUE(run_until([&] { return reads == 10; }));
+  ASSERT_TRUE(run_until([&] { return reads == 10; }, until));
   spawn_read(false);
-  ASSERT_TRUE(run_until([&] { return reads == 11; }));
+  ASSERT_TRUE(run_until([&] { return reads == 11; }, until));
   EXPECT_EQ(runner_->stats().gathers, 0u);
 
   // The writer lane, the same way: one write held in its commit, nine behind it, one more.
   gated_->hold_commits();
   std::atomic<int> done{0};
   spawn_write(0, done);
-  ASSERT_TRUE(run_until([&] { return gated_->waiting_at_commit(); }));
+  ASSERT_TRUE(run_until([&] { return gated_->waiting_at_commit(); }, until));
   for (int n = 1; n <= 9; ++n) spawn_write(n, done);
   ioc_.run_for(std::chrono::milliseconds(50));
   gated_->release_commits();
-  ASSERT_TRUE(run_until([&] { return done == 10; }));
+  ASSERT_TRUE(run_until([&] { return done == 10; }, until));
   EXPECT_EQ(runner_->stats().largest_group, 9u);
   spawn_write(10, done);
-  ASSERT_TRUE(run_until([&] { return done == 11; }));
+  ASSERT_TRUE(run_until([&] { return done == 11; }, until));
   EXPECT_EQ(runner_->stats().gathers, 1u);  // the write after the group of nine
 }
 
-// A write a request slot waits for (a create's intent record, write_at_once) does not wait for
-// the busy writer to gather more: its group begins at once. An ordinary write after a busy
-// group waits to gather.
+// A write a request slot waits for (a create's intent record: write(…, at_once)) does not
+// wait for the busy writer to gather more: its group begins at once. An ordinary write after a
+// busy group waits to gather.
 TEST_P(StoreRunnerTest, AWriteARequestSlotWaitsForIsNotHeldToGather) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  auto run_until = [&](const std::function<bool()>& done) {
-    while (!done() && std::chrono::steady_clock::now() < until)
-      ioc_.run_for(std::chrono::milliseconds(1));
-    return done();
-  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   std::atomic<int> done{0};
   // Jobs first..first+9 in one group of ten, behind job first's commit: the writer is busy.
   auto busy_group = [&](int first) {
     gated_->hold_commits();
     spawn_write(first, done);
-    ASSERT_TRUE(run_until([&] { return gated_->waiting_at_commit(); }));
+    ASSERT_TRUE(run_until([&] { return gated_->waiting_at_commit(); }, until));
     for (int n = first + 1; n <= first + 10; ++n) spawn_write(n, done);
     ioc_.run_for(std::chrono::milliseconds(50));
     gated_->release_commits();
-    ASSERT_TRUE(run_until([&] { return done == first + 11; }));
+    ASSERT_TRUE(run_until([&] { return done == first + 11; }, until));
   };
   ASSERT_NO_FATAL_FAILURE(busy_group(0));
   spawn_write(11, done);
-  ASSERT_TRUE(run_until([&] { return done == 12; }));
+  ASSERT_TRUE(run_until([&] { return done == 12; }, until));
   EXPECT_EQ(runner_->stats().gathers, 1u);  // the ordinary write waited
   ASSERT_NO_FATAL_FAILURE(busy_group(12));
   spawn_write(23, done, /*at_once=*/true);
-  ASSERT_TRUE(run_until([&] { return done == 24; }));
+  ASSERT_TRUE(run_until([&] { return done == 24; }, until));
   EXPECT_EQ(runner_->stats().gathers, 1u);  // this one did not
   EXPECT_EQ(state_on_disk(23), State::submitting);
 }

@@ -6,7 +6,7 @@
 //     operator's action) leaves the others; one that fails after it changed rows fails the
 //     group (store.hpp, begin_group). A busy writer (its
 //     last group held 8 writes or more) waits up to 3 ms for more before it begins the next,
-//     unless a write a request slot waits for is queued (write_at_once); reads never wait so.
+//     unless a write a request slot waits for is queued (write(…, at_once)); reads never wait so.
 //   - InlineStoreRunner (tests, the deterministic simulation): works on the calling thread, one
 //     write a transaction, and posts the completion; nothing depends on thread timing.
 // Reads run outside any group (they never see writes that are not committed yet).
@@ -70,16 +70,11 @@ class StoreRunner {
     using R = std::invoke_result_t<F, Store&>;
     return run<typename ResultValue<R>::type>(Access::read, std::forward<F>(f));
   }
+  // `at_once`: a write that holds up a request slot (Task::at_once).
   template <class F>
-  auto write(F&& f) {
+  auto write(F&& f, bool at_once = false) {
     using R = std::invoke_result_t<F, Store&>;
-    return run<typename ResultValue<R>::type>(Access::write, std::forward<F>(f));
-  }
-  // A write that holds up a request slot (Task::at_once).
-  template <class F>
-  auto write_at_once(F&& f) {
-    using R = std::invoke_result_t<F, Store&>;
-    return run<typename ResultValue<R>::type>(Access::write, std::forward<F>(f), true);
+    return run<typename ResultValue<R>::type>(Access::write, std::forward<F>(f), at_once);
   }
   template <class F>
   auto write_bulk(F&& f) {

@@ -670,13 +670,8 @@ asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string re
   next.state = to;
   next.updated_at = t.at;
   if (is_final(to)) next.next_poll_at.reset();
-  auto write = [&next, &t](Store& s) { return s.apply(next, t); };
-  // Two statements, not a conditional expression: GCC 12 miscompiles a co_await inside one.
-  Result<void> r;
-  if (when == Commit::at_once)
-    r = co_await store_.write_at_once(write);
-  else
-    r = co_await store_.write(write);
+  auto r = co_await store_.write([&next, &t](Store& s) { return s.apply(next, t); },
+                                 when == Commit::at_once);
   if (!r) co_return r.error();
   job = std::move(next);
   log_.transition(job, t);
@@ -687,9 +682,8 @@ asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string re
 
 asio::awaitable<Result<void>> Tracker::save(Job& job, Commit when) {
   job.updated_at = clock_.now();
-  auto write = [&job](Store& s) { return s.update(job); };
-  if (when == Commit::at_once) co_return co_await store_.write_at_once(write);
-  co_return co_await store_.write(write);
+  co_return co_await store_.write([&job](Store& s) { return s.update(job); },
+                                  when == Commit::at_once);
 }
 
 asio::awaitable<Result<void>> Tracker::save_poll(Job& job) {
