@@ -513,9 +513,9 @@ TEST_F(CreatifyClientTest, CreateWithMalformedSuccessIsTransient) {
   EXPECT_NE(r.message.find("malformed response"), std::string::npos) << r.message;
 }
 
-TEST_F(CreatifyClientTest, CreateUsesAFreshConnectionNotAPooledOne) {
-  // The server closes each connection after answering without saying so, as an idle timeout
-  // would: a POST on that pooled connection could not tell "never arrived" from "lost reply".
+TEST_F(CreatifyClientTest, CreateDoesNotReuseAConnectionTheServerHasClosed) {
+  // The server closes each connection after answering without saying so: a POST on that pooled
+  // connection could not tell "never arrived" from "lost reply".
   serve([](const Request& req) {
     Reply r = req.method() == http::verb::get ? Reply{200, persona_json("p")} : ok_persona("p-new");
     r.close_silently = true;
@@ -528,6 +528,53 @@ TEST_F(CreatifyClientTest, CreateUsesAFreshConnectionNotAPooledOne) {
   ASSERT_EQ(server->seen.size(), 2u);
   EXPECT_EQ(server->seen[1].request.method(), http::verb::post);
   EXPECT_NE(server->seen[1].connection, server->seen[0].connection);
+}
+
+TEST_F(CreatifyClientTest, CreateReusesAConnectionThatHasJustAnswered) {
+  serve([](const Request& req) {
+    return req.method() == http::verb::get ? Reply{200, persona_json("p")} : ok_persona("p-new");
+  });
+  auto client = make_client();
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  auto r = run(io, client->create(url_spec(), "r"));
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(server->accepted, 1);
+  ASSERT_EQ(server->seen.size(), 2u);
+  EXPECT_EQ(server->seen[1].connection, server->seen[0].connection);
+}
+
+TEST_F(CreatifyClientTest, CreateOpensANewConnectionWhenThePooledOnesIdledPastTheLimit) {
+  serve([](const Request& req) {
+    return req.method() == http::verb::get ? Reply{200, persona_json("p")} : ok_persona("p-new");
+  });
+  auto o = options();
+  o.create_reuse_limit = 0ms;  // every pooled connection is too old for a create
+  auto client = make_client(o);
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  ASSERT_EQ(run(io, client->create(url_spec(), "r")).outcome, Outcome::ok);
+  EXPECT_EQ(server->accepted, 2);
+  EXPECT_EQ(client->idle_connections(), 2u);  // the older one was left in the pool for reads
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  EXPECT_EQ(server->accepted, 2);
+  ASSERT_EQ(server->seen.size(), 3u);
+  EXPECT_NE(server->seen[1].connection, server->seen[0].connection);
+}
+
+TEST_F(CreatifyClientTest, CreateLostOnAReusedConnectionIsUnknownAndNeverResent) {
+  // The server reads the POST on the pooled connection and closes it without an answer: it may
+  // have created the avatar, so the create is neither retried on a new connection nor "not sent".
+  serve([](const Request& req) {
+    return req.method() == http::verb::get ? Reply{200, persona_json("p")} : Reply::dropped();
+  });
+  auto client = make_client();
+  ASSERT_EQ(run(io, client->get("p")).outcome, Outcome::ok);
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::transient);
+  EXPECT_NE(r.message.find("(request sent; outcome unknown)"), std::string::npos) << r.message;
+  EXPECT_TRUE(r.sent);
+  EXPECT_EQ(server->accepted, 1);
+  ASSERT_EQ(server->seen.size(), 2u);
+  EXPECT_EQ(server->seen[1].request.method(), http::verb::post);
 }
 
 // ---- an answer before the whole request has arrived ----

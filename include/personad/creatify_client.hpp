@@ -22,6 +22,9 @@ struct ClientOptions {
   std::string user_agent = "personad";
   std::string ca_file;          // extra CA certificates (PEM) for https; empty: the system's only
   bool allow_insecure = false;  // allow http:// to a host that is not loopback
+  // A create goes on a pooled connection only if it answered less than this long ago (and has
+  // nothing pending); otherwise on a new one. Not a config key: tests set 0 (always new).
+  Millis create_reuse_limit{1'000};
 };
 
 ClientOptions client_options_from(const ApiConfig& api);

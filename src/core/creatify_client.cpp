@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -400,7 +402,7 @@ class Core : public std::enable_shared_from_this<Core> {
   asio::awaitable<std::tuple<beast::error_code, std::vector<tcp::endpoint>>> resolve(
       steady::time_point deadline);
 
-  std::unique_ptr<Connection> take_idle();
+  std::unique_ptr<Connection> take_idle(bool for_create);
   void make_room();
   void give_back(std::unique_ptr<Connection> c);
   void watch_idle(Connection& c);
@@ -433,18 +435,32 @@ class Core : public std::enable_shared_from_this<Core> {
 
 // -- slots and the idle pool --
 
-std::unique_ptr<Connection> Core::take_idle() {
-  auto now = steady::now();
+// Nothing to read and no error on the socket (nor left in the buffer): the server has neither
+// closed the connection nor sent anything unasked for, as far as has arrived by now.
+bool nothing_pending(Connection& c) {
+  if (c.buffer.size() != 0) return false;
+  char byte = 0;
+  const auto n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// The most recently used connection first: the likeliest alive. A create takes one only when it
+// answered within options_.create_reuse_limit and nothing has arrived on it since (see send()):
+// an older one stays in the pool for the reads.
+std::unique_ptr<Connection> Core::take_idle(bool for_create) {
+  const auto now = steady::now();
   while (!idle_.empty()) {
-    auto c = std::move(idle_.back());  // the most recently used is the likeliest alive
+    const auto idle_for = now - idle_.back()->idle_since;
+    if (for_create && idle_for >= options_.create_reuse_limit) return nullptr;
+    auto c = std::move(idle_.back());
     idle_.pop_back();
-    if (now - c->idle_since < kIdleLimit) {
-      // Ends the watch (its handler then finds no connection with this idle_id in the pool).
-      beast::error_code ignored;
-      c->tcp().socket().cancel(ignored);
-      c->idle_id = 0;
-      return c;
-    }
+    if (idle_for >= kIdleLimit) continue;
+    if (for_create && !nothing_pending(*c)) continue;  // closing, or not ours to read: dropped
+    // Ends the watch (its handler then finds no connection with this idle_id in the pool).
+    beast::error_code ignored;
+    c->tcp().socket().cancel(ignored);
+    c->idle_id = 0;
+    return c;
   }
   return nullptr;
 }
@@ -745,10 +761,12 @@ asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) 
     if (slots_.closed()) co_return Exchange{{}, "client closed", Delivery::not_sent};
     const auto start = steady::now();
     const auto deadline = start + options_.timeout;
-    // Creates always get a fresh connection: on a pooled one the server may have closed it just
-    // as the request went out, and then no one can tell whether the avatar was created. A retry
-    // gets a fresh one too: the other pooled connections may be just as stale.
-    auto conn = idempotent && attempt == 1 ? take_idle() : nullptr;
+    // A create reuses only a connection that answered moments ago and has nothing pending
+    // (take_idle): a server closes an idle connection after seconds, not within
+    // create_reuse_limit, and one that closes after each answer has closed it by then. Should
+    // the race still happen, the create's outcome is unknown and it is reconciled, never sent
+    // twice. A retry gets a fresh connection: the other pooled ones may be just as stale.
+    auto conn = attempt == 1 ? take_idle(!idempotent) : nullptr;
     const bool reused = conn != nullptr;
     if (reused) {
       conn->tcp().expires_at(deadline);
