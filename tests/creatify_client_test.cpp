@@ -6,6 +6,8 @@
 #include "personad/remote_list.hpp"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -1457,11 +1459,17 @@ struct TestPki {
   }
 };
 
-// A TLS server on 127.0.0.1 that answers one request with a persona; counts handshakes.
+// A TLS server on 127.0.0.1 that answers one request a connection with a persona; counts
+// handshakes. With `close_notify`, it ends each connection right after its answer with a TLS
+// close_notify (no Connection: close) and keeps the TCP connection open for the client's own:
+// the answer and the alert leave in one segment (TCP_CORK until both are written), so the
+// client reads the alert with the answer and the socket shows nothing more.
 class TlsServer {
  public:
-  TlsServer(asio::io_context& io, const TestPki& pki)
-      : tls_(asio::ssl::context::tls_server), acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}) {
+  TlsServer(asio::io_context& io, const TestPki& pki, bool close_notify = false)
+      : tls_(asio::ssl::context::tls_server),
+        acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}),
+        close_notify_(close_notify) {
     SSL_CTX_use_certificate(tls_.native_handle(), pki.cert);
     SSL_CTX_use_PrivateKey(tls_.native_handle(), pki.key);
     accept();
@@ -1496,17 +1504,34 @@ class TlsServer {
                      [this, stream, buffer, req](boost::system::error_code ec, std::size_t) {
                        if (ec) return;
                        ++requests;
+                       if (close_notify_) cork(*stream, true);
                        auto res = std::make_shared<http::response<http::string_body>>(
                            http::status::ok, 11);
                        res->set(http::field::content_type, "application/json");
                        res->body() = persona_json("tls-1", "processing");
                        res->prepare_payload();
-                       http::async_write(*stream, *res,
-                                         [stream, res](boost::system::error_code, std::size_t) {});
+                       http::async_write(
+                           *stream, *res,
+                           [this, stream, res](boost::system::error_code wec, std::size_t) {
+                             if (wec || !close_notify_) return;
+                             stream->async_shutdown([stream](boost::system::error_code) {});
+                             // The alert is written by now (the shutdown waits only for the
+                             // client's); the uncork sends both.
+                             auto later = std::make_shared<asio::steady_timer>(
+                                 stream->get_executor(), std::chrono::milliseconds(20));
+                             later->async_wait([stream, later](boost::system::error_code) {
+                               cork(*stream, false);
+                             });
+                           });
                      });
+  }
+  static void cork(Stream& stream, bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
   }
   asio::ssl::context tls_;
   asio::ip::tcp::acceptor acceptor_;
+  bool close_notify_ = false;
 };
 
 TEST_F(CreatifyClientTest, HttpsHandshakeSucceedsWithTheCaFromCaFile) {
@@ -1525,6 +1550,26 @@ TEST_F(CreatifyClientTest, HttpsHandshakeSucceedsWithTheCaFromCaFile) {
   EXPECT_EQ(r.value.process_status, "processing");
   EXPECT_EQ(tls.handshakes_ok, 1);
   EXPECT_EQ(tls.requests, 1);
+}
+
+TEST_F(CreatifyClientTest, CreateDoesNotReuseATlsConnectionTheServerHasEnded) {
+  // The close_notify came with the answer: it waits in the TLS layer, not on the socket, so
+  // neither the idle watch nor a peek at the socket sees it. A create must look there too.
+  TestPki pki;
+  TlsServer tls(io, pki, /*close_notify=*/true);
+  personad::testing::TempDir dir("ca");
+  auto o = options();
+  o.base_url = "https://127.0.0.1:" + std::to_string(tls.port());
+  o.ca_file = dir.write("ca.pem", pki.ca_pem()).string();
+  auto client = make_client(o);
+  ASSERT_EQ(run(io, client->get("tls-1")).outcome, Outcome::ok);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(client->idle_connections(), 1u) << "the alert reached the socket, not the TLS layer";
+  auto r = run(io, client->create(url_spec(), "r"));
+  EXPECT_EQ(r.outcome, Outcome::ok) << r.message;
+  EXPECT_EQ(tls.handshakes_ok, 2);
+  EXPECT_EQ(tls.requests, 2);
 }
 
 TEST_F(CreatifyClientTest, HttpsHandshakeIsRefusedWithoutTheCa) {

@@ -435,10 +435,15 @@ class Core : public std::enable_shared_from_this<Core> {
 
 // -- slots and the idle pool --
 
-// Nothing to read and no error on the socket (nor left in the buffer): the server has neither
-// closed the connection nor sent anything unasked for, as far as has arrived by now.
+// Nothing to read and no error on the socket, nor left in a buffer (ours, or the TLS layer's,
+// where a close_notify that came with the answer waits): the server has neither closed the
+// connection nor sent anything unasked for, as far as has arrived by now.
 bool nothing_pending(Connection& c) {
   if (c.buffer.size() != 0) return false;
+  if (auto* tls = std::get_if<Connection::Tls>(&c.stream)) {
+    SSL* ssl = tls->native_handle();
+    if (SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0) return false;
+  }
   char byte = 0;
   const auto n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
