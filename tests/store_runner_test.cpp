@@ -191,9 +191,11 @@ TEST_P(StoreRunnerTest, WritesThatArriveDuringACommitShareTheNextOne) {
   // The fifty start and queue their writes behind the commit in flight.
   ioc_.run_for(std::chrono::milliseconds(50));
   EXPECT_EQ(done, 0);  // nobody is told before its commit is durable
-  // The writer's thread was woken once, for the first write: a busy lane finds the others in
-  // its queue when its commit ends, without a signal (and a context switch) for each.
-  EXPECT_EQ(runner_->stats().wakeups, 1u);
+  // The writer's thread was woken at most once, for the first write (not even that when the
+  // thread had not gone to sleep yet: it finds the write in its queue before it waits). A busy
+  // lane finds the others in its queue when its commit ends, without a signal (and a context
+  // switch) for each.
+  EXPECT_LE(runner_->stats().wakeups, 1u);
   gated_->release_commits();
   while (done < 51 && std::chrono::steady_clock::now() < until)
     ioc_.run_for(std::chrono::milliseconds(1));
