@@ -79,6 +79,22 @@ TEST(Job, ClientRefsAreUniqueUuids) {
   EXPECT_EQ(refs.begin()->size(), 36u);
 }
 
+// Version 7: the time first, so refs made later sort later (the client_ref index grows at its
+// end), then random bits, so refs made in the same millisecond still differ.
+TEST(Job, ClientRefsAreTimeOrderedUuidV7) {
+  const std::int64_t t = 1'764'633'600'123;  // 2025-12-02 00:00:00.123 UTC
+  const std::string ref = new_client_ref(t);
+  ASSERT_EQ(ref.size(), 36u);
+  EXPECT_EQ(ref.substr(0, 8) + ref.substr(9, 4), "019adc5be07b");  // 48 bits of t, in hex
+  EXPECT_EQ(ref[14], '7');                                          // version
+  EXPECT_NE(std::string("89ab").find(ref[19]), std::string::npos);  // RFC 9562 variant
+  std::set<std::string> same_ms;
+  for (int i = 0; i < 1000; ++i) same_ms.insert(new_client_ref(t));
+  EXPECT_EQ(same_ms.size(), 1000u);
+  EXPECT_LT(new_client_ref(t), new_client_ref(t + 1));
+  EXPECT_LT(new_client_ref(t + 1), new_client_ref(t + 1'000'000));
+}
+
 TEST(Job, LocalMediaDetection) {
   EXPECT_FALSE(is_local_media("https://cdn.example.com/a.mp4"));
   EXPECT_FALSE(is_local_media("HTTP://cdn.example.com/a.mp4"));

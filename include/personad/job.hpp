@@ -59,8 +59,13 @@ inline constexpr SpecTextField kSpecTextFields[] = {
 // The spec's text field of that name, or nullptr.
 const SpecTextField* find_spec_text_field(std::string_view name);
 
-// A fresh random UUID (v4): the client reference of a job, carried as its label.
+// A fresh client reference of a job, carried as its label: a time-ordered UUID (version 7,
+// RFC 9562): 48 bits of Unix time in milliseconds, then 74 bits from the OS entropy source.
+// Refs made later sort later, so the store's unique client_ref index grows at its end (a
+// random v4 ref put each new row on a random page of it: many more pages written per commit
+// during a big intake). `unix_ms` is for tests; the default is the system clock's now.
 std::string new_client_ref();
+std::string new_client_ref(std::int64_t unix_ms);
 // True when a video field names a local file rather than an http(s) URL.
 bool is_local_media(std::string_view value);
 // The label that ties a remote persona to its job: "personad:<client_ref>".

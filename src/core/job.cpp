@@ -6,6 +6,8 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <cctype>
+#include <chrono>
+#include <cstdint>
 
 namespace personad {
 
@@ -68,9 +70,20 @@ const SpecTextField* find_spec_text_field(std::string_view name) {
   return nullptr;
 }
 
+std::string new_client_ref(std::int64_t unix_ms) {
+  boost::uuids::random_generator gen;  // the OS entropy source, for each ref
+  boost::uuids::uuid id = gen();       // version 4: 122 random bits
+  const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(unix_ms, 0));
+  for (int i = 0; i < 6; ++i) id.data[i] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
+  id.data[6] = static_cast<std::uint8_t>(0x70 | (id.data[6] & 0x0F));  // version 7
+  // id.data[8]'s variant bits (10xx) are the v4 generator's already.
+  return boost::uuids::to_string(id);
+}
+
 std::string new_client_ref() {
-  boost::uuids::random_generator gen;  // seeded from the OS entropy source
-  return boost::uuids::to_string(gen());
+  return new_client_ref(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
 }
 
 bool is_local_media(std::string_view value) {
