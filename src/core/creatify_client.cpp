@@ -768,9 +768,9 @@ asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) 
     const auto deadline = start + options_.timeout;
     // A create reuses only a connection that answered moments ago and has nothing pending
     // (take_idle): a server closes an idle connection after seconds, not within
-    // create_reuse_limit, and one that closes after each answer has closed it by then. Should
-    // the race still happen, the create's outcome is unknown and it is reconciled, never sent
-    // twice. A retry gets a fresh connection: the other pooled ones may be just as stale.
+    // create_reuse_limit, and one that closes after each answer has in all likelihood done so
+    // (and been seen) by then. Should the race still happen, the create's outcome is unknown
+    // and it is reconciled, never sent twice. A retry gets a fresh connection: the other pooled ones may be just as stale.
     auto conn = attempt == 1 ? take_idle(!idempotent) : nullptr;
     const bool reused = conn != nullptr;
     if (reused) {
