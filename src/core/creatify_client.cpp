@@ -770,7 +770,8 @@ asio::awaitable<Exchange> Core::send(http::request<Body>& req, bool idempotent) 
     // (take_idle): a server closes an idle connection after seconds, not within
     // create_reuse_limit, and one that closes after each answer has in all likelihood done so
     // (and been seen) by then. Should the race still happen, the create's outcome is unknown
-    // and it is reconciled, never sent twice. A retry gets a fresh connection: the other pooled ones may be just as stale.
+    // and it is reconciled, never sent twice. A retry gets a fresh connection: the other
+    // pooled ones may be just as stale.
     auto conn = attempt == 1 ? take_idle(!idempotent) : nullptr;
     const bool reused = conn != nullptr;
     if (reused) {
