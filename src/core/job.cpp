@@ -6,7 +6,6 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <cctype>
-#include <chrono>
 #include <cstdint>
 
 namespace personad {
@@ -81,9 +80,7 @@ std::string new_client_ref(std::int64_t unix_ms) {
 }
 
 std::string new_client_ref() {
-  return new_client_ref(std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count());
+  return new_client_ref(to_unix_ms(SystemClock().now()));
 }
 
 bool is_local_media(std::string_view value) {
