@@ -14,6 +14,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Fault = FakeApi::Fault;
 
 class TrackerTest : public TrackerFixture {};
@@ -383,6 +384,40 @@ TEST_F(TrackerTest, APollWaitingForItsCommitHoldsNoRequestSlot) {
   EXPECT_GE(job("p1").polls, 1);
   EXPECT_GE(job("p2").polls, 1);
   EXPECT_EQ(job("p3").remote_status, "processing");
+}
+
+// Two creates answered with one remote id (the API's fault) whose results are committed side by
+// side: the one committed first takes the persona, the other waits for the operator. The check
+// for another holder is the commit's own: a read before it would not see a result waiting in
+// the same group, and the second commit then broke UNIQUE(remote_id) (a store error, the step
+// run again and again).
+TEST_F(TrackerTest, TwoCreatesAnsweredWithOneIdSideBySideGiveItToOneJobOnly) {
+  options_.api.max_in_flight = 2;
+  api_.latency = std::chrono::milliseconds(5);
+  api_.answer_creates_with_id = "remote-1";
+  HeldWritesRunner runner(*runner_);
+  make_tracker(&runner);
+  // Both intent records pass; every write after the first answer waits for both answers.
+  runner.hold_when = [&] { return api_.creates >= 1; };
+  enqueue({make_spec("a"), make_spec("b")});
+  ASSERT_TRUE(run_until([&] { return api_.creates == 2 && runner.held.size() == 2; }))
+      << api_.creates << " creates, " << runner.held.size() << " writes held";
+  runner.release();
+  ASSERT_TRUE(run_until([&] { return job("a").needs_operator || job("b").needs_operator; }))
+      << log();
+  const Job a = job("a"), b = job("b");
+  const Job& holder = a.needs_operator ? b : a;
+  const Job& flagged = a.needs_operator ? a : b;
+  EXPECT_EQ(holder.remote_id, "remote-1");
+  EXPECT_NE(holder.state, State::submitting);
+  EXPECT_EQ(flagged.state, State::submitting);
+  EXPECT_FALSE(flagged.remote_id);
+  EXPECT_THAT(flagged.operator_reason.value_or(""),
+              HasSubstr("which belongs to job '" + holder.key + "'"));
+  run_until([] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_EQ(api_.creates, 2);  // nothing resent
+  EXPECT_EQ(job(flagged.key).attempts, 1);
+  EXPECT_THAT(log(), Not(HasSubstr("store_error")));
 }
 
 TEST_F(TrackerTest, AnOperatorActionCutOffByAStoppedLoopMayOutliveTheTracker) {

@@ -182,8 +182,13 @@ class Tracker {
   enum class Commit { grouped, at_once };
   // One committed transition: the row and the history entry, durable; then the log line and
   // the hook. Errors: conflict when an operator changed the job meanwhile, else io.
+  // `held_by`: given when the job takes a remote persona (job.remote_id). The write first looks,
+  // in its own transaction, whether another job holds that persona (the writes grouped before
+  // it included): if one does, nothing is written, `job` is left as it was and *held_by is set
+  // to that job's key. One remote persona is never two jobs'.
   boost::asio::awaitable<Result<void>> commit(Job& job, State to, std::string reason,
-                                              Commit when = Commit::grouped);
+                                              Commit when = Commit::grouped,
+                                              std::optional<std::string>* held_by = nullptr);
   // The row only (poll counters, schedule, remote_status that did not change state).
   boost::asio::awaitable<Result<void>> save(Job& job, Commit when = Commit::grouped);
   // A poll that changed neither state nor remote status: the poll's columns only

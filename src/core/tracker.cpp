@@ -418,28 +418,20 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job, SlotGate::Held slot) {
 
   switch (d.verdict) {
     case CreateVerdict::created: {
+      Job created = job;
+      created.send_unknown = false;
+      created.unknown_since.reset();
+      created.errors = 0;
+      created.remote_id = r.value.id;
+      created.remote_status = r.value.process_status;
+      created.submitted_at = now;
+      created.expires_at = expiry_time(options_.poll, now);
+      created.next_poll_at = next_poll_time(poll_policy(created), now, 0, now, rnd());
       // A remote id another job holds is the API's fault: never adopt it twice, never resend.
-      const std::string remote_id = r.value.id;
-      auto holder = co_await store_.read([&remote_id](Store& s) { return s.find_by_remote_id(remote_id); });
-      if (!holder) co_return end_after(holder.error(), job, "look up the remote id");
-      if (*holder && (*holder)->id != job.id) {
-        flag_for_operator(job, "the API answered the create with remote persona " + r.value.id +
-                                   ", which belongs to job '" + (*holder)->key +
-                                   "'; personactl resolve " + job.key +
-                                   " --adopt REMOTE_ID | --resubmit");
-        if (auto c = co_await commit(job, State::submitting, *job.operator_reason); !c)
-          co_return end_after(c.error(), job, "flag the job");
-        co_return StepEnd::settled;
-      }
-      job.send_unknown = false;
-      job.unknown_since.reset();
-      job.errors = 0;
-      job.remote_id = r.value.id;
-      job.remote_status = r.value.process_status;
-      job.submitted_at = now;
-      job.expires_at = expiry_time(options_.poll, now);
-      job.next_poll_at = next_poll_time(poll_policy(job), now, 0, now, rnd());
-      if (auto c = co_await commit(job, State::pending, d.reason); !c) {
+      // The commit looks for its holder itself (held_by), so it sees the results grouped before
+      // it too: two creates answered with one id in the same moment cannot both take it.
+      std::optional<std::string> held_by;
+      if (auto c = co_await commit(created, State::pending, d.reason, Commit::grouped, &held_by); !c) {
         if (c.kind() == ErrorKind::conflict)
           log_.event(level_enum::warn, "late_result",
                      {{"key", job.key},
@@ -448,7 +440,16 @@ asio::awaitable<StepEnd> Tracker::send_create(Job job, SlotGate::Held slot) {
                                  "persona exists"}});
         co_return end_after(c.error(), job, "record the create");
       }
-      schedule(job);
+      if (held_by) {
+        flag_for_operator(job, "the API answered the create with remote persona " + r.value.id +
+                                   ", which belongs to job '" + *held_by +
+                                   "'; personactl resolve " + job.key +
+                                   " --adopt REMOTE_ID | --resubmit");
+        if (auto c = co_await commit(job, State::submitting, *job.operator_reason); !c)
+          co_return end_after(c.error(), job, "flag the job");
+        co_return StepEnd::settled;
+      }
+      schedule(created);
       co_return StepEnd::settled;
     }
     case CreateVerdict::rejected: {
@@ -536,22 +537,34 @@ asio::awaitable<StepEnd> Tracker::reconcile(Job job) {
     switch (d.verdict) {
       case ReconcileVerdict::adopt: {
         const RemotePersona& p = *d.persona;
-        ++metrics_.adopted;
-        job.send_unknown = false;
-        job.unknown_since.reset();
-        job.errors = 0;
-        job.remote_id = p.id;
-        job.remote_status = p.process_status;
+        Job adopted = job;
+        adopted.send_unknown = false;
+        adopted.unknown_since.reset();
+        adopted.errors = 0;
+        adopted.remote_id = p.id;
+        adopted.remote_status = p.process_status;
         // The API's creation time, kept within what we know: not before we first sent, not
         // after now (an API clock far off must not expire the job at once or never).
         TimePoint created = p.created_at.value_or(now);
         created = std::clamp(created, job.submitting_since.value_or(job.created_at), now);
-        job.submitted_at = created;
-        job.expires_at = expiry_time(options_.poll, created);
-        job.next_poll_at = now;  // read its current status at once
-        if (auto c = co_await commit(job, State::pending, d.reason); !c)
+        adopted.submitted_at = created;
+        adopted.expires_at = expiry_time(options_.poll, created);
+        adopted.next_poll_at = now;  // read its current status at once
+        // The holders read above were committed before the listing's answer; one committed
+        // since (another job adopting or created with the same id) is caught by the commit.
+        std::optional<std::string> held_by;
+        if (auto c = co_await commit(adopted, State::pending, d.reason, Commit::grouped, &held_by); !c)
           co_return end_after(c.error(), job, "record the adoption");
-        schedule(job);
+        if (held_by) {
+          flag_for_operator(job, "remote persona " + p.id + ", listed with this job's label, "
+                                 "belongs to job '" + *held_by + "'; personactl resolve " +
+                                 job.key + " --adopt REMOTE_ID | --resubmit");
+          if (auto c = co_await commit(job, State::submitting, *job.operator_reason); !c)
+            co_return end_after(c.error(), job, "flag the job");
+          co_return StepEnd::settled;
+        }
+        ++metrics_.adopted;
+        schedule(adopted);
         co_return StepEnd::settled;
       }
       case ReconcileVerdict::ambiguous:
@@ -658,7 +671,7 @@ asio::awaitable<StepEnd> Tracker::poll(Job job, std::uint64_t epoch) {
 // ---- Writes and their effects ----
 
 asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string reason,
-                                              Commit when) {
+                                              Commit when, std::optional<std::string>* held_by) {
   Transition t;
   t.job_id = job.id;
   t.at = clock_.now();
@@ -670,9 +683,22 @@ asio::awaitable<Result<void>> Tracker::commit(Job& job, State to, std::string re
   next.state = to;
   next.updated_at = t.at;
   if (is_final(to)) next.next_poll_at.reset();
-  auto r = co_await store_.write([&next, &t](Store& s) { return s.apply(next, t); },
-                                 when == Commit::at_once);
+  if (held_by) held_by->reset();
+  auto r = co_await store_.write(
+      [&next, &t, held_by](Store& s) -> Result<void> {
+        if (held_by && next.remote_id) {
+          auto holder = s.find_by_remote_id(*next.remote_id);
+          if (!holder) return holder.error();
+          if (*holder && (*holder)->id != next.id) {
+            *held_by = (*holder)->key;
+            return Result<void>();  // nothing written
+          }
+        }
+        return s.apply(next, t);
+      },
+      when == Commit::at_once);
   if (!r) co_return r.error();
+  if (held_by && *held_by) co_return Result<void>();
   job = std::move(next);
   log_.transition(job, t);
   ++metrics_.transitions[to];
@@ -892,17 +918,18 @@ asio::awaitable<Result<ActionOutcome>> Tracker::resolve(std::string key,
   job.send_unknown = false;
   job.unknown_since.reset();
   if (adopt) {
-    const std::string& remote_id = *adopt;
-    auto owner = co_await store_.read([&remote_id](Store& s) { return s.find_by_remote_id(remote_id); });
-    if (!owner) co_return owner.error();
-    if (*owner)
-      co_return refuse("remote persona " + *adopt + " already belongs to job '" + (*owner)->key + "'");
     job.remote_id = *adopt;
     job.submitted_at = now;
     job.expires_at = expiry_time(options_.poll, now);
-    if (auto c = co_await commit(job, State::pending, "resolved by operator: adopted remote persona " + *adopt);
+    // The commit looks for another holder of the persona itself (held_by): nothing is written
+    // if there is one.
+    std::optional<std::string> held_by;
+    if (auto c = co_await commit(job, State::pending, "resolved by operator: adopted remote persona " + *adopt,
+                                 Commit::grouped, &held_by);
         !c)
       co_return not_recorded("resolve", c.error());
+    if (held_by)
+      co_return refuse("remote persona " + *adopt + " already belongs to job '" + *held_by + "'");
     ++metrics_.adopted;
   } else {
     job.submitting_since.reset();

@@ -38,6 +38,9 @@ class FakeApi : public CreatifyApi {
   std::deque<Fault> get_faults;
   std::deque<Fault> list_faults;
 
+  // A buggy API: every successful create answers with this id, not the id of what it made.
+  std::optional<std::string> answer_creates_with_id;
+
   std::map<std::string, Persona> personas;  // by id
   std::vector<std::string> order;           // creation order
   int creates = 0, gets = 0, lists = 0;
@@ -74,6 +77,7 @@ class FakeApi : public CreatifyApi {
     r.outcome = Outcome::ok;
     r.http_status = 201;
     r.value = p.remote;
+    if (answer_creates_with_id) r.value.id = *answer_creates_with_id;
     co_return r;
   }
 
