@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev sqlite3 libpq-dev postgresql libspdlog-dev libfmt-dev
-  libtomlplusplus-dev libcli11-dev libsystemd-dev libncurses-dev
+  libtomlplusplus-dev libcli11-dev libsystemd-dev libncurses-dev libgoogle-perftools-dev
   libgtest-dev libgmock-dev googletest
   ca-certificates curl python3
   prometheus chromium

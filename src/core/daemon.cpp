@@ -49,6 +49,10 @@
 #include "personad/webhook_listener.hpp"
 #include "personad/webhook_token.hpp"
 
+// gperftools' tcmalloc, when the daemon is linked with it (CMake's PERSONAD_TCMALLOC): hands its
+// free pages back to the system. A weak reference, null in a binary without tcmalloc.
+extern "C" void MallocExtension_ReleaseFreeMemory(void) __attribute__((weak));
+
 namespace personad {
 
 namespace asio = boost::asio;
@@ -68,10 +72,14 @@ asio::awaitable<Result<std::string>> fingerprint_batch_file(std::filesystem::pat
   co_return batch_fingerprint(path);
 }
 
-// Hands freed heap back to the system; run on the parsing thread: after a big batch it walks
-// hundreds of MiB (measured up to ~70 ms), which the event loop must not wait for.
+// Hands freed heap back to the system: tcmalloc's free pages, or glibc's (malloc_trim). Run on
+// the parsing thread: after a big batch it walks hundreds of MiB (measured up to ~70 ms),
+// which the event loop must not wait for.
 asio::awaitable<void> trim_heap() {
-  ::malloc_trim(0);
+  if (MallocExtension_ReleaseFreeMemory != nullptr)
+    MallocExtension_ReleaseFreeMemory();
+  else
+    ::malloc_trim(0);
   co_return;
 }
 
