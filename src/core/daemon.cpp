@@ -965,7 +965,9 @@ class Daemon {
     auto count = co_await store_->read(
         [before = opt.stuck_before](Store& st) { return st.count_stuck(before); });
     for (int page = 0; page < kMaxPages && (!count || *count > 0); ++page) {
-      auto r = co_await store_->read([sel, opt](Store& st) { return st.select(sel, opt); });
+      // By reference: GCC 12 destroys a lambda temporary's by-value captures inside a co_await
+      // twice (design.md), and from the second page on sel.after holds a string (a crash).
+      auto r = co_await store_->read([&sel, &opt](Store& st) { return st.select(sel, opt); });
       if (!r) co_return;  // the store says why elsewhere; the next scan tries again
       for (auto& j : r->jobs) stuck.push_back(std::move(j));
       if (!r->has_more || stuck.empty()) break;

@@ -694,6 +694,63 @@ TEST(Daemon, SubmitDuringStartUpLeavesQueuedWithoutReload) {
 
 // Two configurations reaching the same database through a symlink (of the file, or of a
 // directory above it) used to take different lock files and both run.
+// Five pages of stuck jobs for the stuck scan (1,000 a page): it reads each page after the last
+// key of the one before. The page read's lambda copied the selection, whose `after` key GCC
+// 12's coroutine code destroyed twice: the daemon crashed at its first scan ("munmap_chunk():
+// invalid pointer" with glibc, a segfault with tcmalloc) at every start with thousands of stuck
+// jobs (with two pages it survived by luck). Every stuck job is now reported once, and the
+// daemon runs on.
+TEST(Daemon, MoreStuckJobsThanOnePageAreAllReportedAndTheDaemonRunsOn) {
+  Environment env("stuck-pages");
+  ASSERT_TRUE(env.start_sim({"--time-scale", "100000"}));
+  env.write_config("", "", "[alerts]\nstuck_after = \"1h\"\n");
+  const std::string db = (env.dir() / "personad.db").string();
+  {
+    auto store = Store::open(db, OpenMode::read_write);
+    ASSERT_TRUE(store) << store.message();
+    std::vector<PersonaSpec> specs;
+    for (int i = 0; i < 5'000; ++i) {
+      PersonaSpec s;
+      s.key = "stuck-for-days-" + std::to_string(10'000 + i);  // past the short-string buffer
+      s.gender = "f";
+      s.creator_name = "Person " + s.key;
+      s.video_scene = "office";
+      s.lipsync_input = "https://cdn.example.com/" + s.key + "/lipsync.mp4";
+      specs.push_back(std::move(s));
+    }
+    // Queued three days ago, due tomorrow: unchanged for longer than stuck_after, and not sent.
+    const TimePoint then = SystemClock().now() - std::chrono::hours(72);
+    ASSERT_TRUE((*store)->enqueue(specs, "old.toml", "old", then, [] { return new_client_ref(); }));
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    const std::int64_t tomorrow = to_unix_ms(SystemClock().now()) + 86'400'000;
+    const std::string sql = "UPDATE jobs SET next_poll_at = " + std::to_string(tomorrow);
+    EXPECT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(raw);
+    sqlite3_close(raw);
+  }
+  env.start_daemon();
+  ASSERT_TRUE(env.wait_for_socket()) << read_file(env.log_path());
+  auto stuck_lines = [&] {
+    std::set<std::string> keys;
+    std::istringstream lines(read_file(env.log_path()));
+    for (std::string line; std::getline(lines, line);) {
+      const auto at = line.find(" stuck key=");
+      if (at == std::string::npos) continue;
+      const auto from = at + 11;
+      keys.insert(line.substr(from, line.find(' ', from) - from));
+    }
+    return keys;
+  };
+  ASSERT_TRUE(wait_until([&] { return stuck_lines().size() == 5'000; }, std::chrono::seconds(30)))
+      << stuck_lines().size() << " stuck jobs reported\n"
+      << last_lines(read_file(env.log_path()));
+  EXPECT_TRUE(env.daemon()->running());
+  auto stats = env.ctl_json({"stats", "--json"});
+  ASSERT_TRUE(stats.is_object()) << "no answer from the daemon";
+  env.stop_daemon();
+}
+
 TEST(Daemon, SecondInstanceThroughASymlinkRefusesToStart) {
   Environment env("symlock");
   ASSERT_TRUE(env.start_sim({}));
