@@ -14,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace personad {
 namespace {
@@ -818,6 +819,119 @@ TEST(BatchKey, KeyProblemFollowsTheContract) {
             "may contain only letters, digits, '.', '_' and '-', got \"\\xff\"");
   // Long bad keys are shortened in the message.
   EXPECT_LT(key_problem(std::string(20'000, '/')).size(), 200u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A big file parsed in parts side by side (parse_batch_in_parts): the whole parse's answer
+
+// `n` entries with what a cut may meet: comments, blank lines, CRLF, sub-keys in any order,
+// multi-line strings and arrays, and a header written with spaces.
+std::string varied_batch(int n) {
+  std::string text = "# a batch\n\n";
+  for (int i = 0; i < n; ++i) {
+    const std::string key = "part-" + std::to_string(i);
+    text += (i % 7 == 3 ? "  [[persona]]   # indented, with a comment\n" : "[[persona]]\n");
+    text += "key = \"" + key + "\"\n";
+    if (i % 5 == 1) text += "# a comment inside the table\n\n";
+    text += "gender = \"" + std::string(i % 2 ? "m" : "f") + "\"\r\n";
+    text += "video_scene = \"office " + std::to_string(i) + "\"\n";
+    text += "creator_name = \"Creator " + std::to_string(i) + "\"\n";
+    if (i % 4 == 2) text += "keywords = \"\"\"\\\n  friendly, \\\n  calm\"\"\"\n";
+    text += "lipsync_input = \"https://cdn.example.com/" + key + "/lipsync.mp4\"\n";
+    if (i % 3 == 0) text += "labels = [\n  \"acme\",\n  \"wave-" + std::to_string(i % 3) + "\",\n]\n";
+    text += "\n";
+  }
+  return text;
+}
+
+void expect_same(const BatchParse& whole, const BatchParse& parts, const std::string& what) {
+  ASSERT_EQ(parts.entries.size(), whole.entries.size()) << what;
+  for (std::size_t i = 0; i < whole.entries.size(); ++i) {
+    EXPECT_EQ(parts.entries[i].spec, whole.entries[i].spec) << what << ", entry " << i;
+    EXPECT_EQ(parts.entries[i].line, whole.entries[i].line) << what << ", entry " << i;
+  }
+  ASSERT_EQ(parts.errors.size(), whole.errors.size()) << what;
+  for (std::size_t i = 0; i < whole.errors.size(); ++i)
+    EXPECT_EQ(parts.errors[i].to_string(), whole.errors[i].to_string()) << what;
+}
+
+const std::vector<fs::path> kNoRoots;
+
+TEST(BatchInParts, EveryNumberOfPartsGivesTheWholeParsesEntriesAndLines) {
+  const std::string text = varied_batch(60);
+  const BatchParse whole = parse_batch_in_parts(text, "/b/big.toml", kNoRoots, 1);
+  ASSERT_TRUE(whole.ok()) << whole.errors.front().to_string();
+  ASSERT_EQ(whole.entries.size(), 60u);
+  EXPECT_EQ(whole.entries[2].spec.keywords, "friendly, calm");
+  for (int parts : {2, 3, 4, 7, 60, 200}) {
+    const BatchParse in_parts = parse_batch_in_parts(text, "/b/big.toml", kNoRoots, parts);
+    expect_same(whole, in_parts, std::to_string(parts) + " parts");
+    // As many parts as asked while there are headers enough; never more than the entries.
+    if (parts <= 7)
+      EXPECT_EQ(in_parts.parts, parts);
+    else
+      EXPECT_THAT(in_parts.parts, ::testing::AllOf(::testing::Gt(7), ::testing::Le(60)));
+  }
+}
+
+TEST(BatchInParts, ABigFileIsParsedInPartsWithTheSameAnswer) {
+  // Over 1 MiB: parse_batch itself cuts it (on a machine with more than one core).
+  const std::string text = varied_batch(6'000);
+  ASSERT_GT(text.size(), 1u << 20);
+  const BatchParse parsed = parse_batch(text, "/b/big.toml", kNoRoots);
+  expect_same(parse_batch_in_parts(text, "/b/big.toml", kNoRoots, 1), parsed, "parse_batch");
+  if (std::thread::hardware_concurrency() > 1) {
+    EXPECT_GT(parsed.parts, 1);
+  }
+}
+
+TEST(BatchInParts, ACutInsideAMultiLineStringOrArrayLeavesTheWholeToDecide) {
+  // The only header lines after the middle are inside a multi-line string and a multi-line
+  // array: a part cut there is no TOML, so the whole file is parsed, and its answer (a keyword
+  // with line breaks, an array of arrays) is the one given.
+  for (const std::string& inside :
+       {std::string("keywords = \"\"\"\n[[persona]]\n[[persona]]\n\"\"\"\n"),
+        std::string("labels = [\n\"a\",\n[[persona]]\n]\n")}) {
+    std::string text = entry_with(inside.substr(0, inside.find(' ')), "", "s-1") +
+                       std::string(2'000, '#') + "\n" + inside + entry("s-2");
+    const BatchParse whole = parse_batch_in_parts(text, "/b/s.toml", kNoRoots, 1);
+    ASSERT_FALSE(whole.ok()) << inside;
+    for (int parts : {2, 3, 4}) {
+      const BatchParse in_parts = parse_batch_in_parts(text, "/b/s.toml", kNoRoots, parts);
+      expect_same(whole, in_parts, std::to_string(parts) + " parts, " + inside);
+      EXPECT_EQ(in_parts.parts, 1);
+    }
+  }
+}
+
+TEST(BatchInParts, ErrorsAreTheWholeParsesWhereverTheyAre) {
+  std::string text = varied_batch(40);
+  // A key used twice far apart (in two parts), a bad gender late in the file, a syntax error.
+  text += entry("part-1") + entry_with("gender", "gender = \"x\"", "late-1");
+  for (const std::string& extra : {std::string(), std::string("[[persona]]\nkey = \"unterminated\n")}) {
+    const std::string t = text + extra;
+    const BatchParse whole = parse_batch_in_parts(t, "/b/e.toml", kNoRoots, 1);
+    ASSERT_FALSE(whole.ok());
+    for (int parts : {2, 3, 4, 9})
+      expect_same(whole, parse_batch_in_parts(t, "/b/e.toml", kNoRoots, parts),
+                  std::to_string(parts) + " parts" + (extra.empty() ? "" : ", syntax error"));
+  }
+  EXPECT_THAT(parse_batch_in_parts(text, "/b/e.toml", kNoRoots, 4).errors.front().to_string(),
+              HasSubstr("duplicate key 'part-1'"));
+}
+
+TEST(BatchInParts, AnInlinePersonaArrayBeforeACutIsTheWholesError) {
+  // persona = [{…}] then [[persona]]: TOML cannot append to a static array.
+  const std::string first =
+      "persona = [{ key = \"inline-1\", gender = \"f\", creator_name = \"A\", video_scene = "
+      "\"office\", lipsync_input = \"https://cdn.example.com/a/lipsync.mp4\" }]\n" +
+      std::string(3'000, '#') + "\n";
+  const std::string text = first + entry("after-1") + entry("after-2");
+  const BatchParse whole = parse_batch_in_parts(text, "/b/i.toml", kNoRoots, 1);
+  ASSERT_FALSE(whole.ok());
+  for (int parts : {2, 3})
+    expect_same(whole, parse_batch_in_parts(text, "/b/i.toml", kNoRoots, parts),
+                std::to_string(parts) + " parts");
 }
 
 }  // namespace

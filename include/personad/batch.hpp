@@ -32,6 +32,9 @@ struct BatchParse {
   // be read): what the daemon remembers once the file is enqueued whole. The bytes parsed, not
   // those of an earlier look: a file rewritten between the two is remembered as what it became.
   std::string fingerprint;
+  // How many parts were parsed side by side to give this answer (parse_batch_in_parts): 1 when
+  // the text was parsed whole.
+  int parts = 1;
   bool ok() const { return errors.empty(); }
 };
 
@@ -56,6 +59,12 @@ std::vector<std::filesystem::path> media_roots();
 BatchParse parse_batch(std::string_view text, const std::string& file);
 BatchParse parse_batch(std::string_view text, const std::string& file,
                        const std::vector<std::filesystem::path>& roots);
+// parse_batch of a big text (1 MiB and more) cuts it at [[persona]] header lines into one part
+// per core (up to 4) and parses and checks the parts side by side: the same entries, with the
+// same lines, as the whole. A text with any error is parsed whole again, so its errors are the
+// whole parse's too. `parts` 1 parses it whole.
+BatchParse parse_batch_in_parts(std::string_view text, const std::string& file,
+                                const std::vector<std::filesystem::path>& roots, int parts);
 // Reads the file (at most 64 MiB: a larger one is refused before it is read) and parses it;
 // sets the parse's fingerprint. Never throws: running out of memory is an error of that file.
 BatchParse load_batch_file(const std::filesystem::path& path);

@@ -14,12 +14,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <map>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <system_error>
+#include <thread>
+#include <unordered_set>
 
 #include "personad/batch_fingerprint.hpp"
 #include "personad/result.hpp"
@@ -473,6 +477,10 @@ class BatchReader {
     return finish();
   }
 
+  // Whether a persona was written as an inline table (persona = [{ … }]), not after a
+  // [[persona]] header: a later [[persona]] could not append to that array.
+  bool inline_personas() const { return inline_personas_; }
+
  private:
   void read_personas(const toml::key& name, const toml::node& node) {
     const auto* array = node.as_array();
@@ -484,7 +492,10 @@ class BatchReader {
             "'persona' must be an array of tables: write [[persona]] before each entry");
       return;
     }
-    for (const auto& element : *array) read_persona(*element.as_table());
+    for (const auto& element : *array) {
+      if (element.as_table()->is_inline()) inline_personas_ = true;
+      read_persona(*element.as_table());
+    }
   }
 
   void read_persona(const toml::table& table) {
@@ -598,6 +609,7 @@ class BatchReader {
   std::vector<BatchEntry> entries_;
   std::vector<BatchError> errors_;
   std::map<std::string, int> first_line_of_key_;
+  bool inline_personas_ = false;
 };
 
 // Built after the memory of the failed attempt was released; should even this fail, the
@@ -613,26 +625,143 @@ BatchParse out_of_memory(const std::string& file, std::uintmax_t size) {
   return result;
 }
 
+// The text parsed and checked as one document. `inline_personas`, when given, tells whether a
+// persona was an inline table. Throws std::bad_alloc only.
+BatchParse parse_whole(std::string_view text, const std::string& file,
+                       const std::vector<fs::path>& roots, bool* inline_personas = nullptr) {
+  BatchReader reader(file, roots);
+  try {
+    const toml::table root = toml::parse(text, std::string_view(file));
+    BatchParse parse = reader.read(root);
+    if (inline_personas != nullptr) *inline_personas = reader.inline_personas();
+    return parse;
+  } catch (const toml::parse_error& e) {
+    return reader.fail(line_of(e.source()), std::string(e.description()) + " (column " +
+                                                std::to_string(e.source().begin.column) + ")");
+  } catch (const std::bad_alloc&) {
+    throw;  // the reader's own memory is released first (the caller's catch)
+  } catch (const std::exception& e) {
+    return reader.fail(0, e.what());
+  }
+}
+
+// Whether the line at `at` is a [[persona]] header: spaces around it and a comment after it
+// allowed, nothing else (a quoted or spaced-out name is simply no place to cut).
+bool is_persona_header(std::string_view text, std::size_t at) {
+  auto skip_blanks = [&](std::size_t i) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    return i;
+  };
+  std::size_t i = skip_blanks(at);
+  constexpr std::string_view kHeader = "[[persona]]";
+  if (text.substr(i, kHeader.size()) != kHeader) return false;
+  i = skip_blanks(i + kHeader.size());
+  return i == text.size() || text[i] == '\n' || text[i] == '\r' || text[i] == '#';
+}
+
+// Up to parts - 1 places to cut the text, each the start of a [[persona]] header line: the
+// first such line from each even share of the text on; fewer when the headers run out.
+std::vector<std::size_t> cut_points(std::string_view text, int parts) {
+  std::vector<std::size_t> cuts;
+  for (int k = 1; k < parts; ++k) {
+    std::size_t at = text.size() * static_cast<std::size_t>(k) / static_cast<std::size_t>(parts);
+    if (!cuts.empty()) at = std::max(at, cuts.back() + 1);
+    // The start of the first line at or after `at`.
+    std::size_t start = at == 0 ? 0 : text.find('\n', at - 1);
+    if (start == std::string_view::npos) break;
+    if (at != 0) ++start;
+    while (start < text.size() && !(start > 0 && is_persona_header(text, start))) {
+      const std::size_t end = text.find('\n', start);
+      start = end == std::string_view::npos ? text.size() : end + 1;
+    }
+    if (start >= text.size()) break;
+    cuts.push_back(start);
+  }
+  return cuts;
+}
+
+// The parts parsed side by side and joined, or nullopt when the whole must decide: a part
+// with an error (a cut inside a multi-line string or array leaves a part that is no TOML, so
+// it errs), a persona written inline before a cut (the whole file could not append to it), or
+// a key in two parts. Then the errors, with their lines, are the whole parse's.
+std::optional<BatchParse> parse_cut(std::string_view text, const std::string& file,
+                                    const std::vector<fs::path>& roots,
+                                    const std::vector<std::size_t>& cuts) {
+  std::vector<std::string_view> pieces;
+  std::vector<int> first_lines;  // of each piece in the whole text, from 1
+  std::size_t from = 0;
+  int line = 1;
+  for (std::size_t i = 0; i <= cuts.size(); ++i) {
+    const std::size_t to = i < cuts.size() ? cuts[i] : text.size();
+    pieces.push_back(text.substr(from, to - from));
+    first_lines.push_back(line);
+    line += static_cast<int>(std::count(text.begin() + static_cast<std::ptrdiff_t>(from),
+                                        text.begin() + static_cast<std::ptrdiff_t>(to), '\n'));
+    from = to;
+  }
+  struct Part {
+    BatchParse parse;
+    bool inline_personas = false;
+  };
+  auto parse_part = [&](std::size_t i) {
+    Part p;
+    p.parse = parse_whole(pieces[i], file, roots, &p.inline_personas);
+    return p;
+  };
+  std::vector<std::future<Part>> others;
+  for (std::size_t i = 1; i < pieces.size(); ++i)
+    others.push_back(std::async(std::launch::async, parse_part, i));
+  std::vector<Part> parts;
+  parts.push_back(parse_part(0));
+  for (auto& f : others) parts.push_back(f.get());  // rethrows a part's bad_alloc
+
+  std::size_t total = 0;
+  for (const auto& p : parts) total += p.parse.entries.size();
+  std::unordered_set<std::string_view> keys;
+  keys.reserve(total);
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    // Every part after a cut begins with its own [[persona]] header: only an inline persona
+    // before the last cut could have made the whole file an error.
+    if (!parts[i].parse.ok() || (parts[i].inline_personas && i + 1 < parts.size()))
+      return std::nullopt;
+    for (const auto& e : parts[i].parse.entries)
+      if (!keys.insert(e.spec.key).second) return std::nullopt;
+  }
+  BatchParse joined;
+  joined.file = file;
+  joined.parts = static_cast<int>(parts.size());
+  joined.entries.reserve(total);
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    for (auto& e : parts[i].parse.entries) {
+      e.line += first_lines[i] - 1;
+      joined.entries.push_back(std::move(e));
+    }
+  return joined;
+}
+
 }  // namespace
 
-BatchParse parse_batch(std::string_view text, const std::string& file,
-                       const std::vector<fs::path>& roots) {
+BatchParse parse_batch_in_parts(std::string_view text, const std::string& file,
+                                const std::vector<fs::path>& roots, int parts) {
   try {
-    BatchReader reader(file, roots);
-    try {
-      const toml::table root = toml::parse(text, std::string_view(file));
-      return reader.read(root);
-    } catch (const toml::parse_error& e) {
-      return reader.fail(line_of(e.source()), std::string(e.description()) + " (column " +
-                                                  std::to_string(e.source().begin.column) + ")");
-    } catch (const std::bad_alloc&) {
-      throw;  // the reader's own memory is released first (below)
-    } catch (const std::exception& e) {
-      return reader.fail(0, e.what());
+    if (parts > 1) {
+      const auto cuts = cut_points(text, parts);
+      if (!cuts.empty())
+        if (auto joined = parse_cut(text, file, roots, cuts)) return std::move(*joined);
     }
+    return parse_whole(text, file, roots);
   } catch (const std::bad_alloc&) {
     return out_of_memory(file, text.size());
   }
+}
+
+BatchParse parse_batch(std::string_view text, const std::string& file,
+                       const std::vector<fs::path>& roots) {
+  constexpr std::size_t kBytesPerPart = 1 << 20;  // smaller texts parse in milliseconds
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int parts = static_cast<int>(std::min<std::size_t>(
+      {static_cast<std::size_t>(std::min(cores, 4)), text.size() / kBytesPerPart + 1}));
+  return parse_batch_in_parts(text, file, roots, parts);
 }
 
 BatchParse parse_batch(std::string_view text, const std::string& file) {
