@@ -63,6 +63,11 @@ class ControlTest : public TrackerFixture {
     for (const auto& s : specs) a.push_back(spec_to_json(s));
     return json::serialize(json::object{{"source", "test.toml"}, {"personas", a}});
   }
+  void warm_stats_eta() { EXPECT_TRUE(run_op(warmed())); }
+  boost::asio::awaitable<bool> warmed() {
+    co_await api_ctl_->warm_stats_eta();
+    co_return true;
+  }
   std::unique_ptr<ControlApi> api_ctl_;
 };
 
@@ -211,6 +216,20 @@ TEST_F(ControlTest, StatsKeepTheCampaignEstimateForAMinute) {
   auto second = json::parse(call("GET", "/v1/stats").body);
   EXPECT_EQ(second.at("counts").at("queued"), 2);
   EXPECT_EQ(second.at("eta").at("jobs"), 1);  // the kept estimate
+}
+
+// The daemon works the estimate out at start (warm_stats_eta): the first stats call answers
+// from it instead of scanning; without a model there is nothing to work out.
+TEST_F(ControlTest, AWarmedEstimateAnswersTheFirstStatsCall) {
+  put_directly("one");
+  warm_stats_eta();  // no model yet: nothing kept
+  use_empty_eta_model();
+  put_directly("two");
+  warm_stats_eta();
+  put_directly("three");
+  auto first = json::parse(call("GET", "/v1/stats").body);
+  EXPECT_EQ(first.at("counts").at("queued"), 3);
+  EXPECT_EQ(first.at("eta").at("jobs"), 2);  // the warmed estimate, not a scan of all three
 }
 
 // Once the kept estimate is a minute old, a stats call still answers at once, with it, and

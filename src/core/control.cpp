@@ -367,6 +367,15 @@ asio::awaitable<void> refresh_eta(std::shared_ptr<KeptCampaignEta> kept, StoreRu
 
 }  // namespace
 
+asio::awaitable<void> ControlApi::warm_stats_eta() {
+  if (!eta_model_ || stats_eta_->at || stats_eta_->refreshing) co_return;
+  QueryContext qctx{.now = clock_.now(), .stuck_after = stuck_after_};
+  qctx.eta = eta_model_();
+  if (!qctx.eta) co_return;
+  stats_eta_->refreshing = true;
+  co_await refresh_eta(stats_eta_, store_, std::move(qctx));
+}
+
 asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   auto parsed = boost::urls::parse_origin_form(req.target);
   if (!parsed) co_return error_reply(400, "bad request target");

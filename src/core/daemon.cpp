@@ -932,6 +932,9 @@ class Daemon {
       auto m = co_await store_->read(
           [](Store& st) -> Result<std::shared_ptr<const EtaModel>> { return learn_eta(st); });
       if (m && *m) eta_model_ = *m;
+      // At start the first stats call then answers from a kept campaign estimate (later
+      // rounds find it kept and do nothing: the stats calls refresh it).
+      if (!stopping_ && control_api_) co_await control_api_->warm_stats_eta();
       // Nothing new to learn from: sleep until there is (no timer armed, no wake-up). Only
       // then the minute since the last lesson, so a start wakes nothing a minute later.
       while (!eta_stale_ && !stopping_) {
