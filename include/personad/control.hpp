@@ -27,6 +27,7 @@ class Tracker;
 class EtaModel;
 class EventFeed;
 class Store;
+struct QueryContext;
 class StoreRunner;
 struct MetricsSnapshot;
 
@@ -146,6 +147,8 @@ class ControlApi {
   boost::asio::awaitable<ControlResponse> events(std::string target);
   boost::asio::awaitable<ControlResponse> forward(ControlRequest request);
   ControlResponse with_role(ControlResponse r) const;
+  // What a query answer is worked out with: now, `--stuck`'s meaning and the daemon's model.
+  QueryContext query_context() const;
   Tracker* tracker_ = nullptr;  // null on a standby host
   StoreRunner& store_;
   Forward forward_;

@@ -367,10 +367,15 @@ asio::awaitable<void> refresh_eta(std::shared_ptr<KeptCampaignEta> kept, StoreRu
 
 }  // namespace
 
-asio::awaitable<void> ControlApi::warm_stats_eta() {
-  if (!eta_model_ || stats_eta_->at || stats_eta_->refreshing) co_return;
+QueryContext ControlApi::query_context() const {
   QueryContext qctx{.now = clock_.now(), .stuck_after = stuck_after_};
-  qctx.eta = eta_model_();
+  if (eta_model_) qctx.eta = eta_model_();
+  return qctx;
+}
+
+asio::awaitable<void> ControlApi::warm_stats_eta() {
+  if (stats_eta_->at || stats_eta_->refreshing) co_return;
+  QueryContext qctx = query_context();
   if (!qctx.eta) co_return;
   stats_eta_->refreshing = true;
   co_await refresh_eta(stats_eta_, store_, std::move(qctx));
@@ -393,8 +398,7 @@ asio::awaitable<ControlResponse> ControlApi::handle(ControlRequest req) {
   // The query side (job_query.hpp): reads only, on the store's thread. personactl runs the same
   // code on the database when the daemon is down.
   if (get && is_query_route(req.target)) {
-    QueryContext qctx{.now = clock_.now(), .stuck_after = stuck_after_};
-    if (eta_model_) qctx.eta = eta_model_();
+    QueryContext qctx = query_context();
     const bool stats = seg == std::vector<std::string>{"stats"};
     // The campaign's estimate groups every active job: worked out by the first stats call,
     // then refreshed in the background once it is a minute old (KeptCampaignEta).
